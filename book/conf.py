@@ -1,0 +1,53 @@
+"""Sphinx configuration for the DL Derivation Workbook (myst-nb pages executed at build time)."""
+
+import os
+from pathlib import Path
+
+BOOK = Path(__file__).resolve().parent
+ROOT = BOOK.parent
+
+# Notebook kernels inherit this environment: JAX on CPU in float64, and `import derivations` works
+# from a plain checkout.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAX_ENABLE_X64", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYTHONPATH", str(ROOT))
+os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+
+project = "DL Derivation Workbook"
+author = "DL Derivation Workbook authors"
+
+extensions = [
+    "myst_nb",
+    # The PyPI distribution installs its module under a hyphenated name; it copies MathJax 3 into
+    # _static/mathjax and points mathjax_path there, so no page loads math from a CDN.
+    "sphinx-mathjax-offline",
+]
+mathjax_path = "mathjax/tex-chtml.js"
+# Without noundefined an unknown macro is a TeX error (mjx-merror) that check_browser.py reports,
+# instead of red text that looks typeset.
+mathjax3_config = {"tex": {"packages": {"[-]": ["noundefined"]}}}
+
+exclude_patterns = ["_build", "README.md", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+
+nb_execution_mode = "cache"
+nb_execution_cache_path = str(BOOK / "_build" / ".jupyter_cache")
+nb_execution_raise_on_error = True
+nb_execution_timeout = 300
+nb_execution_show_tb = True
+# Cells emit sympy.latex inside Markdown; the default "commonmark" leaves $...$ untouched (and the page
+# body is marked mathjax_ignore), so parse outputs as MyST to get dollarmath.
+nb_render_markdown_format = "myst"
+
+html_theme = "sphinx_book_theme"
+html_title = project
+# pydata-sphinx-theme seeds the mode with "" on a first visit and then logs a console error about it;
+# an explicit default keeps the console clean.
+html_context = {"default_mode": "auto"}
+html_theme_options = {
+    "use_download_button": False,
+    "use_fullscreen_button": False,
+    "show_toc_level": 2,
+}

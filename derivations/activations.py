@@ -1,0 +1,796 @@
+"""Activations: sigmoid, tanh, ReLU and its variants, softmax, Maxout, derived and checked.
+
+Seeds: S001-11, S001-12, S002-16, S002-25, S002-34, S002-47, S003-06, S003-09, S001-40 (narrative:
+S001-13, S002-40, S004-19). Run ``python -m derivations.activations`` to print the derivations and
+check the claims.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import sympy as sp
+import sympy.stats as stats
+from flax import nnx
+
+from derivations.bridge import prove_identity, to_jax
+from derivations.claims import Evidence, claim, derivation
+from derivations.compare import RTOL, compare, elementwise_grad, sample_points
+from models.activations import Maxout, OneHiddenReLU, PReLU, RReLU
+
+z = sp.Symbol("z", real=True)
+t = sp.Symbol("t", positive=True)  # a stand-in for z -> +oo (z = t) and z -> -oo (z = -t)
+alpha = sp.Symbol("alpha", positive=True)
+lam = sp.Symbol("lambda", positive=True)
+lower, upper = sp.symbols("l u", positive=True)
+
+# The notes' forms sigma(1 - sigma), 1 - tanh^2 and ELU + lambda subtract nearly equal numbers as |z|
+# grows (relative error ~ eps / f'(z)); on [-4, 4] that stays below 1e-12, so 1e-10 is a fair test there.
+SMOOTH_DOMAIN = (-4.0, 4.0)
+EXTREMES = (-1000.0, -709.0, -100.0, -40.0, -20.0, 20.0, 40.0, 100.0, 709.0, 1000.0)
+EXTREME_ATOL = 1e-15  # derivatives here are at most 1: at |z| >> 1 only an absolute error is meaningful
+
+
+# --- the functions, as the notes write them ---------------------------------------------------------
+
+
+def sigmoid(x: sp.Expr = z) -> sp.Expr:
+    return 1 / (1 + sp.exp(-x))
+
+
+def tanh_note(x: sp.Expr = z) -> sp.Expr:
+    """tanh as the notes define it, (e^z - e^-z) / (e^z + e^-z)."""
+    return (sp.exp(x) - sp.exp(-x)) / (sp.exp(x) + sp.exp(-x))
+
+
+def relu(x: sp.Expr = z) -> sp.Expr:
+    return sp.Max(0, x)
+
+
+def leaky_relu(x: sp.Expr = z, a: sp.Expr = alpha) -> sp.Expr:
+    """Leaky ReLU as S001-12 writes it: z for z > 0, a z for z <= 0."""
+    return sp.Piecewise((x, x > 0), (a * x, True))
+
+
+def elu(x: sp.Expr = z, scale: sp.Expr = lam) -> sp.Expr:
+    """ELU as S001-12 writes it: z for z >= 0, lambda (e^z - 1) for z < 0."""
+    return sp.Piecewise((x, x >= 0), (scale * (sp.exp(x) - 1), True))
+
+
+def softmax(zs: tuple[sp.Symbol, ...]) -> sp.Matrix:
+    exps = [sp.exp(v) for v in zs]
+    return sp.Matrix([e / sum(exps) for e in exps])
+
+
+def logits(k: int) -> tuple[sp.Symbol, ...]:
+    return sp.symbols(f"z1:{k + 1}", real=True)
+
+
+# --- derivations -------------------------------------------------------------------------------------
+
+
+@derivation
+def sigmoid_derivative() -> sp.Eq:
+    """The sigmoid's derivative equals sigma(1 - sigma) (S001-11)."""
+    return sp.Eq(sp.diff(sigmoid(), z), sigmoid() * (1 - sigmoid()))
+
+
+@derivation
+def tanh_derivative() -> sp.Eq:
+    """tanh's derivative equals 1 - tanh^2 (S001-11)."""
+    return sp.Eq(sp.diff(tanh_note(), z), 1 - tanh_note() ** 2)
+
+
+@derivation
+def sigmoid_derivative_bound() -> sp.Eq:
+    """sigma' <= 1/4 everywhere: 1/4 - s(1 - s) is a square (s = sigma(z)), zero only at z = 0."""
+    s = sp.Symbol("s")
+    return sp.Eq(sp.Rational(1, 4) - s * (1 - s), sp.factor(sp.Rational(1, 4) - s * (1 - s)))
+
+
+@derivation
+def relu_derivative() -> sp.Eq:
+    """ReLU's derivative is a step; SymPy's Heaviside takes the value 1/2 at the kink."""
+    return sp.Eq(sp.Derivative(relu(), z), sp.diff(relu(), z))
+
+
+@derivation
+def leaky_relu_derivative() -> sp.Eq:
+    """Leaky ReLU's derivative: 1 on the positive side, alpha on the negative side."""
+    return sp.Eq(sp.Derivative(leaky_relu(), z), sp.diff(leaky_relu(), z))
+
+
+@derivation
+def elu_derivative() -> sp.Eq:
+    """ELU's derivative: lambda e^z = ELU(z) + lambda on the negative side."""
+    return sp.Eq(sp.Derivative(elu(), z), sp.diff(elu(), z))
+
+
+@derivation
+def prelu_gradients() -> list[sp.Eq]:
+    """PReLU's gradients with respect to its input and to its learned slope alpha."""
+    f = leaky_relu()
+    return [sp.Eq(sp.Derivative(f, z), sp.diff(f, z)), sp.Eq(sp.Derivative(f, alpha), sp.diff(f, alpha))]
+
+
+@derivation
+def rrelu_expected_slope() -> sp.Eq:
+    """RReLU's training-time slope a ~ U(l, u) has mean (l + u)/2, the slope used at evaluation."""
+    a = stats.Uniform("a", lower, upper)
+    return sp.Eq(sp.Symbol("E[a]"), sp.simplify(stats.E(a)))
+
+
+@derivation
+def softmax_jacobian() -> sp.Eq:
+    """The softmax Jacobian for K = 3: d s_i / d z_j = s_i (delta_ij - s_j)."""
+    zs = logits(3)
+    s = softmax(zs)
+    return sp.Eq(sp.MatrixSymbol("J", 3, 3), sp.simplify(s.jacobian(zs)))
+
+
+@derivation
+def derivative_limits() -> sp.Matrix:
+    """Limits of each derivative at -oo and +oo: zero at an end means saturation there (S003-06)."""
+    rows = [[name, lo, hi] for name, (lo, hi) in _saturation_table().items()]
+    return sp.Matrix(rows)
+
+
+def _one_sided_limit(expr: sp.Expr, direction: int) -> sp.Expr:
+    # Substituting z = +t or -t with t > 0 lets SymPy pick the Piecewise branch before the limit.
+    return sp.limit(expr.subs(z, direction * t), t, sp.oo)
+
+
+def _saturation_table() -> dict[str, tuple[sp.Expr, sp.Expr]]:
+    functions = {
+        "sigmoid": sigmoid(),
+        "tanh": tanh_note(),
+        "ReLU": relu(),
+        "LeakyReLU": leaky_relu(),
+        "ELU": elu(),
+    }
+    out = {}
+    for name, f in functions.items():
+        d = sp.diff(f, z)
+        out[name] = (_one_sided_limit(d, -1), _one_sided_limit(d, +1))
+    return out
+
+
+# --- the harness shared by the derivative claims -------------------------------------------------------
+
+
+def derivative_check(
+    function: sp.Expr,
+    claimed: sp.Expr,
+    reference,
+    *,
+    domain: tuple[float, float] = SMOOTH_DOMAIN,
+    rtol: float = RTOL,
+) -> Evidence:
+    """Settle "f' = claimed": SymPy proves d function/dz == claimed; the claimed formula, evaluated,
+    is compared with ``jax.grad`` of ``reference`` (the Flax/JAX implementation) on ``domain``; and at
+    the extremes |z| <= 1000 autodiff must be finite and within ``EXTREME_ATOL`` of the exact value
+    (SymPy at 30 digits)."""
+    proof = prove_identity(sp.diff(function, z), claimed, [z])
+    points = sample_points(512, *domain, seed=11)
+    smooth = compare(to_jax(claimed, [z]), elementwise_grad(reference), [points], rtol=rtol)
+    exact_derivative = sp.diff(function, z)
+    exact = np.array([float(exact_derivative.subs(z, v).evalf(30)) for v in EXTREMES])
+    at_extremes = np.asarray(elementwise_grad(reference)(jnp.asarray(EXTREMES)))
+    extremes_ok = bool(np.all(np.isfinite(at_extremes)) and np.all(np.abs(at_extremes - exact) <= EXTREME_ATOL))
+    holds = proof.holds and smooth.ok and extremes_ok
+    return Evidence(
+        verdict="holds" if holds else "refuted",
+        method="autodiff",
+        summary=(
+            f"identity {'proved by SymPy (' + proof.how + ')' if proof.proved else 'not proved by SymPy'}; "
+            f"vs jax.grad: {smooth.describe()}; extremes |z| <= 1000 "
+            f"{'finite and within 1e-15 of exact' if extremes_ok else 'WRONG or non-finite'}"
+        ),
+        max_abs_err=smooth.max_abs_err,
+        max_rel_err=smooth.max_rel_err,
+        samples=smooth.samples + len(EXTREMES),
+        dtype=smooth.dtype,
+        details={
+            "identity_proved": proof.proved,
+            "identity_how": proof.how,
+            "identity_numeric_max_rel_err": proof.max_rel_err,
+            "domain": list(domain),
+            "worst_point": smooth.worst,
+            "extremes": {str(v): {"autodiff": float(g), "exact": float(e)}
+                         for v, g, e in zip(EXTREMES, at_extremes, exact, strict=True)},
+        },
+    )
+
+
+def _verdict(ok: bool, when_ok: str, otherwise: str = "refuted") -> str:
+    return when_ok if ok else otherwise
+
+
+# --- claims ------------------------------------------------------------------------------------------
+
+
+@claim(
+    "activations/sigmoid-derivative-is-s-times-one-minus-s",
+    sources=["S001-11"],
+    says="The sigmoid's derivative is f'(z) = f(z)(1 - f(z)).",
+    expected="holds",
+)
+def _sigmoid_derivative() -> Evidence:
+    return derivative_check(sigmoid(), sigmoid() * (1 - sigmoid()), nnx.sigmoid)
+
+
+@claim(
+    "activations/tanh-derivative-is-one-minus-tanh-squared",
+    sources=["S001-11"],
+    says="tanh(z) = (e^z - e^-z)/(e^z + e^-z) has derivative f'(z) = 1 - f(z)^2.",
+    expected="holds",
+)
+def _tanh_derivative() -> Evidence:
+    return derivative_check(tanh_note(), 1 - tanh_note() ** 2, nnx.tanh)
+
+
+@claim(
+    "activations/leaky-relu-derivative-is-one-or-alpha",
+    sources=["S001-12"],
+    says="Leaky ReLU (z for z > 0, alpha z for z <= 0) has derivative 1 for z > 0 and alpha for z < 0.",
+    expected="holds",
+    tolerance="compared away from z = 0, the kink, where the derivative does not exist "
+    "(the value JAX picks there is recorded by activations/relu-subgradient-at-zero)",
+)
+def _leaky_relu_derivative() -> Evidence:
+    slope = sp.Rational(1, 100)
+    f = leaky_relu(z, slope)
+    claimed = sp.Piecewise((1, z > 0), (slope, True))
+    return derivative_check(f, claimed, lambda x: nnx.leaky_relu(x, negative_slope=0.01), domain=(-50.0, 50.0))
+
+
+@claim(
+    "activations/elu-derivative-is-elu-plus-lambda-on-the-left",
+    sources=["S001-12"],
+    says="ELU (z for z >= 0, lambda(e^z - 1) for z < 0) has derivative 1 for z > 0 and "
+    "lambda e^z = ELU(z) + lambda for z < 0.",
+    expected="holds",
+)
+def _elu_derivative() -> Evidence:
+    scale = sp.Rational(3, 2)
+    f = elu(z, scale)
+    claimed = sp.Piecewise((1, z >= 0), (f + scale, True))
+    return derivative_check(f, claimed, lambda x: nnx.elu(x, alpha=1.5))
+
+
+@claim(
+    "activations/relu-derivative-is-a-step",
+    sources=["S001-11"],
+    says="ReLU's derivative is 1 for z > 0 and 0 for z <= 0.",
+    expected="qualified",
+    correction="For z != 0 yes. At z = 0 ReLU has no derivative: 0 is a choice from the "
+    "subdifferential [0, 1]. It is the choice jax.nn.relu makes, but not jnp.maximum(z, 0) (1/2) "
+    "nor SymPy's Heaviside (1/2).",
+)
+def _relu_derivative() -> Evidence:
+    away = derivative_check(relu(), sp.Piecewise((1, z > 0), (0, True)), nnx.relu, domain=(-50.0, 50.0))
+    left = sp.limit(relu() / z, z, 0, "-")  # one-sided difference quotients at 0
+    right = sp.limit(relu() / z, z, 0, "+")
+    differentiable_at_zero = left == right
+    ok = away.verdict == "holds" and not differentiable_at_zero
+    return Evidence(
+        verdict=_verdict(ok, "qualified"),
+        method="autodiff",
+        summary=f"away from 0: {away.summary}; at 0 the one-sided difference quotients are {left} and "
+        f"{right}, so no derivative exists there",
+        max_abs_err=away.max_abs_err,
+        max_rel_err=away.max_rel_err,
+        samples=away.samples,
+        dtype=away.dtype,
+        details={"left_derivative_at_0": str(left), "right_derivative_at_0": str(right), **away.details},
+    )
+
+
+@claim(
+    "activations/relu-subgradient-at-zero",
+    sources=["S002-34", "S003-09"],
+    says="ReLU is not differentiable at 0 but any element of the subdifferential [0, 1] may be used; "
+    "the usual default is 0.",
+    expected="holds",
+)
+def _relu_subgradient() -> Evidence:
+    left = sp.limit(relu() / z, z, 0, "-")
+    right = sp.limit(relu() / z, z, 0, "+")
+    # ReLU is convex, so its subdifferential at 0 is the interval between the one-sided derivatives.
+    subdifferential = sp.Interval(left, right)
+    at_zero = {
+        "jax.nn.relu": float(jax.grad(jax.nn.relu)(0.0)),
+        "jnp.maximum(z, 0)": float(jax.grad(lambda v: jnp.maximum(v, 0.0))(0.0)),
+        "lambdify(Max(0, z))": float(jax.grad(to_jax(relu(), [z]))(0.0)),
+        "SymPy Heaviside(0)": float(sp.diff(relu(), z).subs(z, 0)),
+        "jax.nn.leaky_relu(slope 0.01)": float(jax.grad(jax.nn.leaky_relu)(0.0)),
+        "jax.nn.elu(alpha 1)": float(jax.grad(jax.nn.elu)(0.0)),
+    }
+    relu_values = {k: v for k, v in at_zero.items() if "leaky" not in k and "elu" not in k}
+    all_in = all(subdifferential.contains(sp.Float(v)) == sp.true for v in relu_values.values())
+    ok = subdifferential == sp.Interval(0, 1) and all_in and at_zero["jax.nn.relu"] == 0.0
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="symbolic",
+        summary=f"subdifferential at 0 = {subdifferential}; gradient at 0: "
+        + ", ".join(f"{k} -> {v:g}" for k, v in at_zero.items()),
+        samples=len(at_zero),
+        dtype="float64",
+        details={"subdifferential": str(subdifferential), "gradient_at_zero": at_zero},
+    )
+
+
+@claim(
+    "activations/leaky-relu-is-max-of-az-and-z",
+    sources=["S003-06"],
+    says="Leaky ReLU is max(az, z).",
+    expected="qualified",
+    correction="Only for a <= 1. For a > 1, max(az, z) is az on the positive side and z on the negative "
+    "side: a different function. The piecewise form (z for z > 0, az otherwise) is the definition.",
+)
+def _leaky_relu_max_form() -> Evidence:
+    results = {}
+    for a in (sp.Rational(1, 100), sp.Rational(1, 2), sp.Integer(1), sp.Integer(2)):
+        proof = prove_identity(sp.Max(a * z, z), leaky_relu(z, a), [z])
+        results[str(a)] = proof.holds
+    ok = results["1/100"] and results["1/2"] and results["1"] and not results["2"]
+    return Evidence(
+        verdict=_verdict(ok, "qualified"),
+        method="symbolic",
+        summary="max(az, z) == Leaky ReLU for a = " + ", ".join(a for a, h in results.items() if h)
+        + "; differs for a = " + ", ".join(a for a, h in results.items() if not h),
+        samples=len(results),
+        details={"equal_for_slope": results},
+    )
+
+
+@claim(
+    "activations/sigmoid-and-tanh-saturate-on-both-sides",
+    sources=["S003-06", "S002-47"],
+    says="A function whose derivative tends to 0 as z -> +oo (-oo) is right- (left-) saturating; "
+    "sigmoid and tanh saturate on both sides.",
+    expected="holds",
+)
+def _sigmoid_tanh_saturate() -> Evidence:
+    table = _saturation_table()
+    ok = all(table[name] == (0, 0) for name in ("sigmoid", "tanh"))
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="symbolic",
+        summary="; ".join(f"{n}: f'(-oo) = {lo}, f'(+oo) = {hi}" for n, (lo, hi) in table.items()),
+        details={n: {"minus_infinity": str(lo), "plus_infinity": str(hi)} for n, (lo, hi) in table.items()},
+    )
+
+
+@claim(
+    "activations/relu-has-no-saturation-region",
+    sources=["S002-25", "S002-47"],
+    says="ReLU has no saturation region, so it avoids the vanishing gradient that sigmoid has.",
+    expected="qualified",
+    correction="Only on the right: ReLU' = 1 for z > 0. On the left ReLU' is exactly 0 for every z < 0, "
+    "so by S003-06's own definition ReLU is left-saturating (harder than sigmoid, whose derivative only "
+    "tends to 0). Leaky ReLU is the variant with no saturation on either side.",
+)
+def _relu_saturation() -> Evidence:
+    table = _saturation_table()
+    ok = (
+        table["ReLU"] == (0, 1)
+        and table["LeakyReLU"][0] == alpha
+        and table["LeakyReLU"][1] == 1
+        and table["ELU"] == (0, 1)
+    )
+    negative_side = float(jnp.max(jnp.abs(elementwise_grad(jax.nn.relu)(-jnp.logspace(-12, 3, 64)))))
+    return Evidence(
+        verdict=_verdict(ok and negative_side == 0.0, "qualified"),
+        method="symbolic",
+        summary=f"ReLU: f'(-oo) = {table['ReLU'][0]}, f'(+oo) = {table['ReLU'][1]}; jax.grad(relu) on "
+        f"64 points in [-1e3, -1e-12]: max |grad| = {negative_side:g}; LeakyReLU: f'(-oo) = alpha; "
+        f"ELU: f'(-oo) = {table['ELU'][0]}",
+        samples=64,
+        details={n: {"minus_infinity": str(lo), "plus_infinity": str(hi)} for n, (lo, hi) in table.items()},
+    )
+
+
+@claim(
+    "activations/elu-removes-the-dead-zone",
+    sources=["S001-12"],
+    says="ELU keeps ReLU's advantages and removes ReLU's dead zone.",
+    expected="qualified",
+    correction="ELU's gradient lambda e^z is positive for every finite z < 0, so no unit is exactly dead; "
+    "but it tends to 0 as z -> -oo (ELU is left-saturating), falls below 1e-17 for z < -40 and is "
+    "exactly 0 in float64 for z below about -745.",
+)
+def _elu_dead_zone() -> Evidence:
+    grad_elu = elementwise_grad(jax.nn.elu)
+    probes = jnp.asarray([-1.0, -10.0, -40.0, -745.2, -1000.0])
+    grads = np.asarray(grad_elu(probes))
+    exact = [float((lam * sp.exp(v)).subs(lam, 1).evalf(30)) for v in np.asarray(probes)]
+    left_limit = _saturation_table()["ELU"][0]
+    positive_for_finite = sp.ask(sp.Q.positive(lam * sp.exp(z)), sp.Q.real(z) & sp.Q.positive(lam))
+    ok = bool(positive_for_finite) and left_limit == 0 and grads[0] > 0 and grads[-1] == 0.0
+    return Evidence(
+        verdict=_verdict(ok, "qualified"),
+        method="measurement",
+        summary=f"ELU'(z) = lambda e^z > 0 for real z (SymPy: {positive_for_finite}); limit at -oo = "
+        f"{left_limit}; float64 jax.grad at z = -1, -10, -40, -745.2, -1000: "
+        + ", ".join(f"{g:.3g}" for g in grads),
+        samples=len(grads),
+        dtype="float64",
+        details={"probes": np.asarray(probes).tolist(), "autodiff": grads.tolist(), "exact": exact},
+    )
+
+
+@claim(
+    "activations/sigmoid-derivative-is-at-most-a-quarter",
+    sources=["S002-47", "S001-11"],
+    says="The sigmoid's derivative is large only near 0; it is at most 1/4.",
+    expected="holds",
+)
+def _sigmoid_bound() -> Evidence:
+    s = sp.Symbol("s")
+    square = sp.factor(sp.Rational(1, 4) - s * (1 - s))  # (2s - 1)^2 / 4 >= 0
+    is_square = sp.simplify(square - (2 * s - 1) ** 2 / 4) == 0
+    d = sp.diff(sigmoid(), z)
+    critical = sp.solve(sp.diff(d, z), z)
+    peak = sp.simplify(d.subs(z, 0))
+    grid = jnp.linspace(-10.0, 10.0, 200_001)
+    measured = elementwise_grad(nnx.sigmoid)(grid)
+    measured_max = float(jnp.max(measured))
+    ok = is_square and critical == [0] and peak == sp.Rational(1, 4) and abs(measured_max - 0.25) <= 1e-15
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="symbolic",
+        summary=f"1/4 - s(1-s) = {square} >= 0; sigma'' = 0 only at z = {critical}; sigma'(0) = {peak}; "
+        f"max of jax.grad(sigmoid) on 200001 grid points in [-10, 10] = {measured_max!r}",
+        max_abs_err=abs(measured_max - 0.25),
+        samples=int(grid.size),
+        dtype="float64",
+        details={"square": str(square), "critical_points": [str(c) for c in critical], "peak": str(peak)},
+    )
+
+
+@claim(
+    "activations/tanh-output-range-is-minus-one-to-one",
+    sources=["S003-06"],
+    says="tanh's output range is [-1, 1].",
+    expected="qualified",
+    correction="Mathematically the range is the open interval (-1, 1): 1 - tanh(z) = 2/(e^{2z} + 1) > 0 "
+    "and the bounds are only limits. In float64, though, tanh(z) rounds to exactly 1.0 from z ~ 19.06 on.",
+)
+def _tanh_range() -> Evidence:
+    gap = sp.simplify((1 - tanh_note()).rewrite(sp.exp))
+    gap_positive = sp.ask(sp.Q.positive(2 / (sp.exp(2 * z) + 1)), sp.Q.real(z))
+    gap_is_that = prove_identity(1 - tanh_note(), 2 / (sp.exp(2 * z) + 1), [z]).proved
+    limits = (sp.limit(tanh_note(), z, -sp.oo), sp.limit(tanh_note(), z, sp.oo))
+    grid = jnp.arange(0.0, 40.0, 0.001)
+    reaches = grid[jnp.tanh(grid) == 1.0]
+    first_one = float(reaches[0]) if reaches.size else None
+    ok = bool(gap_positive) and gap_is_that and limits == (-1, 1) and first_one is not None
+    return Evidence(
+        verdict=_verdict(ok, "qualified"),
+        method="measurement",
+        summary=f"1 - tanh z = {gap} > 0 for real z; limits {limits[0]} and {limits[1]}; float64 "
+        f"jnp.tanh(z) == 1.0 from z = {first_one} (grid step 1e-3)",
+        samples=int(grid.size),
+        dtype="float64",
+        details={"first_z_where_tanh_is_one": first_one, "limits": [str(v) for v in limits]},
+    )
+
+
+@claim(
+    "activations/softmax-jacobian-is-diag-s-minus-s-s-transpose",
+    sources=["S003-06"],
+    says="Softmax s(z) has Jacobian ds/dz = diag(s) - s s^T.",
+    expected="holds",
+)
+def _softmax_jacobian() -> Evidence:
+    proved, worst_abs, worst_rel, samples = [], 0.0, 0.0, 0
+    rng = np.random.default_rng(3)
+    for k in (2, 3, 4, 6, 10):
+        zs = logits(k)
+        s = softmax(zs)
+        closed_form = sp.diag(*s) - s * s.T
+        if k <= 5:  # entrywise simplification is quick up to K = 5
+            proved.append(all(sp.simplify(e) == 0 for e in s.jacobian(zs) - closed_form))
+        formula = to_jax(closed_form, zs)
+        # N(0, 1) logits: when one logit dominates, s_i(1 - s_i) is computed with cancellation and two
+        # correct implementations drift apart by ~eps / (1 - s_i) (1e-10 at logits of scale 3).
+        points = rng.normal(0.0, 1.0, (64, k))
+        cmp = compare(
+            lambda p, f=formula: jax.vmap(lambda row, f=f: f(*row))(p),
+            jax.vmap(jax.jacobian(nnx.softmax)),
+            [points],
+        )
+        worst_abs, worst_rel = max(worst_abs, cmp.max_abs_err), max(worst_rel, cmp.max_rel_err)
+        samples += cmp.samples
+        proved.append(cmp.ok)
+    ok = all(proved)
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="autodiff",
+        summary=f"SymPy proves it entrywise for K = 2, 3, 4; the SymPy closed form vs jax.jacobian(softmax) "
+        f"for K = 2, 3, 4, 6, 10 at {samples} points: max rel err {worst_rel:.2e}",
+        max_abs_err=worst_abs,
+        max_rel_err=worst_rel,
+        samples=samples,
+        dtype="float64",
+    )
+
+
+@claim(
+    "activations/prelu-gradient-with-respect-to-alpha",
+    sources=["S001-12"],
+    says="PReLU learns its negative slope alpha as part of training: alpha has a gradient.",
+    expected="holds",
+)
+def _prelu_gradients() -> Evidence:
+    d_input = to_jax(sp.diff(leaky_relu(), z), [z, alpha])
+    d_alpha = to_jax(sp.diff(leaky_relu(), alpha), [z, alpha])
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(0.0, 2.0, (32, 4)))
+    upstream = jnp.asarray(rng.normal(0.0, 1.0, (32, 4)))
+    module = PReLU(4, alpha_init=0.25, dtype=jnp.float64)
+    module.alpha[...] = jnp.asarray([0.05, 0.25, 0.5, 1.5])
+
+    def loss(m: PReLU, inputs: jax.Array) -> jax.Array:
+        return jnp.sum(upstream * m(inputs))
+
+    grads_alpha = nnx.grad(loss)(module, x).alpha[...]
+    grads_x = jax.grad(lambda inputs: loss(module, inputs))(x)
+    a = module.alpha[...]
+    derived_alpha = jnp.sum(upstream * d_alpha(x, a), axis=0)
+    derived_x = upstream * d_input(x, a)
+    cmp_alpha = compare(lambda: derived_alpha, lambda: grads_alpha, [])
+    cmp_x = compare(lambda: derived_x, lambda: grads_x, [])
+    ok = cmp_alpha.ok and cmp_x.ok and bool(jnp.all(grads_alpha != 0))
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="autodiff",
+        summary=f"dL/dalpha = sum dy * min(z, 0) per channel vs nnx.grad: max rel err "
+        f"{cmp_alpha.max_rel_err:.2e}; dL/dz = dy * (1 or alpha) vs jax.grad: max rel err {cmp_x.max_rel_err:.2e}",
+        max_abs_err=max(cmp_alpha.max_abs_err, cmp_x.max_abs_err),
+        max_rel_err=max(cmp_alpha.max_rel_err, cmp_x.max_rel_err),
+        samples=int(x.size),
+        dtype=cmp_alpha.dtype,
+        details={"dL_dalpha": np.asarray(grads_alpha).tolist(), "derivative_wrt_alpha": str(sp.diff(leaky_relu(), alpha))},
+    )
+
+
+@claim(
+    "activations/rrelu-evaluation-slope-is-the-training-expectation",
+    sources=["S001-12"],
+    says="RReLU draws its negative slope from U(l, u) in training and uses the expectation (l + u)/2 at test time.",
+    expected="holds",
+    tolerance="Monte-Carlo: the training-mode mean must lie within 4.5 standard errors of the evaluation output",
+)
+def _rrelu_expectation() -> Evidence:
+    l_value, u_value = 1 / 8, 1 / 3
+    expected_slope = float(rrelu_expected_slope().rhs.subs({lower: l_value, upper: u_value}))
+    module = RReLU(l_value, u_value, rngs=nnx.Rngs(dropout=7))
+    x = jnp.asarray([-3.0, -1.0, -0.25, 0.0, 0.5, 2.0])
+    draws = 20_000
+    # One call on a (draws, 6) batch: every element draws its own slope, so each row is a fresh draw.
+    train = module(jnp.broadcast_to(x, (draws, x.size)))
+    evaluation = module(x, deterministic=True)
+    mean = jnp.mean(train, axis=0)
+    stderr = jnp.std(train, axis=0, ddof=1) / np.sqrt(draws)
+    z_scores = jnp.where(stderr > 0, jnp.abs(mean - evaluation) / jnp.where(stderr > 0, stderr, 1.0), 0.0)
+    exact_where_deterministic = bool(jnp.all(jnp.where(stderr == 0, mean == evaluation, True)))
+    slope_matches = abs(float(evaluation[0] / x[0]) - expected_slope) <= 1e-15
+    ok = bool(jnp.all(z_scores <= 4.5)) and exact_where_deterministic and slope_matches
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="measurement",
+        summary=f"E[slope] = (l+u)/2 = {expected_slope:.6f} (sympy.stats); {draws} training draws: mean output "
+        f"within {float(jnp.max(z_scores)):.2f} standard errors of the evaluation output",
+        max_abs_err=float(jnp.max(jnp.abs(mean - evaluation))),
+        samples=draws,
+        dtype=str(train.dtype),
+        details={"x": np.asarray(x).tolist(), "train_mean": np.asarray(mean).tolist(),
+                 "standard_error": np.asarray(stderr).tolist(), "eval": np.asarray(evaluation).tolist()},
+    )
+
+
+@claim(
+    "activations/maxout-routes-the-gradient-to-the-winning-piece",
+    sources=["S002-16"],
+    says="Maxout outputs the largest of k affine pieces; in backpropagation only the winning piece gets a gradient.",
+    expected="holds",
+)
+def _maxout_routing() -> Evidence:
+    pieces, n_in, n_out, batch = 4, 5, 3, 8
+    module = Maxout(n_in, n_out, pieces, rngs=nnx.Rngs(params=2), dtype=jnp.float64)
+    rng = np.random.default_rng(6)
+    x = jnp.asarray(rng.normal(size=(batch, n_in)))
+    upstream = jnp.asarray(rng.normal(size=(batch, n_out)))
+
+    def loss(m: Maxout) -> jax.Array:
+        return jnp.sum(upstream * m(x))
+
+    grads = nnx.grad(loss)(module).linear
+    pre = module.linear(x).reshape(batch, n_out, pieces)
+    # The derivative of max_k p_k with respect to p_k is the indicator of the argmax (ties have
+    # probability 0 with continuous inputs).
+    winner = jax.nn.one_hot(jnp.argmax(pre, axis=-1), pieces, dtype=x.dtype)
+    routed = (upstream[:, :, None] * winner).reshape(batch, n_out * pieces)
+    derived_kernel, derived_bias = x.T @ routed, routed.sum(axis=0)
+    cmp_kernel = compare(lambda: derived_kernel, lambda: grads.kernel[...], [])
+    cmp_bias = compare(lambda: derived_bias, lambda: grads.bias[...], [])
+    one_sample = nnx.grad(lambda m: jnp.sum(upstream[:1] * m(x[:1])))(module).linear.bias[...]
+    nonzero_per_output = np.count_nonzero(np.asarray(one_sample).reshape(n_out, pieces), axis=1)
+    ok = cmp_kernel.ok and cmp_bias.ok and bool(np.all(nonzero_per_output == 1))
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="autodiff",
+        summary=f"nnx.grad of a Maxout({n_in}->{n_out}, k={pieces}) layer equals the argmax-routed gradient "
+        f"(kernel max rel err {cmp_kernel.max_rel_err:.2e}); for one sample exactly one piece per output "
+        f"has a non-zero gradient: {nonzero_per_output.tolist()}",
+        max_abs_err=max(cmp_kernel.max_abs_err, cmp_bias.max_abs_err),
+        max_rel_err=max(cmp_kernel.max_rel_err, cmp_bias.max_rel_err),
+        samples=batch,
+        dtype=cmp_kernel.dtype,
+        details={"nonzero_pieces_per_output_one_sample": nonzero_per_output.tolist()},
+    )
+
+
+@claim(
+    "activations/dead-relu-unit-gets-exactly-zero-gradient",
+    sources=["S001-12"],
+    says="A ReLU unit whose input is negative for every example gets zero gradient and never recovers.",
+    expected="holds",
+)
+def _dead_relu() -> Evidence:
+    rng = np.random.default_rng(8)
+    x = jnp.asarray(rng.normal(size=(64, 4)))
+    y = jnp.asarray(rng.normal(size=(64, 1)))
+    model = OneHiddenReLU(4, 3, 1, rngs=nnx.Rngs(params=0), dtype=jnp.float64)
+    model.hidden.bias[...] = jnp.asarray([-100.0, 0.0, 0.0])  # unit 0: w.x - 100 < 0 on all data
+
+    def loss(m: OneHiddenReLU) -> jax.Array:
+        return jnp.mean((m(x) - y) ** 2)
+
+    grads = nnx.grad(loss)(model).hidden
+    dead_kernel, dead_bias = grads.kernel[...][:, 0], grads.bias[...][0]
+    live = grads.kernel[...][:, 1:]
+    # Zero gradient means an SGD step leaves the unit's weights, hence its pre-activations, unchanged.
+    before = model.hidden(x)[:, 0]
+    optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+    for _ in range(3):
+        optimizer.update(model, nnx.grad(loss)(model))
+    after = model.hidden(x)[:, 0]
+    ok = (
+        bool(jnp.all(dead_kernel == 0.0))
+        and float(dead_bias) == 0.0
+        and bool(jnp.all(live != 0.0))
+        and bool(jnp.all(before == after))
+        and bool(jnp.all(after < 0))
+    )
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="autodiff",
+        summary=f"dead unit: dL/dw = {np.asarray(dead_kernel).tolist()}, dL/db = {float(dead_bias)}; live units' "
+        f"kernel gradients all non-zero; after 3 SGD steps the dead unit's pre-activations are unchanged",
+        max_abs_err=float(jnp.max(jnp.abs(dead_kernel))),
+        samples=int(x.shape[0]),
+        dtype=str(dead_kernel.dtype),
+    )
+
+
+@claim(
+    "activations/relu-zeroes-half-the-units-at-initialisation",
+    sources=["S002-25"],
+    says="ReLU makes part of the neurons output 0, giving a sparse network.",
+    expected="holds",
+    tolerance="Monte-Carlo: the measured fraction must lie within 4.5 standard errors of 1/2",
+)
+def _relu_sparsity() -> Evidence:
+    pre_activation = stats.Normal("w_dot_x", 0, 1)  # symmetric about 0 with zero bias, whatever its scale
+    p_zero = stats.P(pre_activation <= 0)
+    fan_in, units = 256, 4096
+    layer = nnx.Linear(fan_in, units, rngs=nnx.Rngs(params=4), param_dtype=jnp.float64)
+    x = jax.random.normal(jax.random.key(9), (units, fan_in), dtype=jnp.float64)
+    outputs = nnx.relu(layer(x))
+    # Unit j on input j: independent pairs (fresh weights, fresh input), so the standard error is binomial.
+    diagonal = jnp.diagonal(outputs) == 0
+    measured = float(jnp.mean(diagonal))
+    stderr = float(np.sqrt(measured * (1 - measured) / units))
+    overall = float(jnp.mean(outputs == 0))
+    ok = p_zero == sp.Rational(1, 2) and abs(measured - 0.5) <= 4.5 * stderr
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="measurement",
+        summary=f"P(w.x <= 0) = {p_zero} for symmetric weights and zero bias (sympy.stats); measured on "
+        f"nnx.Linear({fan_in}, {units}) at its default (LeCun normal) initialisation: {measured:.4f} "
+        f"+/- {stderr:.4f} of outputs are exactly 0 ({overall:.4f} over the whole {units}x{units} batch)",
+        max_abs_err=abs(measured - 0.5),
+        samples=units,
+        dtype="float64",
+        details={"fraction_zero": measured, "standard_error": stderr, "fraction_zero_all_pairs": overall},
+    )
+
+
+def _xla_cost(f, x: jax.Array) -> dict[str, float]:
+    cost = jax.jit(f).lower(x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return {"flops": float(cost.get("flops", 0.0)), "transcendentals": float(cost.get("transcendentals", 0.0))}
+
+
+@claim(
+    "activations/relu-needs-no-exponential",
+    sources=["S001-12", "S002-25", "S002-47"],
+    says="Sigmoid and tanh need an exponential; ReLU needs only a threshold, for the value and the derivative.",
+    expected="holds",
+)
+def _relu_cost() -> Evidence:
+    n = 4096
+    x = jnp.linspace(-4.0, 4.0, n)
+    functions = {"relu": nnx.relu, "sigmoid": nnx.sigmoid, "tanh": nnx.tanh}
+    costs = {}
+    for name, f in functions.items():
+        costs[name] = {
+            "forward": _xla_cost(f, x),
+            "forward_and_backward": _xla_cost(elementwise_grad(f), x),
+        }
+    relu_free = all(c["transcendentals"] == 0 for c in costs["relu"].values())
+    others_pay = all(
+        costs[name][part]["transcendentals"] >= n for name in ("sigmoid", "tanh") for part in costs[name]
+    )
+    ok = relu_free and others_pay
+    return Evidence(
+        verdict=_verdict(ok, "holds"),
+        method="measurement",
+        summary=f"XLA cost analysis on {n} elements, transcendental ops (forward / with gradient): "
+        + "; ".join(
+            f"{name} {int(c['forward']['transcendentals'])} / {int(c['forward_and_backward']['transcendentals'])}"
+            for name, c in costs.items()
+        ),
+        samples=n,
+        dtype="float64",
+        details=costs,
+    )
+
+
+@claim(
+    "activations/single-relu-network-is-not-a-linear-classifier",
+    sources=["S001-40"],
+    says="Can a network with a single ReLU layer act as a linear classifier? No.",
+    expected="qualified",
+    correction="It can represent any linear classifier (relu(t) - relu(-t) = t), but it is not limited to one: "
+    "a single hidden ReLU layer of two units separates XOR, which no linear classifier can.",
+)
+def _single_relu_xor() -> Evidence:
+    v = sp.Symbol("t", real=True)
+    represents_linear = prove_identity(relu(v) - relu(-v), v, [v]).holds
+    w1, w2, b = sp.symbols("w1 w2 b", real=True)
+    # XOR labels: (0,0) -> 0, (1,0) -> 1, (0,1) -> 1, (1,1) -> 0. A linear classifier needs these four
+    # left-hand sides > 0; they sum to 0 identically (a Farkas certificate), so no (w1, w2, b) exists.
+    conditions = [-b, w1 + b, w2 + b, -(w1 + w2 + b)]
+    infeasible = sp.simplify(sum(conditions)) == 0
+    model = OneHiddenReLU(2, 2, 1, rngs=nnx.Rngs(params=0), dtype=jnp.float64)
+    model.hidden.kernel[...] = jnp.asarray([[1.0, 1.0], [1.0, 1.0]])
+    model.hidden.bias[...] = jnp.asarray([0.0, -1.0])
+    model.out.kernel[...] = jnp.asarray([[1.0], [-2.0]])
+    model.out.bias[...] = jnp.asarray([0.0])
+    inputs = jnp.asarray([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    labels = jnp.asarray([0, 1, 1, 0])
+    scores = model(inputs)[:, 0]
+    separates = bool(jnp.all((scores > 0.5) == (labels == 1)))
+    ok = represents_linear and infeasible and separates
+    return Evidence(
+        verdict=_verdict(ok, "qualified"),
+        method="measurement",
+        summary=f"relu(t) - relu(-t) = t proved: {represents_linear}; XOR's four linear conditions sum to 0 "
+        f"(no linear separator): {infeasible}; the Flax Linear(2,2)-ReLU-Linear(2,1) network scores XOR's "
+        f"inputs {np.asarray(scores).tolist()}, all four classified correctly: {separates}",
+        samples=4,
+        dtype="float64",
+        details={"scores": np.asarray(scores).tolist(), "farkas_sum": str(sp.simplify(sum(conditions)))},
+    )
+
+
+if __name__ == "__main__":
+    from derivations.cli import main
+
+    raise SystemExit(main(["show", "activations"]) or main(["check", "activations"]))

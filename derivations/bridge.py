@@ -1,0 +1,117 @@
+"""The bridge from SymPy to JAX: symbolic expressions become jit-compiled JAX functions, and identities
+are proved by SymPy where it can decide them and evaluated at random points in every case.
+
+The table ``_PINNED`` is checked when this module is imported (as sympy2jax checks its mapping), so a
+SymPy or JAX upgrade that changes how a function is printed fails loudly here instead of producing a
+wrong formula somewhere in a chapter. Two choices it pins on purpose:
+
+* ``Heaviside(0)`` is ``1/2`` in SymPy and in the printed JAX code; ReLU's derivative at 0 is a choice
+  (the subdifferential is [0, 1]) and each library makes its own.
+* ``Max(x, 0)`` prints as ``reduce(maximum, ...)``; ``jax.grad`` of ``jnp.maximum`` splits the gradient
+  evenly at a tie, so its derivative at 0 is ``1/2``, while ``jax.nn.relu`` returns 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+
+import derivations  # noqa: F401  (float64 before any array is made)
+
+Sampler = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def to_jax(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> Callable[..., jax.Array]:
+    """Compile a SymPy expression of ``symbols`` into a jit-compiled, differentiable JAX function."""
+    return jax.jit(sp.lambdify(list(symbols), expr, modules="jax"))
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentityProof:
+    """How ``lhs == rhs`` was established.
+
+    ``proved`` is True when SymPy reduced ``lhs - rhs`` to 0 (``how`` says after which rewrite);
+    the identity is also evaluated at ``samples`` random points in float64 either way, and ``holds`` is
+    ``proved`` when SymPy decided, else whether the numbers agree to ``rtol``.
+    """
+
+    proved: bool
+    how: str
+    holds: bool
+    max_abs_err: float
+    max_rel_err: float
+    samples: int
+
+    @property
+    def method(self) -> str:
+        return "symbolic" if self.proved else "numeric only"
+
+
+def _rewrites(expr: sp.Expr) -> list[tuple[str, Callable[[sp.Expr], sp.Expr]]]:
+    return [
+        ("simplify", lambda e: e),
+        ("rewrite(exp), then simplify", lambda e: e.rewrite(sp.exp)),
+        ("piecewise_fold, then simplify", sp.piecewise_fold),
+    ]
+
+
+def prove_identity(
+    lhs: sp.Expr,
+    rhs: sp.Expr,
+    symbols: Sequence[sp.Symbol],
+    *,
+    sampler: Sampler | None = None,
+    samples: int = 256,
+    seed: int = 0,
+    rtol: float = 1e-10,
+) -> IdentityProof:
+    """Prove ``lhs == rhs`` with SymPy where it can, and evaluate both sides at random points.
+
+    ``sampler(rng, n)`` draws ``n`` values for each symbol (default: uniform on [-5, 5]).
+    """
+    difference = sp.sympify(lhs - rhs)
+    proved, how = False, "not decided by SymPy (numeric evidence only)"
+    for name, transform in _rewrites(difference):
+        if sp.simplify(transform(difference)) == 0:
+            proved, how = True, name
+            break
+    draw = sampler or (lambda rng, n: rng.uniform(-5.0, 5.0, n))
+    rng = np.random.default_rng(seed)
+    points = [jnp.asarray(draw(rng, samples), dtype=jnp.float64) for _ in symbols]
+    left = jnp.broadcast_to(to_jax(lhs, symbols)(*points), (samples,))
+    right = jnp.broadcast_to(to_jax(rhs, symbols)(*points), (samples,))
+    abs_err = jnp.abs(left - right)
+    scale = jnp.maximum(jnp.abs(right), jnp.finfo(jnp.float64).tiny)
+    max_abs, max_rel = float(jnp.max(abs_err)), float(jnp.max(abs_err / scale))
+    numeric_ok = bool(jnp.all(jnp.isfinite(abs_err)) and jnp.all(abs_err <= rtol * jnp.abs(right)))
+    return IdentityProof(proved, how, proved or numeric_ok, max_abs, max_rel, samples)
+
+
+_x = sp.Symbol("x", real=True)
+_PINNED: list[tuple[str, sp.Expr, Callable[[jax.Array], jax.Array]]] = [
+    ("exp", sp.exp(_x), jnp.exp),
+    ("tanh", sp.tanh(_x), jnp.tanh),
+    ("Abs", sp.Abs(_x), jnp.abs),
+    ("Max(x, 0)", sp.Max(_x, 0), lambda x: jnp.maximum(x, 0.0)),
+    ("Min(x, 0)", sp.Min(_x, 0), lambda x: jnp.minimum(x, 0.0)),
+    ("Heaviside (1/2 at 0)", sp.Heaviside(_x), lambda x: jnp.heaviside(x, 0.5)),
+    ("Piecewise", sp.Piecewise((_x, _x > 0), (2 * _x, True)), lambda x: jnp.where(x > 0, x, 2 * x)),
+    ("sigmoid", 1 / (1 + sp.exp(-_x)), jax.nn.sigmoid),
+]
+
+
+def _check_pinned() -> None:
+    points = jnp.asarray([-3.0, -0.5, 0.0, 0.5, 3.0], dtype=jnp.float64)
+    for name, expr, reference in _PINNED:
+        got = sp.lambdify([_x], expr, modules="jax")(points)
+        want = reference(points)
+        if not np.allclose(np.asarray(got), np.asarray(want), rtol=1e-15, atol=0.0):
+            raise RuntimeError(f"sympy->jax bridge: {name} prints to a function that disagrees with JAX")
+
+
+_check_pinned()

@@ -1,0 +1,139 @@
+"""The command line: ``workbook list``, ``workbook show CHAPTER``, ``workbook check [NAMES...] [--json FILE]``.
+
+Exit codes: 0 every claim passed, 1 a claim failed or raised, 2 a usage error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import sympy as sp
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from derivations.chapters import CHAPTERS
+from derivations.claims import all_claims, claims_for, derivations_for
+from derivations.runner import Report, Result, run_claims
+
+VERDICT_STYLE = {"holds": "green", "qualified": "yellow", "refuted": "magenta", None: "red"}
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit 2, not argparse's usage block
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="workbook", description="Deep-learning interview claims, settled by execution.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("list", help="chapters with their claim counts")
+    show = commands.add_parser("show", help="a chapter's derivations and claims")
+    show.add_argument("chapter")
+    check = commands.add_parser("check", help="run claims (all, or the chapters / claim ids named)")
+    check.add_argument("names", nargs="*", metavar="CHAPTER|CLAIM-ID")
+    check.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console = Console()
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "list":
+            return _list(console)
+        if args.command == "show":
+            return _show(console, args.chapter)
+        return _check(console, args.names, args.json)
+    except (UsageError, ValueError) as exc:
+        print(f"workbook: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _list(console: Console) -> int:
+    table = Table(title="Chapters")
+    for column in ("chapter", "claims", "holds", "qualified", "refuted"):
+        table.add_column(column, justify="left" if column == "chapter" else "right")
+    claims = all_claims()
+    for chapter in CHAPTERS:
+        mine = [c for c in claims if c.chapter == chapter]
+        counts = [sum(c.expected == v for c in mine) for v in ("holds", "qualified", "refuted")]
+        table.add_row(chapter, str(len(mine)), *map(str, counts))
+    console.print(table)
+    return 0
+
+
+def _show(console: Console, chapter: str) -> int:
+    steps = derivations_for(chapter)  # validates the name
+    module = sys.modules[f"derivations.{chapter}"]
+    console.print(f"[bold]{chapter}[/bold]: {(module.__doc__ or '').strip().splitlines()[0]}\n")
+    console.rule("derivations")
+    for step in steps:
+        console.print(f"\n[bold]{step.title}[/bold]  [dim]({step.name})[/dim]")
+        value = step.func()
+        for item in value if isinstance(value, list | tuple) else [value]:
+            console.print(sp.pretty(item, use_unicode=True), highlight=False, soft_wrap=True)
+    console.rule("claims")
+    for c in claims_for([chapter]):
+        style = VERDICT_STYLE[c.expected]
+        console.print(f"\n[bold]{c.id}[/bold] [{style}]{c.expected}[/{style}]  {', '.join(c.sources)}")
+        console.print(f"  says: {c.says}", highlight=False)
+        if c.correction:
+            console.print(f"  correction: {c.correction}", highlight=False)
+    return 0
+
+
+def _check(console: Console, names: Sequence[str], json_path: Path | None) -> int:
+    claims = claims_for(list(names))
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+    with progress:
+        task = progress.add_task("checking claims", total=len(claims))
+
+        def advance(result: Result) -> None:
+            progress.update(task, advance=1, description=result.claim.id)
+
+        report = run_claims(claims, on_result=advance)
+    console.print(_table(report))
+    for result in report.failures():
+        reason = result.error or f"observed {result.verdict}, expected {result.claim.expected}: {result.evidence.summary}"
+        console.print(f"[red]FAILED[/red] {result.claim.id}: {reason}", highlight=False)
+    s = report.summary
+    console.print(
+        f"{s['claims']} claims: {s['ok']} passed, {s['failed']} failed "
+        f"(verdicts: {s['holds']} holds, {s['qualified']} qualified, {s['refuted']} refuted) in {s['seconds']:.1f} s"
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        console.print(f"report written to {json_path}")
+    return 0 if report.ok else 1
+
+
+def _table(report: Report) -> Table:
+    table = Table(title="Claims")
+    for column, justify in (("claim", "left"), ("seeds", "left"), ("verdict", "left"), ("ok", "center"),
+                            ("method", "left"), ("max rel err", "right"), ("samples", "right"), ("s", "right")):
+        table.add_column(column, justify=justify)
+    for r in report.results:
+        style = VERDICT_STYLE[r.verdict]
+        verdict = f"[{style}]{r.verdict or 'error'}[/{style}]"
+        if r.verdict != r.claim.expected:
+            verdict += f" (expected {r.claim.expected})"
+        ev = r.evidence
+        rel = "" if ev is None or ev.max_rel_err is None else f"{ev.max_rel_err:.1e}"
+        table.add_row(
+            r.claim.id, " ".join(r.claim.sources), verdict, "[green]✓[/green]" if r.ok else "[red]✗[/red]",
+            ev.method if ev else "", rel, "" if ev is None or ev.samples is None else str(ev.samples),
+            f"{r.seconds:.2f}",
+        )
+    return table
