@@ -1,12 +1,14 @@
 """Clear the jupyter-cache when the code the pages import has changed.
 
 jupyter-cache keys a page on its cells only, so an edit under derivations/ or models/ would otherwise
-leave stale outputs. Run before `sphinx-build`: `python book/cache_guard.py`.
+leave stale outputs. The hash is the one the pages key their shared claim results on.
+Run before `sphinx-build`: `python book/cache_guard.py`.
 """
 
-import hashlib
 import shutil
 from pathlib import Path
+
+from derivations.pages import source_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "book" / "_build"
@@ -15,18 +17,6 @@ CACHE = BUILD / ".jupyter_cache"
 # drop the pickled environment too (sphinx-build's default doctree folder for book/_build/html).
 DOCTREES = BUILD / "html" / ".doctrees"
 HASH_FILE = BUILD / ".source-hash"
-
-
-def source_hash() -> str:
-    """SHA-256 over the path and bytes of every *.py under derivations/ and models/, and pyproject.toml."""
-    files = sorted(p for package in ("derivations", "models") for p in (ROOT / package).rglob("*.py"))
-    files.append(ROOT / "pyproject.toml")
-    digest = hashlib.sha256()
-    for path in files:
-        if path.is_file():
-            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def main() -> None:

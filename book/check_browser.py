@@ -12,10 +12,11 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import BrowserContext, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 DEFAULT_PAGES = ["index.html", "chapters/activations.html", "ledger.html"]
+# Playwright adds --headless itself (headless=True) and takes the profile as user_data_dir.
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -33,7 +34,12 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 INSPECT_JS = """
 async () => {
   const problems = [];
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+  if (window.MathJax?.startup?.promise) {
+    const timeout = new Promise(resolve => setTimeout(() => resolve("timeout"), 60000));
+    if (await Promise.race([MathJax.startup.promise, timeout]) === "timeout") {
+      problems.push("MathJax did not finish within 60 s");
+    }
+  }
   await document.fonts.ready;
   const formulas = document.querySelectorAll(".math");
   const typeset = document.querySelectorAll("mjx-container").length;
@@ -63,7 +69,7 @@ def is_local(url: str) -> bool:
     return parsed.scheme in LOCAL_SCHEMES or parsed.hostname in LOCAL_HOSTS
 
 
-def check_page(context, html_dir: Path, page: str, shots: Path) -> list[str]:
+def check_page(context: BrowserContext, html_dir: Path, page: str, shots: Path) -> list[str]:
     """Load one page and return its problems (empty when everything passed)."""
     path = html_dir / page
     if not path.is_file():
@@ -82,7 +88,8 @@ def check_page(context, html_dir: Path, page: str, shots: Path) -> list[str]:
     tab.screenshot(path=shot, full_page=True)
     tab.close()
     if not problems:
-        print(f"OK   {page}: {result['typeset']} formulas typeset, {result['images']} images, screenshot {shot}")
+        counts = f"{result['typeset']} formulas typeset, {result['images']} images"
+        print(f"OK   {page}: {counts}, screenshot {shot}")
     return list(dict.fromkeys(problems))  # a failed load is reported by several events
 
 
@@ -97,7 +104,11 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="book-chromium-") as profile, sync_playwright() as pw:
         # A persistent context is how Playwright accepts an explicit, fresh --user-data-dir.
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": 1280, "height": 900}
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1280, "height": 900},
         )
         for page in pages:
             problems = check_page(context, html_dir, page, shots)

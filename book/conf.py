@@ -6,13 +6,14 @@ from pathlib import Path
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 
-# Notebook kernels inherit this environment: JAX on CPU in float64, and `import derivations` works
-# from a plain checkout.
+# Notebook kernels inherit this environment: JAX on CPU in float64 without XLA log noise, and
+# `import derivations` works from a plain checkout.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYTHONPATH", str(ROOT))
-os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+# All pages of a build share one run of the claims (derivations.pages.report), keyed by a source hash.
+os.environ.setdefault("WORKBOOK_RESULTS_DIR", str(BOOK / "_build" / ".claims"))
 
 project = "DL Derivation Workbook"
 author = "DL Derivation Workbook authors"

@@ -15,9 +15,11 @@ import sympy as sp
 import sympy.stats as stats
 from flax import nnx
 
+from derivations import harness
 from derivations.bridge import prove_identity, to_jax
 from derivations.claims import Evidence, claim, derivation
-from derivations.compare import RTOL, compare, elementwise_grad, sample_points
+from derivations.compare import compare, elementwise_grad
+from derivations.harness import verdict, xla_cost
 from models.activations import Maxout, OneHiddenReLU, PReLU, RReLU
 
 z = sp.Symbol("z", real=True)
@@ -29,8 +31,6 @@ lower, upper = sp.symbols("l u", positive=True)
 # The notes' forms sigma(1 - sigma), 1 - tanh^2 and ELU + lambda subtract nearly equal numbers as |z|
 # grows (relative error ~ eps / f'(z)); on [-4, 4] that stays below 1e-12, so 1e-10 is a fair test there.
 SMOOTH_DOMAIN = (-4.0, 4.0)
-EXTREMES = (-1000.0, -709.0, -100.0, -40.0, -20.0, 20.0, 40.0, 100.0, 709.0, 1000.0)
-EXTREME_ATOL = 1e-15  # derivatives here are at most 1: at |z| >> 1 only an absolute error is meaningful
 
 
 # --- the functions, as the notes write them ---------------------------------------------------------
@@ -72,54 +72,62 @@ def logits(k: int) -> tuple[sp.Symbol, ...]:
 
 
 @derivation
-def sigmoid_derivative() -> sp.Eq:
-    """The sigmoid's derivative equals sigma(1 - sigma) (S001-11)."""
-    return sp.Eq(sp.diff(sigmoid(), z), sigmoid() * (1 - sigmoid()))
+def sigmoid_derivative() -> list[sp.Eq]:
+    """The sigmoid's derivative, as SymPy differentiates it, equals sigma(1 - sigma) (S001-11)."""
+    derivative = sp.diff(sigmoid(), z)
+    return [
+        sp.Eq(sp.Derivative(sigmoid(), z), derivative, evaluate=False),
+        sp.Eq(derivative, sigmoid() * (1 - sigmoid()), evaluate=False),
+    ]
 
 
 @derivation
-def tanh_derivative() -> sp.Eq:
-    """tanh's derivative equals 1 - tanh^2 (S001-11)."""
-    return sp.Eq(sp.diff(tanh_note(), z), 1 - tanh_note() ** 2)
+def tanh_derivative() -> list[sp.Eq]:
+    """tanh's derivative, as SymPy differentiates the notes' definition, equals 1 - tanh^2 (S001-11)."""
+    derivative = sp.diff(tanh_note(), z)
+    return [
+        sp.Eq(sp.Derivative(tanh_note(), z), derivative, evaluate=False),
+        sp.Eq(derivative, 1 - tanh_note() ** 2, evaluate=False),
+    ]
 
 
 @derivation
 def sigmoid_derivative_bound() -> sp.Eq:
     """sigma' <= 1/4 everywhere: 1/4 - s(1 - s) is a square (s = sigma(z)), zero only at z = 0."""
     s = sp.Symbol("s")
-    return sp.Eq(sp.Rational(1, 4) - s * (1 - s), sp.factor(sp.Rational(1, 4) - s * (1 - s)))
+    return sp.Eq(sp.Rational(1, 4) - s * (1 - s), sp.factor(sp.Rational(1, 4) - s * (1 - s)), evaluate=False)
 
 
 @derivation
 def relu_derivative() -> sp.Eq:
     """ReLU's derivative is a step; SymPy's Heaviside takes the value 1/2 at the kink."""
-    return sp.Eq(sp.Derivative(relu(), z), sp.diff(relu(), z))
+    return sp.Eq(sp.Derivative(relu(), z), sp.diff(relu(), z), evaluate=False)
 
 
 @derivation
 def leaky_relu_derivative() -> sp.Eq:
     """Leaky ReLU's derivative: 1 on the positive side, alpha on the negative side."""
-    return sp.Eq(sp.Derivative(leaky_relu(), z), sp.diff(leaky_relu(), z))
+    return sp.Eq(sp.Derivative(leaky_relu(), z), sp.diff(leaky_relu(), z), evaluate=False)
 
 
 @derivation
 def elu_derivative() -> sp.Eq:
     """ELU's derivative: lambda e^z = ELU(z) + lambda on the negative side."""
-    return sp.Eq(sp.Derivative(elu(), z), sp.diff(elu(), z))
+    return sp.Eq(sp.Derivative(elu(), z), sp.diff(elu(), z), evaluate=False)
 
 
 @derivation
 def prelu_gradients() -> list[sp.Eq]:
     """PReLU's gradients with respect to its input and to its learned slope alpha."""
     f = leaky_relu()
-    return [sp.Eq(sp.Derivative(f, z), sp.diff(f, z)), sp.Eq(sp.Derivative(f, alpha), sp.diff(f, alpha))]
+    return [sp.Eq(sp.Derivative(f, z), sp.diff(f, z), evaluate=False), sp.Eq(sp.Derivative(f, alpha), sp.diff(f, alpha), evaluate=False)]
 
 
 @derivation
 def rrelu_expected_slope() -> sp.Eq:
     """RReLU's training-time slope a ~ U(l, u) has mean (l + u)/2, the slope used at evaluation."""
     a = stats.Uniform("a", lower, upper)
-    return sp.Eq(sp.Symbol("E[a]"), sp.simplify(stats.E(a)))
+    return sp.Eq(sp.Symbol("E[a]"), sp.simplify(stats.E(a)), evaluate=False)
 
 
 @derivation
@@ -127,13 +135,14 @@ def softmax_jacobian() -> sp.Eq:
     """The softmax Jacobian for K = 3: d s_i / d z_j = s_i (delta_ij - s_j)."""
     zs = logits(3)
     s = softmax(zs)
-    return sp.Eq(sp.MatrixSymbol("J", 3, 3), sp.simplify(s.jacobian(zs)))
+    return sp.Eq(sp.MatrixSymbol("J", 3, 3), sp.simplify(s.jacobian(zs)), evaluate=False)
 
 
 @derivation
 def derivative_limits() -> sp.Matrix:
-    """Limits of each derivative at -oo and +oo: zero at an end means saturation there (S003-06)."""
-    rows = [[name, lo, hi] for name, (lo, hi) in _saturation_table().items()]
+    """Limits of each derivative at -oo and +oo: zero at an end means saturation there (S003-06).
+    Rows: sigmoid, tanh, ReLU, Leaky ReLU, ELU; columns: the function, f'(-oo), f'(+oo)."""
+    rows = [[sp.Symbol(name), lo, hi] for name, (lo, hi) in _saturation_table().items()]
     return sp.Matrix(rows)
 
 
@@ -157,55 +166,10 @@ def _saturation_table() -> dict[str, tuple[sp.Expr, sp.Expr]]:
     return out
 
 
-# --- the harness shared by the derivative claims -------------------------------------------------------
-
-
-def derivative_check(
-    function: sp.Expr,
-    claimed: sp.Expr,
-    reference,
-    *,
-    domain: tuple[float, float] = SMOOTH_DOMAIN,
-    rtol: float = RTOL,
-) -> Evidence:
-    """Settle "f' = claimed": SymPy proves d function/dz == claimed; the claimed formula, evaluated,
-    is compared with ``jax.grad`` of ``reference`` (the Flax/JAX implementation) on ``domain``; and at
-    the extremes |z| <= 1000 autodiff must be finite and within ``EXTREME_ATOL`` of the exact value
-    (SymPy at 30 digits)."""
-    proof = prove_identity(sp.diff(function, z), claimed, [z])
-    points = sample_points(512, *domain, seed=11)
-    smooth = compare(to_jax(claimed, [z]), elementwise_grad(reference), [points], rtol=rtol)
-    exact_derivative = sp.diff(function, z)
-    exact = np.array([float(exact_derivative.subs(z, v).evalf(30)) for v in EXTREMES])
-    at_extremes = np.asarray(elementwise_grad(reference)(jnp.asarray(EXTREMES)))
-    extremes_ok = bool(np.all(np.isfinite(at_extremes)) and np.all(np.abs(at_extremes - exact) <= EXTREME_ATOL))
-    holds = proof.holds and smooth.ok and extremes_ok
-    return Evidence(
-        verdict="holds" if holds else "refuted",
-        method="autodiff",
-        summary=(
-            f"identity {'proved by SymPy (' + proof.how + ')' if proof.proved else 'not proved by SymPy'}; "
-            f"vs jax.grad: {smooth.describe()}; extremes |z| <= 1000 "
-            f"{'finite and within 1e-15 of exact' if extremes_ok else 'WRONG or non-finite'}"
-        ),
-        max_abs_err=smooth.max_abs_err,
-        max_rel_err=smooth.max_rel_err,
-        samples=smooth.samples + len(EXTREMES),
-        dtype=smooth.dtype,
-        details={
-            "identity_proved": proof.proved,
-            "identity_how": proof.how,
-            "identity_numeric_max_rel_err": proof.max_rel_err,
-            "domain": list(domain),
-            "worst_point": smooth.worst,
-            "extremes": {str(v): {"autodiff": float(g), "exact": float(e)}
-                         for v, g, e in zip(EXTREMES, at_extremes, exact, strict=True)},
-        },
-    )
-
-
-def _verdict(ok: bool, when_ok: str, otherwise: str = "refuted") -> str:
-    return when_ok if ok else otherwise
+def derivative_check(function, claimed, reference, *, domain=None) -> Evidence:
+    """The shared derivative harness (``derivations.harness``) in this chapter's variable z; the default
+    domain is SMOOTH_DOMAIN."""
+    return harness.derivative_check(function, claimed, reference, z, domain=domain or SMOOTH_DOMAIN)
 
 
 # --- claims ------------------------------------------------------------------------------------------
@@ -276,7 +240,7 @@ def _relu_derivative() -> Evidence:
     differentiable_at_zero = left == right
     ok = away.verdict == "holds" and not differentiable_at_zero
     return Evidence(
-        verdict=_verdict(ok, "qualified"),
+        verdict=verdict(ok, "qualified"),
         method="autodiff",
         summary=f"away from 0: {away.summary}; at 0 the one-sided difference quotients are {left} and "
         f"{right}, so no derivative exists there",
@@ -312,7 +276,7 @@ def _relu_subgradient() -> Evidence:
     all_in = all(subdifferential.contains(sp.Float(v)) == sp.true for v in relu_values.values())
     ok = subdifferential == sp.Interval(0, 1) and all_in and at_zero["jax.nn.relu"] == 0.0
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="symbolic",
         summary=f"subdifferential at 0 = {subdifferential}; gradient at 0: "
         + ", ".join(f"{k} -> {v:g}" for k, v in at_zero.items()),
@@ -337,7 +301,7 @@ def _leaky_relu_max_form() -> Evidence:
         results[str(a)] = proof.holds
     ok = results["1/100"] and results["1/2"] and results["1"] and not results["2"]
     return Evidence(
-        verdict=_verdict(ok, "qualified"),
+        verdict=verdict(ok, "qualified"),
         method="symbolic",
         summary="max(az, z) == Leaky ReLU for a = " + ", ".join(a for a, h in results.items() if h)
         + "; differs for a = " + ", ".join(a for a, h in results.items() if not h),
@@ -357,7 +321,7 @@ def _sigmoid_tanh_saturate() -> Evidence:
     table = _saturation_table()
     ok = all(table[name] == (0, 0) for name in ("sigmoid", "tanh"))
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="symbolic",
         summary="; ".join(f"{n}: f'(-oo) = {lo}, f'(+oo) = {hi}" for n, (lo, hi) in table.items()),
         details={n: {"minus_infinity": str(lo), "plus_infinity": str(hi)} for n, (lo, hi) in table.items()},
@@ -383,7 +347,7 @@ def _relu_saturation() -> Evidence:
     )
     negative_side = float(jnp.max(jnp.abs(elementwise_grad(jax.nn.relu)(-jnp.logspace(-12, 3, 64)))))
     return Evidence(
-        verdict=_verdict(ok and negative_side == 0.0, "qualified"),
+        verdict=verdict(ok and negative_side == 0.0, "qualified"),
         method="symbolic",
         summary=f"ReLU: f'(-oo) = {table['ReLU'][0]}, f'(+oo) = {table['ReLU'][1]}; jax.grad(relu) on "
         f"64 points in [-1e3, -1e-12]: max |grad| = {negative_side:g}; LeakyReLU: f'(-oo) = alpha; "
@@ -411,7 +375,7 @@ def _elu_dead_zone() -> Evidence:
     positive_for_finite = sp.ask(sp.Q.positive(lam * sp.exp(z)), sp.Q.real(z) & sp.Q.positive(lam))
     ok = bool(positive_for_finite) and left_limit == 0 and grads[0] > 0 and grads[-1] == 0.0
     return Evidence(
-        verdict=_verdict(ok, "qualified"),
+        verdict=verdict(ok, "qualified"),
         method="measurement",
         summary=f"ELU'(z) = lambda e^z > 0 for real z (SymPy: {positive_for_finite}); limit at -oo = "
         f"{left_limit}; float64 jax.grad at z = -1, -10, -40, -745.2, -1000: "
@@ -440,7 +404,7 @@ def _sigmoid_bound() -> Evidence:
     measured_max = float(jnp.max(measured))
     ok = is_square and critical == [0] and peak == sp.Rational(1, 4) and abs(measured_max - 0.25) <= 1e-15
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="symbolic",
         summary=f"1/4 - s(1-s) = {square} >= 0; sigma'' = 0 only at z = {critical}; sigma'(0) = {peak}; "
         f"max of jax.grad(sigmoid) on 200001 grid points in [-10, 10] = {measured_max!r}",
@@ -469,7 +433,7 @@ def _tanh_range() -> Evidence:
     first_one = float(reaches[0]) if reaches.size else None
     ok = bool(gap_positive) and gap_is_that and limits == (-1, 1) and first_one is not None
     return Evidence(
-        verdict=_verdict(ok, "qualified"),
+        verdict=verdict(ok, "qualified"),
         method="measurement",
         summary=f"1 - tanh z = {gap} > 0 for real z; limits {limits[0]} and {limits[1]}; float64 "
         f"jnp.tanh(z) == 1.0 from z = {first_one} (grid step 1e-3)",
@@ -508,7 +472,7 @@ def _softmax_jacobian() -> Evidence:
         proved.append(cmp.ok)
     ok = all(proved)
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="autodiff",
         summary=f"SymPy proves it entrywise for K = 2, 3, 4; the SymPy closed form vs jax.jacobian(softmax) "
         f"for K = 2, 3, 4, 6, 10 at {samples} points: max rel err {worst_rel:.2e}",
@@ -546,7 +510,7 @@ def _prelu_gradients() -> Evidence:
     cmp_x = compare(lambda: derived_x, lambda: grads_x, [])
     ok = cmp_alpha.ok and cmp_x.ok and bool(jnp.all(grads_alpha != 0))
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="autodiff",
         summary=f"dL/dalpha = sum dy * min(z, 0) per channel vs nnx.grad: max rel err "
         f"{cmp_alpha.max_rel_err:.2e}; dL/dz = dy * (1 or alpha) vs jax.grad: max rel err {cmp_x.max_rel_err:.2e}",
@@ -554,7 +518,10 @@ def _prelu_gradients() -> Evidence:
         max_rel_err=max(cmp_alpha.max_rel_err, cmp_x.max_rel_err),
         samples=int(x.size),
         dtype=cmp_alpha.dtype,
-        details={"dL_dalpha": np.asarray(grads_alpha).tolist(), "derivative_wrt_alpha": str(sp.diff(leaky_relu(), alpha))},
+        details={
+            "dL_dalpha": np.asarray(grads_alpha).tolist(),
+            "derivative_wrt_alpha": str(sp.diff(leaky_relu(), alpha)),
+        },
     )
 
 
@@ -581,7 +548,7 @@ def _rrelu_expectation() -> Evidence:
     slope_matches = abs(float(evaluation[0] / x[0]) - expected_slope) <= 1e-15
     ok = bool(jnp.all(z_scores <= 4.5)) and exact_where_deterministic and slope_matches
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="measurement",
         summary=f"E[slope] = (l+u)/2 = {expected_slope:.6f} (sympy.stats); {draws} training draws: mean output "
         f"within {float(jnp.max(z_scores)):.2f} standard errors of the evaluation output",
@@ -622,7 +589,7 @@ def _maxout_routing() -> Evidence:
     nonzero_per_output = np.count_nonzero(np.asarray(one_sample).reshape(n_out, pieces), axis=1)
     ok = cmp_kernel.ok and cmp_bias.ok and bool(np.all(nonzero_per_output == 1))
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="autodiff",
         summary=f"nnx.grad of a Maxout({n_in}->{n_out}, k={pieces}) layer equals the argmax-routed gradient "
         f"(kernel max rel err {cmp_kernel.max_rel_err:.2e}); for one sample exactly one piece per output "
@@ -668,7 +635,7 @@ def _dead_relu() -> Evidence:
         and bool(jnp.all(after < 0))
     )
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="autodiff",
         summary=f"dead unit: dL/dw = {np.asarray(dead_kernel).tolist()}, dL/db = {float(dead_bias)}; live units' "
         f"kernel gradients all non-zero; after 3 SGD steps the dead unit's pre-activations are unchanged",
@@ -699,7 +666,7 @@ def _relu_sparsity() -> Evidence:
     overall = float(jnp.mean(outputs == 0))
     ok = p_zero == sp.Rational(1, 2) and abs(measured - 0.5) <= 4.5 * stderr
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="measurement",
         summary=f"P(w.x <= 0) = {p_zero} for symmetric weights and zero bias (sympy.stats); measured on "
         f"nnx.Linear({fan_in}, {units}) at its default (LeCun normal) initialisation: {measured:.4f} "
@@ -709,12 +676,6 @@ def _relu_sparsity() -> Evidence:
         dtype="float64",
         details={"fraction_zero": measured, "standard_error": stderr, "fraction_zero_all_pairs": overall},
     )
-
-
-def _xla_cost(f, x: jax.Array) -> dict[str, float]:
-    cost = jax.jit(f).lower(x).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return {"flops": float(cost.get("flops", 0.0)), "transcendentals": float(cost.get("transcendentals", 0.0))}
 
 
 @claim(
@@ -730,8 +691,8 @@ def _relu_cost() -> Evidence:
     costs = {}
     for name, f in functions.items():
         costs[name] = {
-            "forward": _xla_cost(f, x),
-            "forward_and_backward": _xla_cost(elementwise_grad(f), x),
+            "forward": xla_cost(f, x),
+            "forward_and_backward": xla_cost(elementwise_grad(f), x),
         }
     relu_free = all(c["transcendentals"] == 0 for c in costs["relu"].values())
     others_pay = all(
@@ -739,7 +700,7 @@ def _relu_cost() -> Evidence:
     )
     ok = relu_free and others_pay
     return Evidence(
-        verdict=_verdict(ok, "holds"),
+        verdict=verdict(ok, "holds"),
         method="measurement",
         summary=f"XLA cost analysis on {n} elements, transcendental ops (forward / with gradient): "
         + "; ".join(
@@ -779,7 +740,7 @@ def _single_relu_xor() -> Evidence:
     separates = bool(jnp.all((scores > 0.5) == (labels == 1)))
     ok = represents_linear and infeasible and separates
     return Evidence(
-        verdict=_verdict(ok, "qualified"),
+        verdict=verdict(ok, "qualified"),
         method="measurement",
         summary=f"relu(t) - relu(-t) = t proved: {represents_linear}; XOR's four linear conditions sum to 0 "
         f"(no linear separator): {infeasible}; the Flax Linear(2,2)-ReLU-Linear(2,1) network scores XOR's "

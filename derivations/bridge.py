@@ -26,9 +26,17 @@ import derivations  # noqa: F401  (float64 before any array is made)
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
 
 
+# SymPy's JAX printer leaves these to Python's ``math`` module, which fails on arrays; map them to JAX.
+_EXTRA_FUNCTIONS = {"erf": jax.scipy.special.erf, "erfc": jax.scipy.special.erfc}
+
+
+def _lambdify(symbols: Sequence[sp.Symbol], expr: sp.Expr) -> Callable[..., jax.Array]:
+    return sp.lambdify(list(symbols), expr, modules=[_EXTRA_FUNCTIONS, "jax"])
+
+
 def to_jax(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> Callable[..., jax.Array]:
     """Compile a SymPy expression of ``symbols`` into a jit-compiled, differentiable JAX function."""
-    return jax.jit(sp.lambdify(list(symbols), expr, modules="jax"))
+    return jax.jit(_lambdify(symbols, expr))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,13 +110,15 @@ _PINNED: list[tuple[str, sp.Expr, Callable[[jax.Array], jax.Array]]] = [
     ("Heaviside (1/2 at 0)", sp.Heaviside(_x), lambda x: jnp.heaviside(x, 0.5)),
     ("Piecewise", sp.Piecewise((_x, _x > 0), (2 * _x, True)), lambda x: jnp.where(x > 0, x, 2 * x)),
     ("sigmoid", 1 / (1 + sp.exp(-_x)), jax.nn.sigmoid),
+    ("erf", sp.erf(_x), jax.scipy.special.erf),
+    ("erfc", sp.erfc(_x), jax.scipy.special.erfc),
 ]
 
 
 def _check_pinned() -> None:
     points = jnp.asarray([-3.0, -0.5, 0.0, 0.5, 3.0], dtype=jnp.float64)
     for name, expr, reference in _PINNED:
-        got = sp.lambdify([_x], expr, modules="jax")(points)
+        got = _lambdify([_x], expr)(points)
         want = reference(points)
         if not np.allclose(np.asarray(got), np.asarray(want), rtol=1e-15, atol=0.0):
             raise RuntimeError(f"sympy->jax bridge: {name} prints to a function that disagrees with JAX")

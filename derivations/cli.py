@@ -106,7 +106,9 @@ def _check(console: Console, names: Sequence[str], json_path: Path | None) -> in
         report = run_claims(claims, on_result=advance)
     console.print(_table(report))
     for result in report.failures():
-        reason = result.error or f"observed {result.verdict}, expected {result.claim.expected}: {result.evidence.summary}"
+        reason = result.error or (
+            f"observed {result.verdict}, expected {result.claim.expected}: {result.evidence.summary}"
+        )
         console.print(f"[red]FAILED[/red] {result.claim.id}: {reason}", highlight=False)
     s = report.summary
     console.print(

@@ -54,7 +54,8 @@ def compare(
     arrays of the same shape. ``ok`` is ``|c - r| <= atol + rtol * |r|`` everywhere, both finite.
     """
     args = [jnp.asarray(a) for a in inputs]
-    got = np.asarray(candidate(*args), dtype=np.float64)
+    raw = np.asarray(candidate(*args))
+    got = raw.astype(np.float64)
     want = np.asarray(reference(*args), dtype=np.float64)
     if got.shape != want.shape:
         raise ValueError(f"shape mismatch: candidate gives {got.shape}, reference gives {want.shape}")
@@ -81,7 +82,7 @@ def compare(
         max_abs_err=float(abs_err.max()) if abs_err.size else 0.0,
         max_rel_err=float(rel_err.max()) if rel_err.size else 0.0,
         samples=samples,
-        dtype=str(got.dtype),
+        dtype=str(raw.dtype),
         ok=ok,
         rtol=rtol,
         atol=atol,

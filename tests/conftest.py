@@ -1,0 +1,17 @@
+"""Test set-up: float64 and the compilation cache come with ``import derivations``; hypothesis profiles.
+
+Profiles: ``ci`` is deterministic (derandomized) with 60 examples a property; ``dev`` draws 300 fresh
+examples a property. ``HYPOTHESIS_PROFILE`` picks one; the default is ``ci`` under CI, ``dev`` otherwise.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+import derivations  # noqa: F401  (x64 and the persistent compilation cache before any test runs)
+
+settings.register_profile(
+    "ci", derandomize=True, max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

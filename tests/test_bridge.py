@@ -1,0 +1,69 @@
+"""The SymPy -> JAX bridge and identity proofs: known traps pinned, false identities not proved."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+import sympy as sp
+
+from derivations import bridge
+from derivations.bridge import prove_identity, to_jax
+
+x = sp.Symbol("x", real=True)
+
+
+def test_heaviside_prints_as_one_half_at_zero():
+    assert float(to_jax(sp.Heaviside(x), [x])(0.0)) == 0.5
+
+
+def test_gradient_at_the_kink_differs_between_relu_and_maximum():
+    assert float(jax.grad(jax.nn.relu)(0.0)) == 0.0
+    assert float(jax.grad(lambda v: jnp.maximum(v, 0.0))(0.0)) == 0.5
+    assert float(jax.grad(to_jax(sp.Max(x, 0), [x]))(0.0)) == 0.5
+    assert float(jax.grad(jnp.abs)(0.0)) == 1.0
+
+
+def test_erf_is_mapped_to_jax_not_to_math():
+    values = to_jax(sp.erf(x), [x])(jnp.asarray([-1.0, 0.0, 2.0]))
+    assert jnp.allclose(values, jax.scipy.special.erf(jnp.asarray([-1.0, 0.0, 2.0])), rtol=1e-15)
+
+
+def test_lambdified_function_is_differentiable_in_float64():
+    derivative = jax.grad(to_jax(sp.exp(2 * x), [x]))(0.5)
+    assert derivative.dtype == jnp.float64
+    assert abs(float(derivative) - 2 * float(sp.exp(1))) <= 1e-15 * 2 * float(sp.exp(1))
+
+
+def test_a_wrong_entry_in_the_pinned_table_fails_at_import(monkeypatch):
+    monkeypatch.setattr(bridge, "_PINNED", [("tanh as sinh", sp.tanh(bridge._x), jnp.sinh)])
+    with pytest.raises(RuntimeError, match="tanh as sinh"):
+        bridge._check_pinned()
+
+
+def test_true_identity_is_proved_symbolically():
+    sigma = 1 / (1 + sp.exp(-x))
+    proof = prove_identity(sp.diff(sigma, x), sigma * (1 - sigma), [x])
+    assert proof.proved and proof.holds
+    assert proof.max_rel_err <= 1e-10
+
+
+def test_identity_needing_a_rewrite_is_proved():
+    proof = prove_identity(sp.tanh(x), (sp.exp(x) - sp.exp(-x)) / (sp.exp(x) + sp.exp(-x)), [x])
+    assert proof.proved
+
+
+def test_false_identity_is_not_proved():
+    sigma = 1 / (1 + sp.exp(-x))
+    proof = prove_identity(sp.diff(sigma, x), sigma * (1 + sigma), [x])
+    assert not proof.proved and not proof.holds
+    assert proof.max_rel_err > 1e-3
+
+
+def test_identity_sympy_cannot_decide_rests_on_numbers_and_says_so():
+    proof = prove_identity(sp.erf(x) + sp.erfc(x), sp.Integer(1), [x])
+    assert not proof.proved and proof.holds
+    assert proof.method == "numeric only"
+
+
+def test_numeric_evidence_rejects_a_near_identity():
+    proof = prove_identity(sp.erf(x) + sp.erfc(x), 1 + x / 10**6, [x])
+    assert not proof.proved and not proof.holds
