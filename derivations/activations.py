@@ -120,7 +120,10 @@ def elu_derivative() -> sp.Eq:
 def prelu_gradients() -> list[sp.Eq]:
     """PReLU's gradients with respect to its input and to its learned slope alpha."""
     f = leaky_relu()
-    return [sp.Eq(sp.Derivative(f, z), sp.diff(f, z), evaluate=False), sp.Eq(sp.Derivative(f, alpha), sp.diff(f, alpha), evaluate=False)]
+    return [
+        sp.Eq(sp.Derivative(f, z), sp.diff(f, z), evaluate=False),
+        sp.Eq(sp.Derivative(f, alpha), sp.diff(f, alpha), evaluate=False),
+    ]
 
 
 @derivation

@@ -1,8 +1,16 @@
-"""The chapters of the workbook, in reading order. A chapter is the module ``derivations.<name>``."""
+"""The chapters of the workbook. A chapter is the module ``derivations/<name>.py``; adding the module
+adds the chapter, placed by ``READING_ORDER``."""
 
 import importlib
+from pathlib import Path
 
-CHAPTERS: tuple[str, ...] = ("activations",)
+READING_ORDER: tuple[str, ...] = (
+    "activations", "losses", "backprop", "normalization", "dropout", "pooling", "conv_arithmetic",
+    "architectures", "init", "gradient_flow", "regularization", "optimizers", "schedules", "batching",
+    "data", "statistics", "beyond", "performance",
+)  # fmt: skip
+_HERE = Path(__file__).resolve().parent
+CHAPTERS: tuple[str, ...] = tuple(name for name in READING_ORDER if (_HERE / f"{name}.py").is_file())
 
 
 def load(name: str) -> None:

@@ -138,39 +138,44 @@ def derivation(func: Callable[[], Any]) -> Callable[[], Any]:
 
 
 def all_claims() -> list[Claim]:
-    """Every registered claim, chapters in the order of ``CHAPTERS``, claims in definition order."""
-    from derivations.chapters import CHAPTERS, load_all
+    """Every registered claim, chapters in reading order, claims in definition order."""
+    from derivations.chapters import load_all
 
     load_all()
-    order = {name: i for i, name in enumerate(CHAPTERS)}
-    return sorted(_CLAIMS.values(), key=lambda c: order.get(c.chapter, len(order)))
-
-
-def get_claim(claim_id: str) -> Claim:
-    """The claim with this id; ``ValueError`` naming the chapters when there is none."""
-    for c in all_claims():
-        if c.id == claim_id:
-            return c
-    raise ValueError(f"unknown claim id {claim_id!r}; {_valid_names()}")
+    return _ordered(_CLAIMS.values())
 
 
 def claims_for(names: list[str] | tuple[str, ...] = ()) -> list[Claim]:
-    """The claims named by chapter names and/or claim ids (all claims when ``names`` is empty)."""
-    from derivations.chapters import CHAPTERS
+    """The claims named by chapter names and/or claim ids (all claims when ``names`` is empty).
 
-    everything = all_claims()
+    Only the chapters named are imported, so one chapter can be checked while another is broken.
+    """
+    from derivations.chapters import CHAPTERS, load
+
     if not names:
-        return everything
+        return all_claims()
     chosen: list[Claim] = []
     for name in names:
-        if name in CHAPTERS:
-            picked = [c for c in everything if c.chapter == name]
-        elif "/" in name:
-            picked = [get_claim(name)]
+        chapter = name.split("/", 1)[0]
+        if chapter not in CHAPTERS:
+            what = f"claim id {name!r}" if "/" in name else f"chapter {name!r}"
+            raise ValueError(f"unknown {what}; {_valid_names()}")
+        load(chapter)
+        if "/" in name:
+            if name not in _CLAIMS:
+                raise ValueError(f"unknown claim id {name!r}; see `workbook show {chapter}` for its claims")
+            picked = [_CLAIMS[name]]
         else:
-            raise ValueError(f"unknown chapter {name!r}; {_valid_names()}")
+            picked = [c for c in _ordered(_CLAIMS.values()) if c.chapter == name]
         chosen.extend(c for c in picked if c not in chosen)
     return chosen
+
+
+def _ordered(claims) -> list[Claim]:
+    from derivations.chapters import CHAPTERS
+
+    order = {name: i for i, name in enumerate(CHAPTERS)}
+    return sorted(claims, key=lambda c: order.get(c.chapter, len(order)))
 
 
 def derivations_for(chapter: str) -> list[Derivation]:

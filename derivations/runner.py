@@ -67,14 +67,7 @@ class Report:
 
     @property
     def summary(self) -> dict[str, Any]:
-        counts = {v: sum(r.verdict == v for r in self.results) for v in VERDICTS}
-        return {
-            "claims": len(self.results),
-            "ok": sum(r.ok for r in self.results),
-            "failed": sum(not r.ok for r in self.results),
-            **counts,
-            "seconds": round(sum(r.seconds for r in self.results), 4),
-        }
+        return summarize([r.as_dict() for r in self.results])
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +78,17 @@ class Report:
 
     def failures(self) -> list[Result]:
         return [r for r in self.results if not r.ok]
+
+
+def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's ``summary`` for a list of its ``claims`` entries."""
+    return {
+        "claims": len(entries),
+        "ok": sum(e["ok"] for e in entries),
+        "failed": sum(not e["ok"] for e in entries),
+        **{v: sum(e["verdict"] == v for e in entries) for v in VERDICTS},
+        "seconds": round(sum(e["seconds"] for e in entries), 4),
+    }
 
 
 def run_claim(claim: Claim) -> Result:
