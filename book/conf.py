@@ -43,6 +43,8 @@ nb_execution_show_tb = True
 nb_render_markdown_format = "myst"
 
 html_theme = "sphinx_book_theme"
+html_static_path = ["_static"]
+html_css_files = ["workbook.css"]
 html_title = project
 # pydata-sphinx-theme seeds the mode with "" on a first visit and then logs a console error about it;
 # an explicit default keeps the console clean.

@@ -143,15 +143,16 @@ def claims_table(chapter: str) -> Markdown:
 
 
 def ledger() -> Markdown:
-    """Every claim of every chapter: id, seeds, what the note says, verdict, evidence, chapter link."""
+    """Every claim of every chapter in one table: chapter (linked), claim, seeds, what the note says,
+    verdict, the evidence summary. Slugs are plain text so that the browser can wrap them at hyphens."""
     entries = report()["claims"]
     require_passing(entries)
-    rows = ["| claim | seeds | the note says | verdict | evidence |", "|---|---|---|---|---|"]
+    rows = ["| chapter | claim | seeds | the note says | verdict | evidence |", "|---|---|---|---|---|---|"]
     for c in entries:
-        link = f"[{c['chapter']}](chapters/{c['chapter']}.md)"
+        chapter, slug = c["id"].split("/", 1)
         rows.append(
-            f"| `{c['id']}` ({link}) | {' '.join(c['sources'])} | {_escape(c['says'])} "
-            f"| {VERDICT_BADGE[c['verdict']]} | {_escape(c['summary'])} |"
+            f"| [{chapter}](chapters/{chapter}.md) | {slug} | {' '.join(c['sources'])} | {_escape(c['says'])} "
+            f"| **{VERDICT_BADGE[c['verdict']]}** | {_escape(c['summary'])} |"
         )
     return Markdown("\n".join(rows))
 

@@ -1,0 +1,223 @@
+"""Normalization layers over pure functions: BatchNorm with a closed-form backward, and the statistics
+that BN, LN, IN and GN take over different axes.
+
+``batchnorm`` is a ``jax.custom_vjp`` whose backward is the derived closed form (``batchnorm_backward``):
+
+.. math::
+
+    d\\beta = \\sum dy, \\quad d\\gamma = \\sum dy\\,\\hat x, \\quad
+    dx = \\frac{\\gamma}{N\\sigma}\\Big(N\\,dy - \\sum dy - \\hat x \\sum dy\\,\\hat x\\Big),
+    \\qquad \\sigma = \\sqrt{\\operatorname{Var}[x] + \\epsilon},
+
+the sums and ``N`` running over the reduction axes. :class:`BatchNorm` is a drop-in for
+``nnx.BatchNorm`` (same arguments, same state names, same train/eval switch) that uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from flax.nnx import rnglib
+from flax.nnx.nn import dtypes, initializers
+
+
+def _reduction_axes(ndim: int, axes: int | Sequence[int]) -> tuple[int, ...]:
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    if not axes or any(not -ndim <= a < ndim for a in axes):
+        raise ValueError(f"axes {axes} must be a non-empty set of axes of a {ndim}-d input, each in [-{ndim}, {ndim})")
+    canonical = tuple(sorted({a % ndim for a in axes}))
+    if len(canonical) == ndim:
+        raise ValueError(f"axes {axes} reduce every axis of a {ndim}-d input; leave at least one feature axis")
+    return canonical
+
+
+def _feature_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(n for a, n in enumerate(shape) if a not in axes)
+
+
+def _keepdims(v: jax.Array, shape: tuple[int, ...], axes: tuple[int, ...]) -> jax.Array:
+    """A per-feature array reshaped to broadcast against ``x`` (size 1 on the reduction axes)."""
+    return v.reshape(tuple(1 if a in axes else n for a, n in enumerate(shape)))
+
+
+def batch_statistics(x: jax.Array, axes: int | Sequence[int]) -> tuple[jax.Array, jax.Array]:
+    """Mean and *biased* variance (divide by N, not N - 1) of ``x`` over ``axes``, kept as broadcastable
+    arrays. As in ``nnx.BatchNorm`` the variance is E[x^2] - E[x]^2 in one pass over x, clipped at 0
+    against round-off, and computed in at least float32."""
+    axes = _reduction_axes(x.ndim, axes)
+    x = jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32))
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.maximum(0.0, jnp.mean(jnp.square(x), axis=axes, keepdims=True) - jnp.square(mean))
+    return mean, var
+
+
+def normalize(x: jax.Array, axes: int | Sequence[int], epsilon: float) -> jax.Array:
+    """x_hat = (x - E[x]) / sqrt(Var[x] + epsilon), statistics over ``axes``: the core that BN
+    (axes N, H, W), LN (H, W, C), IN (H, W) and GN (H, W and a group of channels) share."""
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    mean, var = batch_statistics(x, axes)
+    # epsilon goes under the square root, as in nnx.BatchNorm and the BN paper.
+    return (x - mean) * jax.lax.rsqrt(var + epsilon)
+
+
+def _check_batchnorm_args(x: jax.Array, gamma: jax.Array, axes, epsilon: float) -> tuple[int, ...]:
+    axes = _reduction_axes(x.ndim, axes)
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    want = _feature_shape(x.shape, axes)
+    if jnp.shape(gamma) != want:
+        raise ValueError(f"gamma has shape {jnp.shape(gamma)}; for x of shape {x.shape} and axes {axes} it must be {want}")
+    return axes
+
+
+def _backward_from_stats(x, mean, inv_std, gamma, dy, axes):
+    # Forward, backward and their shared x_hat side by side: one pass for the two sums, one for dx.
+    x_hat = (x - mean) * inv_std
+    dbeta = jnp.sum(dy, axis=axes, keepdims=True)
+    dgamma = jnp.sum(dy * x_hat, axis=axes, keepdims=True)
+    n = x.size // dbeta.size
+    g = _keepdims(gamma, x.shape, axes)
+    dx = (g * inv_std / n) * (n * dy - dbeta - x_hat * dgamma)
+    feature = _feature_shape(x.shape, axes)
+    return dx.astype(x.dtype), dgamma.reshape(feature).astype(gamma.dtype), dbeta.reshape(feature).astype(gamma.dtype)
+
+
+def batchnorm_backward(
+    x: jax.Array, gamma: jax.Array, dy: jax.Array, eps: float, axes: int | Sequence[int]
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The closed-form BatchNorm backward (S000-20, S001-09) in training mode, statistics over ``axes``:
+
+    dbeta = sum dy, dgamma = sum dy x_hat, dx = gamma / (N sigma) (N dy - sum dy - x_hat sum dy x_hat),
+
+    with sigma = sqrt(Var[x] + eps) (biased variance) and N the number of elements reduced per feature.
+    ``gamma`` has the shape of the non-reduced axes; returns ``(dx, dgamma, dbeta)``.
+    """
+    axes = _check_batchnorm_args(x, gamma, axes, eps)
+    if jnp.shape(dy) != x.shape:
+        raise ValueError(f"dy has shape {jnp.shape(dy)}; it must match x's shape {x.shape}")
+    mean, var = batch_statistics(x, axes)
+    return _backward_from_stats(x, mean, jax.lax.rsqrt(var + eps), gamma, dy, axes)
+
+
+def batchnorm(
+    x: jax.Array, gamma: jax.Array, beta: jax.Array, eps: float, axes: int | Sequence[int]
+) -> jax.Array:
+    """Training-mode BatchNorm, y = gamma x_hat + beta with batch statistics over ``axes``, whose
+    gradient is the closed form ``batchnorm_backward`` (a ``jax.custom_vjp``) instead of autodiff's
+    trace of the forward pass."""
+    axes = _check_batchnorm_args(x, gamma, axes, eps)
+    if jnp.shape(beta) != jnp.shape(gamma):
+        raise ValueError(f"beta has shape {jnp.shape(beta)}; it must match gamma's shape {jnp.shape(gamma)}")
+    return _batchnorm(x, gamma, beta, float(eps), axes)
+
+
+def _batchnorm_forward(x, gamma, beta, eps, axes):
+    mean, var = batch_statistics(x, axes)
+    inv_std = jax.lax.rsqrt(var + eps)
+    y = (x - mean) * (inv_std * _keepdims(gamma, x.shape, axes)) + _keepdims(beta, x.shape, axes)
+    # Only x (already live) and two per-feature vectors are kept for the backward pass.
+    return y.astype(jnp.result_type(x, gamma)), (x, mean, inv_std, gamma)
+
+
+def _bwd(eps, axes, residuals, dy):
+    x, mean, inv_std, gamma = residuals
+    return _backward_from_stats(x, mean, inv_std, gamma, dy, axes)
+
+
+_batchnorm_vjp = jax.custom_vjp(
+    lambda x, gamma, beta, eps, axes: _batchnorm_forward(x, gamma, beta, eps, axes)[0], nondiff_argnums=(3, 4)
+)
+_batchnorm_vjp.defvjp(lambda x, gamma, beta, eps, axes: _batchnorm_forward(x, gamma, beta, eps, axes), _bwd)
+_batchnorm = jax.jit(_batchnorm_vjp, static_argnums=(3, 4))
+
+
+class BatchNorm(nnx.Module):
+    """BatchNorm whose training-mode gradient is the closed form; a drop-in for ``nnx.BatchNorm``.
+
+    Same constructor arguments, the same state (``scale``, ``bias`` as ``nnx.Param``; ``mean``, ``var``
+    as ``nnx.BatchStat``), the same switch (``use_running_average``, set by ``.eval()``/``.train()`` and
+    ``nnx.view``) and the same running averages: ``stat <- momentum * stat + (1 - momentum) * batch_stat``
+    with the biased batch variance. One difference: the running statistics are kept in
+    ``promote_types(param_dtype, float32)`` (nnx.BatchNorm always uses float32), so float64 models keep
+    float64 statistics. ``axis_name`` (pmap) and ``mask`` are not supported.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        use_running_average: bool | None = False,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-5,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        use_bias: bool = True,
+        use_scale: bool = True,
+        bias_init: Any = initializers.zeros_init(),
+        scale_init: Any = initializers.ones_init(),
+        rngs: rnglib.Rngs,
+        bias_metadata: Any = MappingProxyType({}),
+        scale_metadata: Any = MappingProxyType({}),
+    ):
+        if num_features < 1:
+            raise ValueError(f"num_features must be >= 1, got {num_features}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        if epsilon < 0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+        shape = (num_features,)
+        stat_dtype = jnp.promote_types(param_dtype, jnp.float32)
+        self.mean = nnx.BatchStat(jnp.zeros(shape, stat_dtype))
+        self.var = nnx.BatchStat(jnp.ones(shape, stat_dtype))
+        self.scale = (
+            nnx.Param(scale_init(rngs.params(), shape, param_dtype), **scale_metadata) if use_scale else nnx.data(None)
+        )
+        self.bias = nnx.Param(bias_init(rngs.params(), shape, param_dtype), **bias_metadata) if use_bias else nnx.data(None)
+        self.num_features = num_features
+        self.use_running_average = use_running_average
+        self.axis = axis
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+
+    def __call__(self, x: jax.Array, use_running_average: bool | None = None) -> jax.Array:
+        use_running_average = nnx.module.first_from(
+            use_running_average, self.use_running_average,
+            error_msg="BatchNorm needs use_running_average (constructor, call, .eval()/.train() or nnx.view)",
+        )  # fmt: skip
+        feature_axis = self.axis % x.ndim
+        if x.shape[feature_axis] != self.num_features:
+            raise ValueError(f"input has {x.shape[feature_axis]} features on axis {self.axis}, expected {self.num_features}")
+        axes = tuple(a for a in range(x.ndim) if a != feature_axis)
+        ones = jnp.ones(self.num_features, self.param_dtype)
+        scale = self.scale[...] if self.scale is not None else ones
+        bias = self.bias[...] if self.bias is not None else jnp.zeros_like(ones)
+        x, mean, var, scale, bias = dtypes.promote_dtype(
+            (x, self.mean[...], self.var[...], scale, bias), dtype=self.dtype
+        )
+        if use_running_average:
+            shape = x.shape
+            inv_std = jax.lax.rsqrt(_keepdims(var, shape, axes) + self.epsilon)
+            return (x - _keepdims(mean, shape, axes)) * (inv_std * _keepdims(scale, shape, axes)) + _keepdims(
+                bias, shape, axes
+            )
+        # The running averages see the batch statistics but no gradient flows through them; XLA merges
+        # this reduction with the identical one inside `batchnorm`.
+        batch_mean, batch_var = batch_statistics(jax.lax.stop_gradient(x), axes)
+        m = self.momentum
+        self.mean[...] = m * self.mean[...] + (1 - m) * batch_mean.reshape(-1).astype(self.mean[...].dtype)
+        self.var[...] = m * self.var[...] + (1 - m) * batch_var.reshape(-1).astype(self.var[...].dtype)
+        return batchnorm(x, scale, bias, self.epsilon, axes)
+
+    def set_view(self, use_running_average: bool | None = None):
+        """Used by ``nnx.view``, as in ``nnx.BatchNorm``."""
+        if use_running_average is not None:
+            self.use_running_average = use_running_average
