@@ -50,8 +50,9 @@ def compare(
 ) -> Comparison:
     """Evaluate ``candidate(*inputs)`` and ``reference(*inputs)`` and measure how far apart they are.
 
-    ``inputs`` are arrays whose leading axis runs over the sample points; both callables must return
-    arrays of the same shape. ``ok`` is ``|c - r| <= atol + rtol * |r|`` everywhere, both finite.
+    ``inputs`` are arrays whose leading axis runs over the sample points (``samples`` counts them; with
+    no inputs it counts the compared elements); both callables must return arrays of the same, non-empty
+    shape. ``ok`` is ``|c - r| <= atol + rtol * |r|`` everywhere, both finite.
     """
     args = [jnp.asarray(a) for a in inputs]
     raw = np.asarray(candidate(*args))
@@ -59,31 +60,29 @@ def compare(
     want = np.asarray(reference(*args), dtype=np.float64)
     if got.shape != want.shape:
         raise ValueError(f"shape mismatch: candidate gives {got.shape}, reference gives {want.shape}")
+    if got.size == 0:
+        raise ValueError("nothing to compare: both sides are empty")
     same_inf = np.isinf(got) & np.isinf(want) & (np.sign(got) == np.sign(want))
     with np.errstate(invalid="ignore"):
         abs_err = np.where(same_inf, 0.0, np.abs(got - want))
     abs_err = np.where(np.isnan(abs_err), np.inf, abs_err)
-    nonzero = want != 0
     rel_err = np.zeros_like(abs_err)
-    np.divide(abs_err, np.abs(want), out=rel_err, where=nonzero & np.isfinite(want))
+    np.divide(abs_err, np.abs(want), out=rel_err, where=(want != 0) & np.isfinite(want))
     rel_err = np.where(np.isinf(abs_err), np.inf, rel_err)
     bound = atol + rtol * np.where(np.isfinite(want), np.abs(want), 0.0)
-    ok = bool(np.all(abs_err <= bound))
-    flat = int(np.argmax(rel_err if rel_err.size and rel_err.max() > 0 else abs_err)) if got.size else 0
-    index = np.unravel_index(flat, got.shape) if got.size else ()
-    sample = index[0] if index else 0
+    index = np.unravel_index(int(np.argmax(rel_err if rel_err.max() > 0 else abs_err)), got.shape)
+    point = index[0] if index and args and np.ndim(args[0]) else None
     worst = {
-        "input": [np.asarray(a)[sample].tolist() if np.ndim(a) else float(a) for a in args],
-        "candidate": float(got[index]) if got.size else None,
-        "reference": float(want[index]) if got.size else None,
+        "input": None if point is None else [np.asarray(a)[point].tolist() for a in args],
+        "candidate": float(got[index]),
+        "reference": float(want[index]),
     }
-    samples = int(args[0].shape[0]) if args and np.ndim(args[0]) else 1
     return Comparison(
-        max_abs_err=float(abs_err.max()) if abs_err.size else 0.0,
-        max_rel_err=float(rel_err.max()) if rel_err.size else 0.0,
-        samples=samples,
+        max_abs_err=float(abs_err.max()),
+        max_rel_err=float(rel_err.max()),
+        samples=int(args[0].shape[0]) if args and np.ndim(args[0]) else got.size,
         dtype=str(raw.dtype),
-        ok=ok,
+        ok=bool(np.all(abs_err <= bound)),
         rtol=rtol,
         atol=atol,
         worst=worst,

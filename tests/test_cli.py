@@ -100,7 +100,5 @@ def test_a_raising_claim_is_reported_and_the_run_goes_on(monkeypatch, tmp_path):
 def test_the_module_entry_point_exits_2_on_an_unknown_name():
     done = subprocess.run([sys.executable, "-m", "derivations", "check", "nope"], capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr.strip() == (
-        "workbook: error: unknown chapter 'nope'; valid chapters: activations "
-        "(or a claim id 'chapter/slug', see `list`)"
-    )
+    assert done.stderr.startswith("workbook: error: unknown chapter 'nope'; valid chapters: activations")
+    assert done.stderr.count("\n") == 1
