@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-pyproject
 HTML := book/_build/html
 
-.PHONY: run test lint pytest check book browser-check clean
+.PHONY: run test lint pytest check book browser-check bench clean
 
 run: check book
 	@echo "Book: $(abspath $(HTML))/index.html"
@@ -36,6 +36,10 @@ book: $(STAMP)
 browser-check: $(STAMP)
 	sh book/ensure_chromium.sh
 	$(BIN)/python book/check_browser.py $(HTML)
+
+# Speed and memory, measured side by side (never asserted in tests): benchmarks/results/<backend>.json.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf book/_build .pytest_cache .hypothesis

@@ -15,6 +15,7 @@ the sums and ``N`` running over the reduction axes. :class:`BatchNorm` is a drop
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
@@ -72,7 +73,9 @@ def _check_batchnorm_args(x: jax.Array, gamma: jax.Array, axes, epsilon: float) 
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
     want = _feature_shape(x.shape, axes)
     if jnp.shape(gamma) != want:
-        raise ValueError(f"gamma has shape {jnp.shape(gamma)}; for x of shape {x.shape} and axes {axes} it must be {want}")
+        raise ValueError(
+            f"gamma has shape {jnp.shape(gamma)}; for x of shape {x.shape} and axes {axes} it must be {want}"
+        )
     return axes
 
 
@@ -101,6 +104,11 @@ def batchnorm_backward(
     axes = _check_batchnorm_args(x, gamma, axes, eps)
     if jnp.shape(dy) != x.shape:
         raise ValueError(f"dy has shape {jnp.shape(dy)}; it must match x's shape {x.shape}")
+    return _batchnorm_backward(x, gamma, dy, float(eps), axes)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _batchnorm_backward(x, gamma, dy, eps, axes):
     mean, var = batch_statistics(x, axes)
     return _backward_from_stats(x, mean, jax.lax.rsqrt(var + eps), gamma, dy, axes)
 
@@ -114,7 +122,7 @@ def batchnorm(
     axes = _check_batchnorm_args(x, gamma, axes, eps)
     if jnp.shape(beta) != jnp.shape(gamma):
         raise ValueError(f"beta has shape {jnp.shape(beta)}; it must match gamma's shape {jnp.shape(gamma)}")
-    return _batchnorm(x, gamma, beta, float(eps), axes)
+    return _batchnorm(x, gamma, beta, float(eps), axes)[0]
 
 
 def _batchnorm_forward(x, gamma, beta, eps, axes):
@@ -122,19 +130,32 @@ def _batchnorm_forward(x, gamma, beta, eps, axes):
     inv_std = jax.lax.rsqrt(var + eps)
     y = (x - mean) * (inv_std * _keepdims(gamma, x.shape, axes)) + _keepdims(beta, x.shape, axes)
     # Only x (already live) and two per-feature vectors are kept for the backward pass.
-    return y.astype(jnp.result_type(x, gamma)), (x, mean, inv_std, gamma)
+    return (y.astype(jnp.result_type(x, gamma)), mean, var), (x, mean, inv_std, gamma)
 
 
-def _bwd(eps, axes, residuals, dy):
+def _batchnorm_bwd(eps, axes, residuals, cotangents):
     x, mean, inv_std, gamma = residuals
-    return _backward_from_stats(x, mean, inv_std, gamma, dy, axes)
+    dy, dmean, dvar = cotangents
+    dx, dgamma, dbeta = _backward_from_stats(x, mean, inv_std, gamma, dy, axes)
+    # The statistics are outputs too (for the running averages); their cotangents are zero in training,
+    # where the averages sit behind stop_gradient, but are added exactly: dmean/N + dvar 2 (x - mean)/N.
+    n = x.size // mean.size
+    dx = dx + ((dmean + 2 * dvar * (x - mean)) / n).astype(dx.dtype)
+    return dx, dgamma, dbeta
 
 
-_batchnorm_vjp = jax.custom_vjp(
-    lambda x, gamma, beta, eps, axes: _batchnorm_forward(x, gamma, beta, eps, axes)[0], nondiff_argnums=(3, 4)
-)
-_batchnorm_vjp.defvjp(lambda x, gamma, beta, eps, axes: _batchnorm_forward(x, gamma, beta, eps, axes), _bwd)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _batchnorm_vjp(x, gamma, beta, eps, axes):
+    return _batchnorm_forward(x, gamma, beta, eps, axes)[0]
+
+
+_batchnorm_vjp.defvjp(_batchnorm_forward, _batchnorm_bwd)
+# (y, batch mean, batch variance), the statistics with size-1 reduction axes: the module needs them for
+# its running averages, so they leave the same pass instead of being computed a second time.
 _batchnorm = jax.jit(_batchnorm_vjp, static_argnums=(3, 4))
+
+
+_ZEROS, _ONES = initializers.zeros_init(), initializers.ones_init()  # nnx.BatchNorm's defaults
 
 
 class BatchNorm(nnx.Module):
@@ -160,8 +181,8 @@ class BatchNorm(nnx.Module):
         param_dtype: Any = jnp.float32,
         use_bias: bool = True,
         use_scale: bool = True,
-        bias_init: Any = initializers.zeros_init(),
-        scale_init: Any = initializers.ones_init(),
+        bias_init: Any = _ZEROS,
+        scale_init: Any = _ONES,
         rngs: rnglib.Rngs,
         bias_metadata: Any = MappingProxyType({}),
         scale_metadata: Any = MappingProxyType({}),
@@ -176,10 +197,12 @@ class BatchNorm(nnx.Module):
         stat_dtype = jnp.promote_types(param_dtype, jnp.float32)
         self.mean = nnx.BatchStat(jnp.zeros(shape, stat_dtype))
         self.var = nnx.BatchStat(jnp.ones(shape, stat_dtype))
-        self.scale = (
-            nnx.Param(scale_init(rngs.params(), shape, param_dtype), **scale_metadata) if use_scale else nnx.data(None)
-        )
-        self.bias = nnx.Param(bias_init(rngs.params(), shape, param_dtype), **bias_metadata) if use_bias else nnx.data(None)
+        self.scale = nnx.data(None)
+        self.bias = nnx.data(None)
+        if use_scale:
+            self.scale = nnx.Param(scale_init(rngs.params(), shape, param_dtype), **scale_metadata)
+        if use_bias:
+            self.bias = nnx.Param(bias_init(rngs.params(), shape, param_dtype), **bias_metadata)
         self.num_features = num_features
         self.use_running_average = use_running_average
         self.axis = axis
@@ -195,7 +218,9 @@ class BatchNorm(nnx.Module):
         )  # fmt: skip
         feature_axis = self.axis % x.ndim
         if x.shape[feature_axis] != self.num_features:
-            raise ValueError(f"input has {x.shape[feature_axis]} features on axis {self.axis}, expected {self.num_features}")
+            raise ValueError(
+                f"input has {x.shape[feature_axis]} features on axis {self.axis}, expected {self.num_features}"
+            )
         axes = tuple(a for a in range(x.ndim) if a != feature_axis)
         ones = jnp.ones(self.num_features, self.param_dtype)
         scale = self.scale[...] if self.scale is not None else ones
@@ -209,13 +234,14 @@ class BatchNorm(nnx.Module):
             return (x - _keepdims(mean, shape, axes)) * (inv_std * _keepdims(scale, shape, axes)) + _keepdims(
                 bias, shape, axes
             )
-        # The running averages see the batch statistics but no gradient flows through them; XLA merges
-        # this reduction with the identical one inside `batchnorm`.
-        batch_mean, batch_var = batch_statistics(jax.lax.stop_gradient(x), axes)
+        _check_batchnorm_args(x, scale, axes, self.epsilon)
+        y, batch_mean, batch_var = _batchnorm(x, scale, bias, float(self.epsilon), axes)
+        # The running averages see the batch statistics of the same pass, but no gradient flows into them.
+        batch_mean, batch_var = jax.lax.stop_gradient(batch_mean), jax.lax.stop_gradient(batch_var)
         m = self.momentum
         self.mean[...] = m * self.mean[...] + (1 - m) * batch_mean.reshape(-1).astype(self.mean[...].dtype)
         self.var[...] = m * self.var[...] + (1 - m) * batch_var.reshape(-1).astype(self.var[...].dtype)
-        return batchnorm(x, scale, bias, self.epsilon, axes)
+        return y
 
     def set_view(self, use_running_average: bool | None = None):
         """Used by ``nnx.view``, as in ``nnx.BatchNorm``."""

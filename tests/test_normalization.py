@@ -1,0 +1,153 @@
+"""Normalization: the closed-form BatchNorm backward (and the custom-VJP module that runs it) against
+jax.vjp of nnx.BatchNorm for dense and NHWC inputs, the drop-in behaviour, and the negative controls."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy as sp
+from flax import nnx
+from hypothesis import given
+from hypothesis import strategies as st
+
+from derivations import normalization as norm
+from models.normalization import BatchNorm, batch_statistics, batchnorm, batchnorm_backward, normalize
+
+RTOL = 1e-10
+shapes = st.sampled_from([*norm.DENSE_SHAPES[:2], *norm.CONV_SHAPES[:2]])
+
+
+def _case(shape, seed):
+    return norm._random_case(shape, seed)
+
+
+@given(shape=shapes, seed=st.integers(0, 2**16))
+def test_bn_backward_matches_autodiff_for_dense_and_conv_inputs(shape, seed):
+    x, g, b, dy = _case(shape, seed)
+    want = norm.autodiff_reference(nnx.BatchNorm, x, g, b, dy)
+    got = batchnorm_backward(x, g, dy, norm.EPS, tuple(range(len(shape) - 1)))
+    for name, a, w in zip(("dx", "dgamma", "dbeta"), got, want, strict=True):
+        np.testing.assert_allclose(a, w, rtol=RTOL, atol=1e-300, err_msg=name)
+
+
+@given(shape=shapes, seed=st.integers(0, 2**16))
+def test_custom_vjp_batchnorm_gradients_match_autodiff(shape, seed):
+    x, g, b, dy = _case(shape, seed)
+    want = norm.autodiff_reference(nnx.BatchNorm, x, g, b, dy)
+    got = norm.autodiff_reference(BatchNorm, x, g, b, dy)
+    for name, a, w in zip(("dx", "dscale", "dbias"), got, want, strict=True):
+        np.testing.assert_allclose(a, w, rtol=RTOL, atol=1e-300, err_msg=name)
+
+
+def test_custom_vjp_forward_equals_flax_forward():
+    x, g, b, _ = _case((4, 5, 6, 3), 1)
+    module = norm.flax_batchnorm(3)
+    module.scale[...], module.bias[...] = g, b
+    np.testing.assert_allclose(batchnorm(x, g, b, norm.EPS, (0, 1, 2)), module(x), rtol=RTOL, atol=1e-14)
+
+
+def test_sympy_closed_form_agrees_with_the_numeric_backward():
+    assert norm.closed_form_vs_models(n=3, points=16).ok
+
+
+def _without_mean_term(x, g, dy, eps, axes):
+    mean, var = batch_statistics(x, axes)
+    inv, n = jax.lax.rsqrt(var + eps), x.size // g.size
+    x_hat = (x - mean) * inv
+    dgamma = jnp.sum(dy * x_hat, axis=axes, keepdims=True)
+    dx = g * inv / n * (n * dy - x_hat * dgamma)  # the -sum(dy) term is missing
+    return dx, dgamma.reshape(g.shape), jnp.sum(dy, axis=axes)
+
+
+def _without_x_hat_term(x, g, dy, eps, axes):
+    mean, var = batch_statistics(x, axes)
+    inv, n = jax.lax.rsqrt(var + eps), x.size // g.size
+    x_hat = (x - mean) * inv
+    dbeta = jnp.sum(dy, axis=axes, keepdims=True)
+    dx = g * inv / n * (n * dy - dbeta)  # the -x_hat sum(dy x_hat) term is missing
+    return dx, jnp.sum(dy * x_hat, axis=axes), dbeta.reshape(g.shape)
+
+
+@pytest.mark.parametrize("wrong", [_without_mean_term, _without_x_hat_term], ids=["no-mean-term", "no-x-hat-term"])
+def test_autodiff_harness_rejects_an_incomplete_dx(wrong):
+    results = norm.backward_vs_autodiff(wrong, [(16, 3), (4, 5, 6, 3)])
+    for comparisons in results.values():
+        dx, dgamma, dbeta = comparisons
+        assert not dx.ok
+        assert dgamma.ok and dbeta.ok  # only the broken term is caught, the rest still agrees
+
+
+@pytest.mark.parametrize("drop", ["mean", "x_hat"])
+def test_symbolic_harness_rejects_an_incomplete_dx(drop):
+    batch = norm._concrete_batch(2)
+    x1, x2 = batch["xs"]
+    mean = (x1 + x2) / 2
+    std = sp.sqrt(((x1 - mean) ** 2 + (x2 - mean) ** 2) / 2 + norm.eps)
+    d1, d2 = batch["dys"]
+    h1, h2 = (x1 - mean) / std, (x2 - mean) / std
+    terms = {"mean": 2 * d1 - h1 * (d1 * h1 + d2 * h2), "x_hat": 2 * d1 - (d1 + d2)}
+    wrong = norm.gamma / (2 * std) * terms[drop]
+    assert sp.simplify(batch["exact"]["x1"] - wrong) != 0
+    assert sp.simplify(batch["exact"]["x1"] - batch["closed"]["x1"]) == 0
+
+
+def test_drop_in_keeps_the_same_running_averages_and_eval_outputs():
+    rng = np.random.default_rng(0)
+    ours = BatchNorm(3, momentum=0.9, param_dtype=jnp.float64, rngs=nnx.Rngs(params=0))
+    theirs = norm.flax_batchnorm(3, momentum=0.9)
+    assert sorted(nnx.state(ours).keys()) == sorted(nnx.state(theirs).keys())
+    for _ in range(5):
+        batch = jnp.asarray(rng.normal(2.0, 3.0, (8, 4, 4, 3)))
+        np.testing.assert_allclose(ours(batch), theirs(batch), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours.mean[...], theirs.mean[...], rtol=1e-12)
+    np.testing.assert_allclose(ours.var[...], theirs.var[...], rtol=1e-12)
+    ours.eval()
+    theirs.eval()
+    assert ours.use_running_average
+    test = jnp.asarray(rng.normal(size=(2, 4, 4, 3)))
+    np.testing.assert_allclose(ours(test), theirs(test), rtol=1e-12, atol=1e-12)
+    view = nnx.view(ours, use_running_average=False)
+    assert not view.use_running_average
+
+
+def test_custom_vjp_batchnorm_trains_under_nnx_jit():
+    model = BatchNorm(3, rngs=nnx.Rngs(params=0))
+    x = jax.random.normal(jax.random.key(0), (8, 3))
+
+    @nnx.jit
+    def loss_grad(m):
+        return nnx.grad(lambda m: jnp.sum(m(x) ** 3))(m)
+
+    grads = loss_grad(model)
+    assert bool(jnp.all(jnp.isfinite(grads.scale[...]))) and bool(jnp.any(grads.scale[...] != 0))
+
+
+def test_constant_feature_gives_finite_outputs_and_gradients():
+    x = jnp.ones((6, 2)).at[:, 0].set(jnp.arange(6.0))
+    dx, dgamma, dbeta = batchnorm_backward(x, jnp.ones(2), jnp.ones((6, 2)), norm.EPS, 0)
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in (dx, dgamma, dbeta))
+    assert bool(jnp.all(jnp.isnan(normalize(x, 0, 0.0)[:, 1])))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: batchnorm_backward(jnp.ones((4, 3)), jnp.ones(2), jnp.ones((4, 3)), 1e-5, 0), "gamma has shape"),
+        (lambda: batchnorm_backward(jnp.ones((4, 3)), jnp.ones(3), jnp.ones((4, 2)), 1e-5, 0), "dy has shape"),
+        (lambda: batchnorm_backward(jnp.ones((4, 3)), jnp.ones(3), jnp.ones((4, 3)), -1.0, 0), "epsilon"),
+        (lambda: batchnorm_backward(jnp.ones((4, 3)), jnp.ones(3), jnp.ones((4, 3)), 1e-5, 2), "axes"),
+        (lambda: batchnorm_backward(jnp.ones((4, 3)), jnp.ones(()), jnp.ones((4, 3)), 1e-5, (0, 1)), "every axis"),
+        (lambda: BatchNorm(3, momentum=1.5, rngs=nnx.Rngs(0)), "momentum"),
+        (lambda: BatchNorm(3, rngs=nnx.Rngs(0))(jnp.ones((2, 4))), "features"),
+        (lambda: norm.group_normalize(jnp.ones((1, 2, 2, 6)), 4, 1e-5), "groups must divide"),
+    ],
+)
+def test_invalid_arguments_raise_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_expected_batch_variance_is_m_minus_one_over_m():
+    s2 = sp.Symbol("s^2", positive=True)
+    for m in (2, 3, 7):
+        assert sp.simplify(norm.expected_batch_variance(m) - sp.Rational(m - 1, m) * s2) == 0
