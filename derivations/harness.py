@@ -1,5 +1,5 @@
-"""Checks that more than one chapter needs: a claimed derivative settled three ways, and XLA's count of
-an operation's cost. Each returns numbers a claim turns into :class:`~derivations.claims.Evidence`."""
+"""Checks that more than one chapter needs: a claimed derivative settled three ways, XLA's count of an
+operation's cost, and a module's parameter count."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
+from flax import nnx
 
 from derivations.bridge import prove_identity, to_jax
 from derivations.claims import Evidence, Verdict
@@ -78,8 +79,20 @@ def derivative_check(
     )
 
 
-def xla_cost(f: Callable[[jax.Array], jax.Array], x: jax.Array) -> dict[str, float]:
-    """XLA's own count for ``jit(f)`` at ``x``: ``flops`` and ``transcendentals`` (exp, log, tanh, ...)."""
-    cost = jax.jit(f).lower(x).compile().cost_analysis()
+def xla_cost(f: Callable[..., jax.Array], *args: jax.Array) -> dict[str, float]:
+    """XLA's own count for ``jit(f)`` at ``args``: ``flops`` and ``transcendentals`` (exp, log, tanh, ...).
+    XLA counts a multiply-add as 2 flops."""
+    cost = jax.jit(f).lower(*args).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return {"flops": float(cost.get("flops", 0.0)), "transcendentals": float(cost.get("transcendentals", 0.0))}
+
+
+def xla_flops(f: Callable[..., jax.Array], *args: jax.Array) -> float:
+    """XLA's ``cost_analysis()['flops']`` for ``jit(f)`` at ``args``."""
+    return xla_cost(f, *args)["flops"]
+
+
+def module_params(module_factory: Callable[[], nnx.Module]) -> int:
+    """The parameter count of a Flax module, from ``nnx.state`` of an abstract instance (no weights made)."""
+    abstract = nnx.eval_shape(module_factory)
+    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(nnx.state(abstract, nnx.Param))))

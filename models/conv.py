@@ -28,9 +28,14 @@ def conv2d(
     learning library calls convolution), with ``padding`` zeros on each side or XLA's ``"SAME"``/``"VALID"``."""
     pads = padding if isinstance(padding, str) else [(padding, padding)] * 2
     return lax.conv_general_dilated(
-        x, kernel, (stride, stride), pads, rhs_dilation=(dilation, dilation),
-        dimension_numbers=DIMENSIONS, feature_group_count=groups,
-    )  # fmt: skip
+        x,
+        kernel,
+        (stride, stride),
+        pads,
+        rhs_dilation=(dilation, dilation),
+        dimension_numbers=DIMENSIONS,
+        feature_group_count=groups,
+    )
 
 
 def transpose_padding(n: int, kernel: int, stride: int, padding: int, dilation: int) -> tuple[int, int]:
@@ -48,9 +53,14 @@ def conv2d_transpose(
     ``transpose_kernel=True`` flips the kernel spatially and swaps its in/out channels."""
     pads = [transpose_padding(n, kernel.shape[0], stride, padding, dilation)] * 2
     return lax.conv_transpose(
-        y, kernel, (stride, stride), pads, rhs_dilation=(dilation, dilation),
-        dimension_numbers=DIMENSIONS, transpose_kernel=True,
-    )  # fmt: skip
+        y,
+        kernel,
+        (stride, stride),
+        pads,
+        rhs_dilation=(dilation, dilation),
+        dimension_numbers=DIMENSIONS,
+        transpose_kernel=True,
+    )
 
 
 def zero_insert(x: jax.Array, stride: int) -> jax.Array:

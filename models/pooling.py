@@ -41,8 +41,12 @@ def max_pool_backward(x: jax.Array, dy: jax.Array, window: int, stride: int) -> 
     choice XLA's select-and-scatter makes; any convex combination of the tied entries is a subgradient)."""
     patches, r, c = _windows(x, window, stride)
     winner = jnp.argmax(patches, axis=3)  # (N, OH, OW, C), first maximum on ties
-    rows = jnp.take_along_axis(jnp.broadcast_to(r[None, ..., None], patches.shape), winner[:, :, :, None], 3)[:, :, :, 0]
-    cols = jnp.take_along_axis(jnp.broadcast_to(c[None, ..., None], patches.shape), winner[:, :, :, None], 3)[:, :, :, 0]
+    rows = jnp.take_along_axis(jnp.broadcast_to(r[None, ..., None], patches.shape), winner[:, :, :, None], 3)[
+        :, :, :, 0
+    ]
+    cols = jnp.take_along_axis(jnp.broadcast_to(c[None, ..., None], patches.shape), winner[:, :, :, None], 3)[
+        :, :, :, 0
+    ]
     batch = jnp.arange(x.shape[0])[:, None, None, None]
     channel = jnp.arange(x.shape[3])[None, None, None, :]
     return jnp.zeros_like(x).at[batch, rows, cols, channel].add(dy)
@@ -73,16 +77,20 @@ def avg_pool_as_conv(x: jax.Array, window: int) -> jax.Array:
     channels = x.shape[3]
     kernel = jnp.full((window, window, 1, channels), 1.0 / window**2, x.dtype)
     return jax.lax.conv_general_dilated(
-        x, kernel, (window, window), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        x,
+        kernel,
+        (window, window),
+        "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
         feature_group_count=channels,
-    )  # fmt: skip
+    )
 
 
 def spatial_pyramid_pool(x: jax.Array, levels: tuple[int, ...] = (1, 2, 4)) -> jax.Array:
     """Spatial pyramid pooling (He et al., 2014): for each level n, max over an n-by-n grid of bins, bin i
     spanning rows floor(i H / n) to ceil((i + 1) H / n); the results flattened and concatenated, so the
     output has ``C * sum(n**2)`` features whatever H and W are (each needs H, W >= max(levels))."""
-    n_, h, w, c = x.shape
+    n_, h, w, _ = x.shape
     if min(h, w) < max(levels):
         raise ValueError(f"spatial_pyramid_pool: input {h}x{w} is smaller than the finest level {max(levels)}")
     features = []

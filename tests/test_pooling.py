@@ -1,0 +1,135 @@
+"""Pooling: the derived backward rules against jax.vjp of Flax's pooling at hypothesis-drawn inputs, the
+gradient-sum rule, unpooling, SPP and the harness's negative controls."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from hypothesis import given
+from hypothesis import strategies as st
+
+from derivations import pooling as pl
+from derivations.compare import RTOL
+from models.pooling import (
+    SpatialPyramidPooling,
+    avg_pool,
+    avg_pool_as_conv,
+    avg_pool_backward,
+    max_pool,
+    max_pool_backward,
+    max_unpool,
+    spatial_pyramid_pool,
+)
+
+cases = st.sampled_from(pl.BACKWARD_CASES)
+
+
+def _draw(shape, seed, ties):
+    x = np.random.default_rng(seed).normal(size=shape)
+    return jnp.asarray(np.round(x) if ties else x)
+
+
+@given(case=cases, seed=st.integers(0, 2**16), ties=st.booleans())
+def test_max_pool_backward_matches_vjp(case, seed, ties):
+    size, win, stride = case
+    x = _draw((2, size, size, 3), seed, ties)
+    y, pullback = jax.vjp(lambda v: max_pool(v, win, stride), x)
+    dy = _draw(y.shape, seed + 1, False)
+    np.testing.assert_array_equal(max_pool_backward(x, dy, win, stride), pullback(dy)[0])
+
+
+@given(case=cases, seed=st.integers(0, 2**16))
+def test_avg_pool_backward_matches_vjp(case, seed):
+    size, win, stride = case
+    x = _draw((2, size, size, 3), seed, False)
+    y, pullback = jax.vjp(lambda v: avg_pool(v, win, stride), x)
+    dy = _draw(y.shape, seed + 1, False)
+    np.testing.assert_allclose(avg_pool_backward(x, dy, win, stride), pullback(dy)[0], rtol=RTOL, atol=1e-15)
+
+
+def test_backward_harness_rejects_routing_to_the_argmin():
+    def to_argmin(x, dy, win, stride):
+        return max_pool_backward(-x, dy, win, stride)
+
+    assert not all(c.ok for c in pl.backward_check(to_argmin, max_pool))
+
+
+def test_backward_harness_rejects_an_average_without_the_division():
+    def undivided(x, dy, win, stride):
+        return avg_pool_backward(x, dy * win**2, win, stride)
+
+    assert not any(c.ok for c in pl.backward_check(undivided, avg_pool))
+
+
+@given(case=cases, seed=st.integers(0, 2**16), ties=st.booleans())
+def test_gradient_sum_is_preserved_by_valid_pooling(case, seed, ties):
+    size, win, stride = case
+    x = _draw((1, size, size, 2), seed, ties)
+    for pool in (lambda v: max_pool(v, win, stride), lambda v: avg_pool(v, win, stride)):
+        dy = _draw(jax.eval_shape(pool, x).shape, seed + 1, False)
+        total_dy, total_dx = pl.gradient_sums(pool, x, dy)
+        assert abs(total_dx - total_dy) <= 1e-12 * np.abs(np.asarray(dy)).sum()
+
+
+def test_gradient_sum_is_not_preserved_when_padding_counts_in_the_average():
+    x = jnp.ones((1, 5, 5, 1))
+    dy = jnp.ones((1, 5, 5, 1))
+    total_dy, total_dx = pl.gradient_sums(lambda v: nnx.avg_pool(v, (3, 3), (1, 1), "SAME"), x, dy)
+    assert total_dx < total_dy - 1.0
+
+
+@given(seed=st.integers(0, 2**16))
+def test_max_unpooling_puts_each_value_at_its_argmax(seed):
+    x = _draw((1, 6, 6, 2), seed, False)
+    values = _draw((1, 3, 3, 2), seed + 1, False)
+    out = np.asarray(max_unpool(values, x, 2, 2))
+    xs = np.asarray(x)
+    for i in range(3):
+        for j in range(3):
+            for c in range(2):
+                window = xs[0, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2, c]
+                placed = np.zeros((2, 2))
+                placed[np.unravel_index(window.argmax(), (2, 2))] = values[0, i, j, c]
+                np.testing.assert_array_equal(out[0, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2, c], placed)
+
+
+@given(
+    h=st.sampled_from([4, 5, 9, 16]), w=st.sampled_from([4, 7, 12]), levels=st.sampled_from([(1,), (1, 2), (1, 2, 4)])
+)
+def test_spp_output_length_depends_only_on_levels_and_channels(h, w, levels):
+    shape = jax.eval_shape(
+        lambda v: spatial_pyramid_pool(v, levels), jax.ShapeDtypeStruct((2, h, w, 3), jnp.float64)
+    ).shape
+    assert shape == (2, 3 * sum(n * n for n in levels))
+
+
+def test_spp_bins_cover_the_whole_input():
+    """Each input pixel lies in a bin of every level: a spike anywhere appears once per level."""
+    for i, j in [(0, 0), (4, 6), (6, 2)]:
+        x = jnp.zeros((1, 7, 7, 1)).at[0, i, j, 0].set(1.0)
+        assert float(spatial_pyramid_pool(x, (1, 2, 4)).sum()) >= 3
+
+
+def test_spp_rejects_an_input_smaller_than_its_finest_level():
+    with pytest.raises(ValueError, match="smaller than the finest level"):
+        spatial_pyramid_pool(jnp.zeros((1, 3, 3, 1)), (1, 2, 4))
+    with pytest.raises(ValueError, match="levels must be positive"):
+        SpatialPyramidPooling(levels=(0, 2))
+
+
+@given(win=st.sampled_from([2, 3, 4]), seed=st.integers(0, 2**16))
+def test_average_pooling_equals_a_fixed_kernel_strided_conv(win, seed):
+    x = _draw((2, 12, 12, 3), seed, False)
+    np.testing.assert_allclose(avg_pool_as_conv(x, win), avg_pool(x, win, win), rtol=RTOL, atol=1e-15)
+
+
+def test_max_pooling_is_not_a_fixed_kernel_conv():
+    x = _draw((1, 8, 8, 1), 0, False)
+    assert not np.allclose(avg_pool_as_conv(x, 2), max_pool(x, 2, 2))
+
+
+def test_a_shift_within_the_window_leaves_max_pooling_unchanged_and_across_it_does_not():
+    spot = jnp.zeros((1, 8, 8, 1)).at[0, 2, 2, 0].set(1.0)
+    assert pl.shift_change(spot, (0, 1)) == 0.0
+    assert pl.shift_change(spot, (0, 2)) > 0.0
