@@ -14,13 +14,14 @@ from flax.nnx import rnglib
 
 
 def prelu(x: jax.Array, alpha: jax.Array) -> jax.Array:
-    """PReLU: ``x`` where ``x > 0``, else ``alpha * x``. At 0 the output is 0 either way; the gradient
-    with respect to ``x`` there is ``alpha`` (the ``x <= 0`` branch), as in Leaky ReLU."""
-    return jnp.where(x > 0, x, alpha * x)
+    """PReLU: ``x`` where ``x >= 0``, else ``alpha * x``. At 0 the output is 0 either way; the gradient
+    with respect to ``x`` there is 1 (the ``x >= 0`` branch), as in ``jax.nn.leaky_relu``."""
+    return jnp.where(x >= 0, x, alpha * x)
 
 
 def rrelu(x: jax.Array, slope: jax.Array) -> jax.Array:
-    """RReLU with given negative-side slopes (drawn per element in training, fixed at evaluation)."""
+    """RReLU with given negative-side slopes (drawn per element in training, fixed at evaluation); at 0 the
+    ``x >= 0`` branch, as in ``prelu``."""
     return jnp.where(x >= 0, x, slope * x)
 
 
