@@ -81,8 +81,14 @@ def cross_entropy(zs: tuple[sp.Symbol, ...], ys: tuple[sp.Symbol, ...], ws=None)
 
 def focal_loss(x: sp.Expr = z, g: sp.Expr = gamma) -> sp.Expr:
     """Focal loss of a positive example (y = 1): -(1 - p)^gamma log p with p = sigma(z) (Lin et al., 2017).
-    A negative example is the same function of -z, since 1 - sigma(z) = sigma(-z)."""
-    return -((1 - sigmoid(x)) ** g) * sp.log(sigmoid(x))
+    A negative example is the same function of -z. 1 - sigma(z) is written sigma(-z), its equal, because
+    evaluated at 30 digits 1 - sigma(40) cancels to 0 and the exact reference at the extremes would be NaN."""
+    return -(sigmoid(-x) ** g) * sp.log(sigmoid(x))
+
+
+def focal_loss_of_p() -> sp.Expr:
+    """The focal loss of a positive example in terms of p, as the page shows it."""
+    return -((1 - p) ** gamma) * sp.log(p)
 
 
 # --- derivations -------------------------------------------------------------------------------------
@@ -90,13 +96,16 @@ def focal_loss(x: sp.Expr = z, g: sp.Expr = gamma) -> sp.Expr:
 
 @derivation
 def softmax_ce_gradient() -> list[sp.Eq]:
-    """Softmax + cross-entropy for K = 3: dL/dz_i = s_i sum_k y_k - y_i, which is s_i - y_i when sum_k y_k = 1 (S002-41)."""
+    """Softmax + cross-entropy for K = 3: dL/dz_i = s_i sum_k y_k - y_i, which is s_i - y_i when
+    sum_k y_k = 1 (S002-41)."""
     zs, ys = logits(3), labels(3)
     loss = cross_entropy(zs, ys)
     s = softmax(zs)
     raw = sp.Matrix([sp.simplify(sp.diff(loss, v)) for v in zs])
     return [
-        sp.Eq(sp.Symbol("L"), loss, evaluate=False),
+        sp.Eq(sp.Symbol("L"), -sum(yk * sp.log(sp.Symbol(f"s_{i}")) for i, yk in enumerate(ys, start=1)),
+              evaluate=False),
+        sp.Eq(sp.Symbol("s_1"), s[0], evaluate=False),
         sp.Eq(sp.Symbol(r"\nabla_z L"), raw, evaluate=False),
         sp.Eq(raw, sp.Matrix([s[i] * sum(ys) - ys[i] for i in range(3)]), evaluate=False),
     ]
@@ -151,11 +160,14 @@ def squared_error_argmin(values: list[sp.Expr]) -> sp.Set:
 
 
 def absolute_error_argmin(values: list[sp.Expr]) -> sp.Set:
-    """argmin_c sum |y_i - c| for given numbers. The objective is convex and piecewise linear with kinks at the
-    data, so its minimum is attained at a data point and the argmin is the set where it equals that minimum."""
+    """argmin_c sum |y_i - c| for given numbers. The objective is convex, coercive and piecewise linear with kinks
+    at the data, so its minimizers form a closed interval whose ends are data points: the hull of the data
+    points where it is smallest."""
     objective = sum(sp.Abs(v - c) for v in values)
-    minimum = min(objective.subs(c, v) for v in values)
-    return sp.solveset(sp.Eq(objective, minimum), c, sp.Reals)
+    at_data = {v: objective.subs(c, v) for v in values}
+    minimum = min(at_data.values())
+    minimizers = [v for v, value in at_data.items() if value == minimum]
+    return sp.Interval(min(minimizers), max(minimizers))
 
 
 @derivation
@@ -196,7 +208,7 @@ def focal_loss_derivative() -> list[sp.Eq]:
     cross-entropy's (S000-11, S002-33)."""
     claimed = focal_loss_claimed()
     return [
-        sp.Eq(sp.Symbol("FL"), focal_loss().subs(sigmoid(), p), evaluate=False),
+        sp.Eq(sp.Symbol("FL"), focal_loss_of_p(), evaluate=False),
         sp.Eq(sp.Derivative(sp.Symbol("FL"), z), claimed.subs(sigmoid(), p), evaluate=False),
         sp.Eq(sp.Derivative(sp.Symbol("FL"), z).subs(gamma, 0), sp.simplify(claimed.subs(gamma, 0).subs(sigmoid(), p)),
               evaluate=False),
@@ -289,11 +301,13 @@ def _softmax_ce_stable() -> Evidence:
     targets = [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     zs, ys = logits(3), labels(3)
     loss_expr = cross_entropy(zs, ys)
-    exact_loss = np.array([float(loss_expr.subs(dict(zip(zs + ys, map(sp.Float, zc + yc))))
-                                 .rewrite(sp.exp).evalf(50)) for zc, yc in zip(cases, targets)])
     s = softmax(zs)
-    exact_grad = np.array([[float((s[i] - yc[i]).subs(dict(zip(zs, map(lambda v: sp.Float(v, 50), zc)))).evalf(50))
-                            for i in range(3)] for zc, yc in zip(cases, targets)])
+    exact_loss, exact_grad = [], []
+    for zc, yc in zip(cases, targets, strict=True):
+        at = {**{v: sp.Float(w, 50) for v, w in zip(zs, zc, strict=True)}, **dict(zip(ys, yc, strict=True))}
+        exact_loss.append(float(loss_expr.subs(at).evalf(50)))
+        exact_grad.append([float((s[i] - yc[i]).subs(at).evalf(50)) for i in range(3)])
+    exact_loss, exact_grad = np.asarray(exact_loss), np.asarray(exact_grad)
     z_arr, y_arr = jnp.asarray(cases), jnp.asarray(targets)
     values = {
         "optax": optax.softmax_cross_entropy(z_arr, y_arr),
@@ -331,7 +345,8 @@ def _softmax_ce_stable() -> Evidence:
 def _bce_gradient() -> Evidence:
     runs = {}
     for label in (0, 1):
-        function = binary_cross_entropy(sigmoid()).subs(y, label)
+        # Simplified to log(1 + e^z) - (1 - y)... form: the 30-digit reference at |z| = 1000 would take log(1 - 1).
+        function = sp.simplify(binary_cross_entropy(sigmoid()).subs(y, label))
         runs[label] = harness.derivative_check(
             function, sigmoid() - label, lambda v, lab=label: optax.sigmoid_binary_cross_entropy(v, float(lab)),
             z, domain=SMOOTH_DOMAIN)
@@ -372,7 +387,7 @@ def _mse_gradient() -> Evidence:
         method="autodiff",
         summary=f"SymPy: d MSE/dz = 2(sigma - y) sigma (1 - sigma) ({proof.how}); (d MSE/dz) / (d BCE/dz) = "
         f"2 sigma'(z) <= 1/2; at y = 1, z = {np.asarray(wrong).tolist()}: jax.grad BCE "
-        f"{[f'{v:.3g}' for v in np.asarray(bce)]}, MSE {[f'{v:.3g}' for v in np.asarray(mse)]}",
+        f"[{', '.join(f'{v:.3g}' for v in np.asarray(bce))}], MSE [{', '.join(f'{v:.3g}' for v in np.asarray(mse))}]",
         max_abs_err=cmp.max_abs_err,
         max_rel_err=cmp.max_rel_err,
         samples=int(wrong.size),
@@ -459,7 +474,7 @@ def _hidden_layer() -> Evidence:
         verdict=verdict(ok, "qualified"),
         method="symbolic",
         summary=f"SymPy: d BCE / d w1 = (y_hat - y) w2 h(1 - h) x ({proof.how}); with the output wrong "
-        f"(y = 1) and w1 x = {np.asarray(pre).tolist()}: dL/dw1 = {[f'{v:.2e}' for v in values]}",
+        f"(y = 1) and w1 x = {np.asarray(pre).tolist()}: dL/dw1 = [{', '.join(f'{v:.2e}' for v in values)}]",
         samples=int(pre.size),
         dtype="float64",
         details={"identity_proved": proof.proved, "dL_dw1": values.tolist()},
@@ -486,11 +501,11 @@ def _log_loss() -> Evidence:
                   lambda zz, yy: optax.softmax_cross_entropy(jnp.stack([jnp.zeros_like(zz), zz], -1),
                                                              jnp.stack([1 - yy, yy], -1)), [z_values, y_values])
     race = {}
+    features = jnp.stack([z_values, jnp.ones_like(z_values), z_values**2 / 10], -1)
     for name, loss in {"bce": optax.sigmoid_binary_cross_entropy,
                        "log_loss": lambda zz, yy: -(yy * jnp.log(jax.nn.sigmoid(zz))
                                                     + (1 - yy) * jnp.log(1 - jax.nn.sigmoid(zz)))}.items():
         params = jnp.zeros(3)
-        features = jnp.stack([z_values, jnp.ones_like(z_values), z_values**2 / 10], -1)
         optimizer = optax.sgd(0.1)
         state = optimizer.init(params)
         for _ in range(20):
@@ -510,7 +525,7 @@ def _log_loss() -> Evidence:
         max_rel_err=cmp.max_rel_err,
         samples=cmp.samples,
         dtype=cmp.dtype,
-        details={"params_bce": np.asarray(race["bce"]).tolist(), "params_log_loss": np.asarray(race["log_loss"]).tolist()},
+        details={name: np.asarray(params).tolist() for name, params in race.items()},
     )
 
 
@@ -532,7 +547,7 @@ def _outliers() -> Evidence:
     clean = [sp.Integer(v) for v in (1, 2, 4, 7, 8)]
     moves = {}
     for outlier in (8, 80, 800):
-        data = clean[:-1] + [sp.Integer(outlier)]
+        data = [*clean[:-1], sp.Integer(outlier)]
         moves[outlier] = (squared_error_argmin(data), absolute_error_argmin(data))
     means = [float(next(iter(m))) for m, _ in moves.values()]
     medians = [float(next(iter(med))) for _, med in moves.values()]
@@ -569,10 +584,8 @@ def _argmins() -> Evidence:
         values = [sp.Integer(v) for v in data]
         l2, l1 = squared_error_argmin(values), absolute_error_argmin(values)
         mean_ok = l2 == sp.FiniteSet(sp.Rational(sum(data), n))
-        if n % 2:
-            l1_ok = l1 == sp.FiniteSet(data[n // 2])
-        else:
-            l1_ok = l1 == sp.Interval(data[n // 2 - 1], data[n // 2])
+        median_set = sp.FiniteSet(data[n // 2]) if n % 2 else sp.Interval(data[n // 2 - 1], data[n // 2])
+        l1_ok = l1 == median_set
         # The numbers: on a grid, the L1 objective is flat exactly on that set and larger off it.
         grid = np.linspace(data[0] - 1, data[-1] + 1, 4001)
         objective = np.abs(np.asarray(data)[:, None] - grid[None, :]).sum(axis=0)

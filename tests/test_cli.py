@@ -60,7 +60,7 @@ def test_two_runs_differ_only_in_timings(tmp_path):
     [
         (["check", "activation"], "unknown chapter 'activation'; valid chapters: activations"),
         (["check", "activations/no-such-claim"], "unknown claim id 'activations/no-such-claim'"),
-        (["show", "pooling"], "unknown chapter 'pooling'; valid chapters: activations"),
+        (["show", "alchemy"], "unknown chapter 'alchemy'; valid chapters: activations"),
         (["frobnicate"], "invalid choice"),
         (["check", "--jsn", "x"], "unrecognized arguments"),
         ([], "required"),

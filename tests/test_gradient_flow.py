@@ -1,0 +1,117 @@
+"""Gradient flow: the product-of-weights gradient, the sigmoid bound, the residual Jacobian (each with a
+negative control), and the depth law of ReLU gradients."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+from hypothesis import given
+from hypothesis import strategies as st
+
+from derivations import gradient_flow as gf
+from derivations.bridge import to_jax
+from models.mlp_stacks import layer_profile, residual_block, stacked_kernels
+
+RTOL = 1e-10
+SYMBOLS = (gf.x, *gf.ws)
+
+
+@functools.cache
+def _jax_of(expr, symbols):
+    return to_jax(expr, list(symbols))
+
+
+@functools.cache
+def _linear_grad():
+    return jax.jit(jax.grad(_jax_of(gf.linear_chain(), SYMBOLS), argnums=1))
+
+
+@given(values=st.lists(st.floats(-3, 3, allow_nan=False), min_size=5, max_size=5))
+def test_linear_chain_gradient_is_the_product_of_the_other_weights(values):
+    derived = float(_jax_of(gf.linear_chain_gradient().rhs, SYMBOLS)(*values))
+    want = float(_linear_grad()(*values))
+    assert abs(derived - want) <= RTOL * abs(want) + 1e-300
+
+
+def test_linear_chain_harness_rejects_the_product_of_all_weights():
+    values = [0.7, 1.3, -0.4, 2.0, 0.9]
+    wrong = float(_jax_of(sp.Mul(*gf.ws) * gf.x, SYMBOLS)(*values))
+    assert abs(wrong - float(_linear_grad()(*values))) > 1e-3
+
+
+@functools.cache
+def _sigmoid_grad():
+    h, _ = gf.sigmoid_chain()
+    return jax.jit(jax.grad(_jax_of(h, (gf.x, *gf.ws, *gf.bs))))
+
+
+@given(seed=st.integers(0, 2**16))
+def test_sigmoid_chain_gradient_is_the_product_of_w_sigma_prime(seed):
+    # N(0, 1) keeps |z_l| moderate: sigma (1 - sigma) loses ~e^z ulps of relative precision as z grows.
+    values = np.random.default_rng(seed).normal(0, 1, 1 + 2 * gf.DEPTH_SYMBOLIC)
+    derived = float(_jax_of(gf.sigmoid_chain_gradient_in_inputs(), (gf.x, *gf.ws, *gf.bs))(*values))
+    want = float(_sigmoid_grad()(*values))
+    assert abs(derived - want) <= RTOL * abs(want) + 1e-300
+    assert abs(want) <= np.prod(np.abs(values[1:1 + gf.DEPTH_SYMBOLIC])) / 4**gf.DEPTH_SYMBOLIC * (1 + 1e-12)
+
+
+def test_sigmoid_chain_harness_rejects_a_missing_weight_factor():
+    _, pre = gf.sigmoid_chain()
+    wrong = sp.Mul(*[gf.sigmoid(z) * (1 - gf.sigmoid(z)) for z in pre])  # the w_l dropped
+    values = [0.3, 2.0, -1.5, 3.0, 0.5, 0.1, -0.2, 0.3, 0.4]
+    got = float(_jax_of(wrong, (gf.x, *gf.ws, *gf.bs))(*values))
+    assert abs(got - float(_sigmoid_grad()(*values))) > 1e-3 * abs(got)
+
+
+@given(n=st.sampled_from([2, 5]), seed=st.integers(0, 2**16))
+def test_residual_jacobian_is_identity_plus_branch_jacobian(n, seed):
+    assert gf.jacobian_check(gf.residual_jacobian_closed_form, n=n, points=8, seed=seed).ok
+
+
+def test_residual_jacobian_harness_rejects_the_branch_jacobian_alone():
+    def without_identity(xv, w1, b1, w2):
+        return gf.residual_jacobian_closed_form(xv, w1, b1, w2) - jnp.eye(xv.shape[0])
+
+    assert not gf.jacobian_check(without_identity).ok
+
+
+def test_residual_block_with_zero_branch_is_the_identity():
+    xv = jnp.arange(4.0)
+    assert bool(jnp.all(residual_block(xv, jnp.ones((4, 4)), jnp.ones(4), jnp.zeros((4, 4)), jnp.zeros(4)) == xv))
+
+
+def test_relu_backward_factor_is_half_n_sigma_squared():
+    assert gf.relu_backward_factor().rhs == gf.n_units * gf.sigma_weight**2 / 2
+
+
+def test_relu_he_keeps_and_xavier_halves_the_squared_gradient_per_layer():
+    profiles = gf.gradient_profiles()
+    he = np.exp(np.mean(np.diff(np.log(profiles["ReLU, He"][::-1] ** 2))))
+    xavier = np.exp(np.mean(np.diff(np.log(profiles["ReLU, Xavier"][::-1] ** 2))))
+    assert abs(he - 1.0) < 0.05 and abs(xavier - 0.5) < 0.03
+
+
+def test_skip_connections_keep_the_gradient_that_the_plain_sigmoid_stack_loses():
+    profiles = gf.gradient_profiles()
+    assert profiles["sigmoid, Xavier"][0] / profiles["sigmoid, Xavier"][-1] < 1e-20
+    assert 0.1 < profiles["sigmoid + residual"][0] / profiles["sigmoid + residual"][-1] < 10
+
+
+def test_layer_profile_gradient_matches_a_direct_gradient_at_the_first_layer():
+    """The taps trick: dL/dh_1 from layer_profile equals jax.grad through layers 2..L applied to h_1."""
+    depth, width = 4, 6
+    x = jax.random.normal(jax.random.key(0), (5, width), jnp.float64)
+    kernels = stacked_kernels(jax.nn.initializers.glorot_normal(), jax.random.key(1), depth, width, jnp.float64)
+    readout = jnp.arange(width, dtype=jnp.float64)
+    zeros = jnp.zeros((depth - 1, width))
+    h1 = jnp.tanh(x @ kernels[0])
+
+    def rest(h):
+        from models.mlp_stacks import dense_stack
+        return jnp.mean(dense_stack(h, kernels[1:], zeros, activation="tanh")[0] @ readout)
+
+    want = float(jnp.linalg.norm(jax.grad(rest)(h1)))
+    _, got = layer_profile(x, kernels, jnp.zeros((depth, width)), readout, activation="tanh")
+    assert abs(float(got[0]) - want) <= RTOL * want
