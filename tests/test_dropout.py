@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from derivations import dropout as drop
+from derivations.compare import compare
 from models.dropout import PlainDropout, inverted_dropout, keep_mask
 
 
@@ -83,3 +84,39 @@ def test_invalid_rates_raise_value_error(rate):
         PlainDropout(rate)
     with pytest.raises(ValueError, match="rate"):
         inverted_dropout(jnp.ones(3), jnp.ones(3, bool), rate)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_dropout_squared_error_is_plain_error_plus_weighted_l2(n):
+    expected, penalty = drop.linear_regression_loss(n)
+    assert sp.simplify(expected - penalty) == 0
+
+
+def test_monte_carlo_harness_rejects_a_wrong_l2_weight():
+    """Negative control: the z-score harness must object to the penalty weight p (instead of p/(1 - p)) and
+    to no penalty at all, while accepting p/(1 - p)."""
+    rate, w, v, y = 0.3, jnp.asarray([0.8, -1.5, 2.0]), jnp.asarray([1.2, 0.7, -0.4]), 0.5
+    out = nnx.Dropout(rate, rngs=nnx.Rngs(dropout=5))(jnp.broadcast_to(v, (100_000, 3)))
+    squared_error = ((y - out @ w) ** 2)[:, None]
+    plain, l2 = (y - v @ w) ** 2, jnp.sum(w**2 * v**2)
+    assert drop.z_scores(squared_error, (plain + rate / (1 - rate) * l2)[None]).max() <= drop.Z_MAX
+    assert drop.z_scores(squared_error, (plain + rate * l2)[None]).min() > drop.Z_MAX
+    assert drop.z_scores(squared_error, plain[None]).min() > drop.Z_MAX
+
+
+def test_ensemble_average_after_a_relu_differs_from_the_eval_output():
+    rngs = nnx.Rngs(params=3)
+    hidden = nnx.Linear(6, 5, rngs=rngs, param_dtype=jnp.float64)
+    out = nnx.Linear(5, 1, rngs=rngs, param_dtype=jnp.float64)
+
+    def network(a):
+        return out(nnx.relu(hidden(a)))
+
+    v = jnp.asarray(np.random.default_rng(4).normal(size=6))
+    assert not compare(lambda: drop._ensemble_average(network, v, 0.5), lambda: network(v), []).ok
+
+
+def test_failed_refutation_does_not_read_as_holds(monkeypatch):
+    """If the test-time-factor check's conditions fail, the verdict falls back to 'qualified', never 'holds'."""
+    monkeypatch.setattr(drop, "Z_MAX", -1.0)  # no z-score can pass: the check's conditions fail
+    assert drop._test_factor().verdict == "qualified"

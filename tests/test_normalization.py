@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from derivations import normalization as norm
+from derivations.bridge import to_jax
+from derivations.compare import compare
 from models.normalization import BatchNorm, batch_statistics, batchnorm, batchnorm_backward, normalize
 
 RTOL = 1e-10
@@ -151,3 +153,128 @@ def test_expected_batch_variance_is_m_minus_one_over_m():
     s2 = sp.Symbol("s^2", positive=True)
     for m in (2, 3, 7):
         assert sp.simplify(norm.expected_batch_variance(m) - sp.Rational(m - 1, m) * s2) == 0
+
+
+# --- γ, β fitted to one batch; constant features; batches of one and two; scale invariance; residuals ---
+
+
+def _fitted_module(fitted):
+    mean, var = batch_statistics(fitted, (0,))
+    module = norm.flax_batchnorm(fitted.shape[-1])
+    module.scale[...], module.bias[...] = jnp.sqrt(var[0] + norm.EPS), mean[0]
+    return module
+
+
+@given(seed=st.integers(0, 2**16))
+def test_gamma_beta_fitted_to_one_batch_leave_the_derived_residual_on_another(seed):
+    rng = np.random.default_rng(seed)
+    fitted, fresh = (jnp.asarray(rng.normal(1.5, 2.0, (32, 4))) for _ in range(2))
+    module = _fitted_module(fitted)
+    y = module(fresh)
+    mean_2, var_2 = batch_statistics(fresh, (0,))
+    residual = to_jax(norm.restore_on_another_batch()[1].rhs,
+                           (norm.x_i, norm.sigma_1, norm.mu_1, norm.sigma_2, norm.mu_2))  # fmt: skip
+    want = residual(fresh, module.scale[...], module.bias[...], jnp.sqrt(var_2 + norm.EPS), mean_2)
+    # The residual is a difference of O(1) values: compared to 1e-12 absolute where it crosses 0.
+    np.testing.assert_allclose(y - fresh, want, rtol=RTOL, atol=1e-12)
+
+
+def test_restore_harness_rejects_the_notes_claim_on_a_fresh_batch():
+    """Negative control: gamma, beta fitted to one batch do not restore another batch in training mode."""
+    rng = np.random.default_rng(0)
+    fitted, fresh = (jnp.asarray(rng.normal(1.5, 2.0, (32, 4))) for _ in range(2))
+    module = _fitted_module(fitted)
+    assert compare(lambda: module(fitted), lambda: fitted, []).ok
+    assert not compare(lambda: module(fresh), lambda: fresh, []).ok
+
+
+@given(n=st.sampled_from([4, 16]), seed=st.integers(0, 2**16))
+def test_constant_feature_gradient_is_dy_minus_its_mean_over_sqrt_epsilon(n, seed):
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=(n, 2))).at[:, 0].set(rng.normal())
+    g, dy = jnp.asarray([1.7, 0.6]), jnp.asarray(rng.normal(size=(n, 2)))
+    dx, _, _ = batchnorm_backward(x, g, dy, norm.EPS, 0)
+    np.testing.assert_allclose(dx[:, 0], norm.constant_feature_dx(n)(dy[:, 0], g[0], norm.EPS), rtol=RTOL, atol=0)
+    bound = float(g[0] / np.sqrt(norm.EPS))
+    assert float(jnp.linalg.norm(dx[:, 0])) <= bound * float(jnp.linalg.norm(dy[:, 0])) * (1 + 1e-12)
+
+
+def test_constant_feature_harness_rejects_dy_without_its_mean():
+    """Negative control: dropping the -mean(dy) term (dx = gamma dy/sqrt(eps)) must be rejected."""
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(16, 2))).at[:, 0].set(3.0)
+    dy = jnp.asarray(rng.normal(size=(16, 2)))
+    dx, _, _ = batchnorm_backward(x, jnp.ones(2), dy, norm.EPS, 0)
+    assert compare(lambda: norm.constant_feature_dx(16)(dy[:, 0], 1.0, norm.EPS), lambda: dx[:, 0], []).ok
+    assert not compare(lambda: dy[:, 0] / np.sqrt(norm.EPS), lambda: dx[:, 0], []).ok
+
+
+def test_batch_of_one_outputs_beta_and_batch_of_two_outputs_the_derived_sign():
+    rng = np.random.default_rng(2)
+    g, b = jnp.asarray(rng.normal(size=8)), jnp.asarray(rng.normal(size=8))
+    module = norm.flax_batchnorm(8)
+    module.scale[...], module.bias[...] = g, b
+    assert bool(jnp.array_equal(module(jnp.asarray(rng.normal(size=(1, 8))))[0], b))
+    pair = jnp.asarray(rng.normal(0, 3, (2, 8)))
+    two = to_jax(norm.batchnorm_of_one_and_two()[1].rhs, (*sp.symbols("x1:3", real=True), norm.eps))
+    np.testing.assert_allclose(module(pair)[0], g * two(pair[0], pair[1], norm.EPS) + b, rtol=RTOL, atol=0)
+    # Negative control: without epsilon the formula is the bare sign, off by O(eps/d^2) and rejected.
+    sign = g * jnp.sign(pair[0] - pair[1]) + b
+    assert not compare(lambda: module(pair)[0], lambda: sign, []).ok
+
+
+@given(a=st.sampled_from([0.01, 0.5, 3.0, 100.0]), seed=st.integers(0, 2**16))
+def test_batchnorm_output_is_scale_invariant_and_gradient_scales_by_one_over_a(a, seed):
+    rng = np.random.default_rng(seed)
+    x, w, dy = (jnp.asarray(rng.normal(size=s)) for s in ((16, 3), (3, 2), (16, 2)))
+    graph, params, rest = nnx.split(norm.flax_batchnorm(2, epsilon=0.0), nnx.Param, ...)
+
+    def loss(weights):
+        return jnp.sum(dy * nnx.merge(graph, params, rest, copy=True)(x @ weights))
+
+    grad = jax.grad(loss)
+    np.testing.assert_allclose(grad(a * w), grad(w) / a, rtol=RTOL, atol=0)
+    # Negative control: the gradient does change with a, so "the same gradient" is rejected.
+    assert not compare(lambda: grad(a * w), lambda: grad(w), []).ok
+
+
+def test_scale_invariance_is_only_approximate_with_epsilon():
+    """Negative control for the epsilon = 0 statement: with epsilon > 0 the comparison must object."""
+    rng = np.random.default_rng(3)
+    x, w = jnp.asarray(rng.normal(size=(16, 3))), jnp.asarray(rng.normal(size=(3, 2)))
+    module = norm.flax_batchnorm(2)
+    assert not compare(lambda: module(x @ (0.01 * w)), lambda: module(x @ w), []).ok
+
+
+def test_running_variance_harness_rejects_an_unbiased_ema():
+    """Negative control: an EMA of the unbiased (ddof=1) batch variances is not what Flax keeps."""
+    rng = np.random.default_rng(4)
+    module = norm.flax_batchnorm(2, momentum=0.9)
+    biased, unbiased = np.ones(2), np.ones(2)
+    for _ in range(10):
+        batch = rng.normal(0, 2, (8, 2))
+        module(jnp.asarray(batch))
+        biased = 0.9 * biased + 0.1 * batch.var(axis=0)
+        unbiased = 0.9 * unbiased + 0.1 * batch.var(axis=0, ddof=1)
+    assert compare(lambda: module.var[...], lambda: biased, []).ok
+    assert not compare(lambda: module.var[...], lambda: unbiased, []).ok
+
+
+def test_an_outlier_stays_saturated_and_squeezes_the_batch_after_bn():
+    rng = np.random.default_rng(5)
+    clean = jnp.asarray(rng.normal(size=(64, 1)))
+    y = norm.flax_batchnorm(1)(clean.at[0, 0].set(25.0))[:, 0]
+    assert float(jax.grad(jax.nn.sigmoid)(y[0])) < 0.01
+    assert float(jnp.std(y[1:])) < 0.5 < float(jnp.std(norm.flax_batchnorm(1)(clean)[1:, 0]))
+
+
+def test_custom_vjp_keeps_one_input_sized_residual_and_autodiff_keeps_more():
+    from benchmarks.bench_batchnorm import residual_bytes, vjp_residuals
+
+    x = jnp.ones((8, 4, 4, 16), jnp.float32)
+    ours = vjp_residuals(BatchNorm(16, rngs=nnx.Rngs(params=0)), x)
+    assert [r.shape for r in ours if r.size == x.size] == [x.shape]
+    assert sum(r.size for r in ours if r.size != x.size) <= 4 * 16  # per-channel vectors only
+    assert residual_bytes(nnx.BatchNorm(16, rngs=nnx.Rngs(params=0)), x) > residual_bytes(
+        BatchNorm(16, rngs=nnx.Rngs(params=0)), x
+    )
