@@ -1,0 +1,82 @@
+"""Performance: the fast depthwise convolution equals XLA's grouped convolution in value and gradient, the
+note's arithmetic, and negative controls. No test asserts a time."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy as sp
+from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from derivations import performance as perf
+from derivations.compare import RTOL
+from models.blocks import DepthwiseSeparable, depthwise_conv2d, depthwise_conv2d_grouped
+
+
+@functools.cache
+def _steps():
+    return jax.jit(perf.forward_backward(depthwise_conv2d)), jax.jit(perf.forward_backward(depthwise_conv2d_grouped))
+
+
+@given(shape=st.sampled_from([(1, 5, 7, 3), (2, 8, 8, 4), (1, 9, 4, 2)]), kernel=st.sampled_from([1, 3, 5]),
+       seed=st.integers(0, 2**16))  # fmt: skip
+@settings(deadline=None)
+def test_shifted_depthwise_value_and_gradients_equal_the_grouped_conv(shape, kernel, seed):
+    rng = np.random.default_rng(seed)
+    x, dy = jnp.asarray(rng.normal(size=shape)), jnp.asarray(rng.normal(size=shape))
+    kern = jnp.asarray(rng.normal(size=(kernel, kernel, shape[-1])))
+    fast, ref = _steps()
+    for got, want in zip(fast(x, kern, dy), ref(x, kern, dy), strict=True):
+        # atol: terms summed in another order cancel to ~1e-16 of the scale where the result is near 0.
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-12 * float(jnp.max(jnp.abs(want))))
+
+
+def test_fast_depthwise_harness_rejects_an_unflipped_backward():
+    """Negative control: the adjoint needs the kernel flipped; an asymmetric kernel shows the difference."""
+    rng = np.random.default_rng(0)
+    x, dy = jnp.asarray(rng.normal(size=(1, 6, 6, 2))), jnp.asarray(rng.normal(size=(1, 6, 6, 2)))
+    kern = jnp.asarray(rng.normal(size=(3, 3, 2)))
+    want = jax.vjp(depthwise_conv2d_grouped, x, kern)[1](dy)[0]
+    from models.blocks import _shifted_sum
+
+    assert not np.allclose(_shifted_sum(dy, kern), want, rtol=1e-6)
+    np.testing.assert_allclose(_shifted_sum(dy, kern[::-1, ::-1]), want, rtol=RTOL, atol=1e-13)
+
+
+def test_mobilenet_block_is_the_same_with_either_depthwise_kernel():
+    fast = DepthwiseSeparable(4, 8, rngs=nnx.Rngs(params=0), dtype=jnp.float64)
+    slow = DepthwiseSeparable(4, 8, fast=False, rngs=nnx.Rngs(params=0), dtype=jnp.float64)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 6, 6, 4)))
+    np.testing.assert_allclose(fast(x), slow(x), rtol=RTOL, atol=1e-13)
+    g_fast = nnx.grad(lambda m: jnp.sum(m(x) ** 2))(fast).depthwise[...]
+    g_slow = nnx.grad(lambda m: jnp.sum(m(x) ** 2))(slow).depthwise[...]
+    np.testing.assert_allclose(g_fast, g_slow, rtol=1e-9, atol=1e-12)
+
+
+def test_note_arithmetic_reproduces_the_figures_and_a_wrong_count_does_not():
+    table = perf.note_arithmetic()
+    assert [int(v) for v in table[0, :]] == [3 * 3 * 256 * 256, 64 * 64 * 256 * 9 * 256, 2 * 64 * 64 * 256 + 589824]
+    wrong = perf.dense_counts()["macs"].subs({perf.C: 256}) / perf.K  # a kernel side missing
+    assert wrong.subs({perf.H: 64, perf.W: 64, perf.K: 3}) != table[0, 1]
+
+
+def test_depthwise_intensity_is_bounded_by_k_squared_over_two():
+    limit = perf.arithmetic_intensity()[2].rhs
+    assert sp.simplify(limit - perf.K**2 / 2) == 0
+
+
+def test_xla_counts_the_same_flops_for_pruned_weights():
+    assert perf._pruning().verdict == "qualified"
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "k_shape", "match"),
+    [((4, 4, 3), (3, 3, 3), "NHWC"), ((1, 4, 4, 3), (3, 3, 2), "kernel"), ((1, 4, 4, 3), (2, 2, 3), "odd")],
+)
+def test_depthwise_rejects_bad_shapes(x_shape, k_shape, match):
+    with pytest.raises(ValueError, match=match):
+        depthwise_conv2d(jnp.ones(x_shape), jnp.ones(k_shape))
