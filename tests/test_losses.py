@@ -113,7 +113,7 @@ def test_focal_loss_derivative_matches_optax(gamma, value, label):
     derived = _jax_of(lo.focal_loss_claimed(), (z, lo.gamma))
     got = sign * float(derived(sign * value, gamma))
     want = float(_focal_grad(value, label, gamma))
-    assert abs(got - want) <= 1e-300 + 1e-9 * abs(want)
+    assert abs(got - want) <= 1e-300 + RTOL * abs(want)
 
 
 def test_focal_harness_rejects_the_derivative_without_the_gamma_term():
@@ -173,9 +173,27 @@ def test_extra_output_gets_zero_gradient_but_changes_the_softmax():
 
 
 def test_bce_beats_mse_from_a_confidently_wrong_start():
-    race = lo.logistic_race()
+    race = lo.logistic_race(lo.WRONG_START)
     bce, mse = lo.steps_to_accuracy(race["bce"]), lo.steps_to_accuracy(race["sigmoid_mse"])
     assert bce is not None and (mse is None or mse > 3 * bce)
+
+
+def test_bce_beats_mse_by_less_from_zero_weights():
+    race = lo.logistic_race(lo.ZERO_START)
+    bce, mse = lo.steps_to_accuracy(race["bce"]), lo.steps_to_accuracy(race["sigmoid_mse"])
+    assert bce is not None and mse is not None and bce < mse <= 3 * bce
+
+
+def test_steps_to_accuracy_is_none_when_the_target_is_never_reached():
+    """Negative control for the race: a run that stays below the target does not count as reaching it."""
+    assert lo.steps_to_accuracy(np.asarray([0.5, 0.9, 0.98]), 0.99) is None
+    assert lo.steps_to_accuracy(np.asarray([0.5, 0.99, 0.98]), 0.99) == 2
+
+
+def test_log_loss_is_bce_and_a_wrong_log_loss_is_not():
+    assert lo.is_binary_cross_entropy(lo.bernoulli_log_loss())
+    assert not lo.is_binary_cross_entropy(lo.bernoulli_log_loss(label=1 - lo.y))  # the labels swapped
+    assert not lo.is_binary_cross_entropy(-sp.log(lo.p**lo.y))  # the negative class dropped
 
 
 def test_public_functions_reject_bad_arguments():
