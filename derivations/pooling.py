@@ -8,6 +8,7 @@ the claims.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -19,7 +20,8 @@ from flax import nnx
 from derivations.claims import Evidence, claim, derivation
 from derivations.compare import compare
 from derivations.conv_arithmetic import conv_output_size
-from derivations.harness import module_params, verdict
+from derivations.harness import module_params, verdict, xla_flops
+from models.conv import conv2d
 from models.pooling import (
     SpatialPyramidPooling,
     avg_pool,
@@ -239,7 +241,7 @@ def _unpool() -> Evidence:
     b, i, jj, c = np.indices(arg.shape)
     expected[b, i, arg // 2, jj, arg % 2, c] = np.asarray(values)
     expected = expected.reshape(2, 8, 8, 3)
-    cmp = compare(lambda q: unpooled, lambda q: jnp.asarray(expected), [np.zeros(2)])
+    cmp = compare(lambda: unpooled, lambda: jnp.asarray(expected), [])
     nonzero = int(np.count_nonzero(np.asarray(unpooled)))
     ok = cmp.ok and cmp.max_abs_err == 0.0 and nonzero == values.size
     return Evidence(
@@ -295,14 +297,16 @@ def _global() -> Evidence:
     gap = compare(global_avg_pool, lambda v: nnx.avg_pool(v, (6, 5))[:, 0, 0, :], [x])
     gmp = compare(global_max_pool, lambda v: nnx.max_pool(v, (6, 5))[:, 0, 0, :], [x])
     grad = jax.grad(lambda v: global_avg_pool(v)[0, 0])(x)
-    even = bool(jnp.allclose(grad[0, :, :, 0], 1 / 30, rtol=1e-15, atol=0))
+    pixels = x.shape[1] * x.shape[2]
+    even = bool(jnp.allclose(grad[0, :, :, 0], 1 / pixels, rtol=1e-15, atol=0))
     ok = gap.ok and gmp.ok and even and flatten_head - classes == hh * ww * (gap_head - classes)
     return Evidence(
         verdict=verdict(ok, "holds"),
         method="measurement",
         summary=f"7x7x512 -> 10 classes: Flatten + Dense {flatten_head} parameters, GAP + Dense {gap_head} "
         f"(weights {hh * ww}x fewer); GAP = avg_pool over the whole map (max rel err {gap.max_rel_err:.1e}), GMP = "
-        f"max_pool over it ({gmp.max_abs_err:.1e}); GAP's gradient is 1/(HW) = 1/30 on every pixel",
+        f"max_pool over it ({gmp.max_abs_err:.1e}); on a {x.shape[1]}x{x.shape[2]} map GAP's gradient is 1/(HW) = "
+        f"1/{pixels} on every pixel ({'exactly' if even else 'NOT'})",
         max_abs_err=max(gap.max_abs_err, gmp.max_abs_err),
         max_rel_err=max(gap.max_rel_err, gmp.max_rel_err),
         samples=int(x.size),
@@ -325,13 +329,17 @@ def _avg_as_conv() -> Evidence:
         )
         for win in (2, 4)
     ]
-    ok = all(c.ok for c in results)
+    # A conv is linear, so it can only express a pooling that is: max_pool(u + v) = max_pool(u) + max_pool(v)?
+    u, v = _random((2, 8, 8, 3), 10), _random((2, 8, 8, 3), 11)
+    max_additivity = compare(lambda q: max_pool(q + v, 2, 2), lambda q: max_pool(q, 2, 2) + max_pool(v, 2, 2), [u])
+    ok = all(c.ok for c in results) and not max_additivity.ok
     return Evidence(
         verdict=verdict(ok, "holds"),
         method="measurement",
         summary=f"k x k average pooling, stride k (k = 2, 4) = depthwise stride-k conv with the fixed kernel 1/k^2: "
-        f"max rel err {max(c.max_rel_err for c in results):.1e}; a strided conv can therefore learn average pooling "
-        f"(but not max pooling, which is not linear)",
+        f"max rel err {max(c.max_rel_err for c in results):.1e}, so a strided conv can learn average pooling; it "
+        f"cannot learn max pooling, which is not linear: max_pool(u + v) - (max_pool(u) + max_pool(v)) reaches "
+        f"{max_additivity.max_abs_err:.2f} for random u, v",
         max_abs_err=max(c.max_abs_err for c in results),
         max_rel_err=max(c.max_rel_err for c in results),
         samples=sum(c.samples for c in results),
@@ -380,31 +388,36 @@ def shift_change(x: jax.Array, shift: tuple[int, int], win: int = 2) -> float:
     expected="refuted",
     correction="Max pooling is invariant only to shifts that keep each maximum inside its window. A one-pixel "
     "shift changes most 2x2/2 max-pooled outputs of a generic input; a 90-degree rotation rotates the output "
-    "(equivariance, not invariance); rescaling the input rescales the output map. Global pooling is what gives "
-    "exact translation invariance (with circular padding).",
+    "(equivariance, not invariance); a zoomed input gives a pooled map of another size. Global pooling on top "
+    "of a circularly padded conv is what gives exact translation invariance (conv_arithmetic/conv-is-"
+    "translation-invariant).",
 )
 def _invariance() -> Evidence:
     x = _random((8, 16, 16, 4), 9)
+    pooled = max_pool(x, 2, 2)
     one_pixel = shift_change(x, (0, 1))
     two_pixels = shift_change(x, (0, 2))
     spot = jnp.zeros((1, 8, 8, 1)).at[0, 2, 2, 0].set(1.0)
     within_window = shift_change(spot, (0, 1))
     across_window = shift_change(spot, (0, 2))
     rotated = max_pool(jnp.rot90(x, axes=(1, 2)), 2, 2)
-    rotation_change = float(jnp.mean(jnp.abs(rotated - max_pool(x, 2, 2)) > 0))
-    equivariant = bool(jnp.array_equal(rotated, jnp.rot90(max_pool(x, 2, 2), axes=(1, 2))))
-    upscaled = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-    scale_shape = max_pool(upscaled, 2, 2).shape
-    invariant = one_pixel < 0.05 and rotation_change < 0.05 and scale_shape == max_pool(x, 2, 2).shape
+    rotation_change = float(jnp.mean(jnp.abs(rotated - pooled) > 0))
+    equivariant = bool(jnp.array_equal(rotated, jnp.rot90(pooled, axes=(1, 2))))
+    # Scale is reported, not tested: a zoomed input gives a map of another size, which cannot equal the
+    # original's; what 2x2/2 max pooling does to a 2x nearest-neighbour zoom is undo it, exactly.
+    zoomed = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    undoes_zoom = bool(jnp.array_equal(max_pool(zoomed, 2, 2), x))
+    invariant = one_pixel < 0.05 and rotation_change < 0.05
     return Evidence(
         verdict=verdict(invariant, "holds"),
         method="measurement",
         summary=f"2x2/2 max pooling of 8 random 16x16x4 maps: a 1-pixel shift changes {100 * one_pixel:.0f}% of the "
-        f"outputs, a 2-pixel shift {100 * two_pixels:.0f}%; a single spot moved within its window changes "
-        f"{100 * within_window:.0f}%, across a window edge {100 * across_window:.1f}% (the maximum leaves one "
-        f"window for the next); "
-        f"rotating by 90 degrees changes {100 * rotation_change:.0f}% (the output is the rotated output: "
-        f"{equivariant}); 2x upscaling gives a {scale_shape[1]}x{scale_shape[2]} map instead of 8x8",
+        f"pooled outputs, a 2-pixel shift {100 * two_pixels:.0f}%; a single spot moved within its window changes "
+        f"{100 * within_window:.0f}%, moved across a window edge {100 * across_window:.1f}% (the maximum leaves one "
+        f"window for the next); a 90-degree rotation changes {100 * rotation_change:.0f}% "
+        f"({'equal to' if equivariant else 'not'} the pooled map rotated: equivariant, not invariant); a 2x zoom "
+        f"pooled gives back the {zoomed.shape[1] // 2}x{zoomed.shape[2] // 2} input "
+        f"({'exactly' if undoes_zoom else 'NOT exactly'}), not the {pooled.shape[1]}x{pooled.shape[2]} pooled map",
         samples=int(x.size),
         dtype="float64",
         details={
@@ -414,6 +427,7 @@ def _invariance() -> Evidence:
             "spot_across": across_window,
             "rotation": rotation_change,
             "rotation_equivariant": equivariant,
+            "zoom_undone_exactly": undoes_zoom,
         },
     )
 
@@ -425,27 +439,43 @@ def _invariance() -> Evidence:
     expected="qualified",
     correction="Pooling has no parameters to remove; it shrinks the feature map, which divides the weights of a "
     "dense layer that follows by k^2 (for k x k pooling), and leaves a following convolution's parameters "
-    "unchanged (only its FLOPs fall by k^2).",
+    "unchanged; only its FLOPs fall, with the k^2 times fewer output positions (at least k^2-fold in XLA's "
+    "count, which leaves out the taps on zero padding, a larger share of a smaller map).",
 )
 def _fewer_params() -> Evidence:
     hh, cc, classes = 16, 32, 10
     rows = {}
     for win in (1, 2, 4):
         side = conv_output_size(hh, win, win)
-        rows[win] = (
-            module_params(lambda side=side: nnx.Linear(side * side * cc, classes, use_bias=False, rngs=nnx.Rngs(0))),
-            module_params(lambda: nnx.Conv(cc, cc, (3, 3), use_bias=False, rngs=nnx.Rngs(0))),
-        )
-    ok = all(rows[1][0] == rows[win][0] * win**2 and rows[win][1] == rows[1][1] for win in rows)
+        pooled, kernel = jnp.zeros((1, side, side, cc)), jnp.zeros((3, 3, cc, cc))
+        rows[win] = {
+            "dense": module_params(
+                lambda side=side: nnx.Linear(side * side * cc, classes, use_bias=False, rngs=nnx.Rngs(0))
+            ),
+            "conv": module_params(lambda: nnx.Conv(cc, cc, (3, 3), use_bias=False, rngs=nnx.Rngs(0))),
+            "conv_xla_flops": xla_flops(functools.partial(conv2d, padding=1), pooled, kernel),
+        }
+    base = rows[1]
+    ok = all(
+        base["dense"] == row["dense"] * win**2
+        and row["conv"] == base["conv"]
+        and row["conv_xla_flops"] * win**2 <= base["conv_xla_flops"]
+        for win, row in rows.items()
+    )
     return Evidence(
         verdict=verdict(ok, "qualified"),
         method="measurement",
-        summary="16x16x32 map, k x k pooling with k = 1, 2, 4 before a Dense(10): its weights "
-        + ", ".join(str(v[0]) for v in rows.values())
-        + "; before a 3x3 conv: its weights "
-        + ", ".join(str(v[1]) for v in rows.values()),
+        summary=f"{hh}x{hh}x{cc} map, k x k pooling with k = 1, 2, 4 before a Dense({classes}): its weights "
+        + ", ".join(str(row["dense"]) for row in rows.values())
+        + "; before a 'same' 3x3 conv: its weights "
+        + ", ".join(str(row["conv"]) for row in rows.values())
+        + ", its XLA flops "
+        + ", ".join(f"{row['conv_xla_flops']:.0f}" for row in rows.values())
+        + " (k = 2, 4 divide them by "
+        + ", ".join(f"{base['conv_xla_flops'] / rows[win]['conv_xla_flops']:.2f}" for win in (2, 4))
+        + ")",
         samples=len(rows),
-        details={str(win): {"dense": v[0], "conv": v[1]} for win, v in rows.items()},
+        details={str(win): row for win, row in rows.items()},
     )
 
 

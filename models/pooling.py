@@ -40,13 +40,12 @@ def max_pool_backward(x: jax.Array, dy: jax.Array, window: int, stride: int) -> 
     windows overlap the contributions add. At a tie the first maximum in row-major order wins (the
     choice XLA's select-and-scatter makes; any convex combination of the tied entries is a subgradient)."""
     patches, r, c = _windows(x, window, stride)
-    winner = jnp.argmax(patches, axis=3)  # (N, OH, OW, C), first maximum on ties
-    rows = jnp.take_along_axis(jnp.broadcast_to(r[None, ..., None], patches.shape), winner[:, :, :, None], 3)[
-        :, :, :, 0
-    ]
-    cols = jnp.take_along_axis(jnp.broadcast_to(c[None, ..., None], patches.shape), winner[:, :, :, None], 3)[
-        :, :, :, 0
-    ]
+    winner = jnp.argmax(patches, axis=3)[:, :, :, None]  # (N, OH, OW, 1, C), first maximum on ties
+
+    def at_winner(index: jax.Array) -> jax.Array:
+        return jnp.take_along_axis(jnp.broadcast_to(index[None, ..., None], patches.shape), winner, 3)[:, :, :, 0]
+
+    rows, cols = at_winner(r), at_winner(c)
     batch = jnp.arange(x.shape[0])[:, None, None, None]
     channel = jnp.arange(x.shape[3])[None, None, None, :]
     return jnp.zeros_like(x).at[batch, rows, cols, channel].add(dy)
@@ -87,9 +86,11 @@ def avg_pool_as_conv(x: jax.Array, window: int) -> jax.Array:
 
 
 def spatial_pyramid_pool(x: jax.Array, levels: tuple[int, ...] = (1, 2, 4)) -> jax.Array:
-    """Spatial pyramid pooling (He et al., 2014): for each level n, max over an n-by-n grid of bins, bin i
-    spanning rows floor(i H / n) to ceil((i + 1) H / n); the results flattened and concatenated, so the
-    output has ``C * sum(n**2)`` features whatever H and W are (each needs H, W >= max(levels))."""
+    """Spatial pyramid pooling (He et al., 2014): for each level n, max over an n-by-n grid of bins; the
+    results flattened and concatenated, so the output has ``C * sum(n**2)`` features whatever H and W are
+    (each needs H, W >= max(levels)). The bins are adaptive pooling's, bin i spanning rows floor(i H / n) to
+    ceil((i + 1) H / n) - 1, which cover every pixel; the paper's window ceil(H/n), stride floor(H/n) is a
+    different choice."""
     n_, h, w, _ = x.shape
     if min(h, w) < max(levels):
         raise ValueError(f"spatial_pyramid_pool: input {h}x{w} is smaller than the finest level {max(levels)}")

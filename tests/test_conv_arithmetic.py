@@ -10,9 +10,19 @@ import pytest
 import sympy as sp
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from jax import lax
 
 from derivations import conv_arithmetic as ca
-from models.conv import conv2d, conv2d_transpose, conv2d_transpose_by_zero_insertion
+from derivations.compare import compare
+from models.conv import (
+    DIMENSIONS,
+    bilinear_upsample_2x,
+    bilinear_upsample_kernel,
+    circular_conv2d,
+    conv2d,
+    conv2d_transpose,
+    conv2d_transpose_by_zero_insertion,
+)
 
 sizes = st.sampled_from([5, 6, 7, 9, 12, 16])
 kernels = st.sampled_from([1, 2, 3, 5])
@@ -144,9 +154,11 @@ def test_receptive_field_check_rejects_a_recursion_that_ignores_stride():
     assert no_stride(ca.NOTES_NET)[-1] == 21 and rows[len(ca.NOTES_NET) - 1][2] == 99
 
 
-def test_receptive_field_reproduces_the_notes_table():
-    assert [r for r, _ in ca.receptive_field(ca.NOTES_NET)] == [11, 19, 51, 67, 99]
-    assert [j for _, j in ca.receptive_field(ca.NOTES_NET)] == [4, 8, 8, 16, 16]
+def test_receptive_field_of_the_notes_net_is_the_measured_support_and_jump_the_stride_product():
+    ok, rows = ca.receptive_field_check(lambda layers: [r for r, _ in ca.receptive_field(layers)])
+    assert ok, rows
+    strides = [layer[1] for layer in ca.NOTES_NET]
+    assert [j for _, j in ca.receptive_field(ca.NOTES_NET)] == np.cumprod(strides).tolist()
 
 
 @given(
@@ -196,3 +208,31 @@ def test_public_functions_equal_their_sympy_expressions():
 def test_public_functions_reject_impossible_configurations(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_zero_padding_breaks_equivariance_only_next_to_the_border_and_circular_padding_not_at_all():
+    rng = np.random.default_rng(0)
+    x, w = jnp.asarray(rng.normal(size=(1, 16, 16, 3))), jnp.asarray(rng.normal(size=(3, 3, 3, 4)))
+    zero_pad = ca.equivariance_error(lambda v: conv2d(v, w, padding=1), x, (1, 0))
+    assert sorted(set(np.nonzero(zero_pad > 1e-12)[0].tolist())) == [0, 1, 15]
+    assert ca.equivariance_error(lambda v: circular_conv2d(v, w), x, (1, 0)).max() <= 1e-13
+
+
+def test_bilinear_check_rejects_zero_padding_instead_of_edge_replication():
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(1, 6, 7, 1)))
+
+    def zero_padded(v):
+        spread = lax.conv_transpose(
+            jnp.pad(v, ((0, 0), (1, 1), (1, 1), (0, 0))),
+            bilinear_upsample_kernel(),
+            (2, 2),
+            "VALID",
+            dimension_numbers=DIMENSIONS,
+        )
+        return spread[:, 3:-3, 3:-3, :]
+
+    def resize(v):
+        return jax.image.resize(v, (1, 12, 14, 1), "bilinear")
+
+    assert compare(bilinear_upsample_2x, resize, [x]).ok
+    assert not compare(zero_padded, resize, [x]).ok

@@ -1,6 +1,8 @@
 """Pooling: the derived backward rules against jax.vjp of Flax's pooling at hypothesis-drawn inputs, the
 gradient-sum rule, unpooling, SPP and the harness's negative controls."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from derivations import pooling as pl
-from derivations.compare import RTOL
+from derivations.compare import RTOL, compare
+from derivations.harness import xla_flops
+from models.conv import conv2d
 from models.pooling import (
     SpatialPyramidPooling,
     avg_pool,
@@ -133,3 +137,29 @@ def test_a_shift_within_the_window_leaves_max_pooling_unchanged_and_across_it_do
     spot = jnp.zeros((1, 8, 8, 1)).at[0, 2, 2, 0].set(1.0)
     assert pl.shift_change(spot, (0, 1)) == 0.0
     assert pl.shift_change(spot, (0, 2)) > 0.0
+
+
+def test_additivity_check_accepts_average_pooling_and_rejects_max_pooling():
+    u, v = _draw((2, 8, 8, 3), 10, False), _draw((2, 8, 8, 3), 11, False)
+    for pool, linear in ((avg_pool, True), (max_pool, False)):
+        additivity = compare(
+            lambda q, pool=pool: pool(q + v, 2, 2), lambda q, pool=pool: pool(q, 2, 2) + pool(v, 2, 2), [u]
+        )
+        assert additivity.ok is linear
+
+
+def test_max_pooling_undoes_a_2x_nearest_zoom_exactly():
+    x = _draw((1, 6, 6, 2), 3, False)
+    zoomed = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    np.testing.assert_array_equal(max_pool(zoomed, 2, 2), x)
+    assert max_pool(zoomed, 2, 2).shape != max_pool(x, 2, 2).shape
+
+
+def test_pooling_divides_the_next_convs_flops_at_least_k_squared_and_no_pooling_does_not():
+    kernel = jnp.zeros((3, 3, 4, 4))
+
+    def flops(side):
+        return xla_flops(functools.partial(conv2d, padding=1), jnp.zeros((1, side, side, 4)), kernel)
+
+    assert flops(8) * 2**2 <= flops(16)
+    assert not flops(16) * 2**2 <= flops(16)
