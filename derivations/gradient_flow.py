@@ -167,7 +167,8 @@ def gradient_profiles() -> dict[str, np.ndarray]:
 def _law(row: dict[str, float]) -> str:
     if "z" not in row:
         return ""
-    return f" (per layer {row['measured_factor']:.4g} vs derived {row['derived_factor']:.4g}, z {row['z']:.1f})"
+    return (f" (squared norm per layer x{row['measured_factor']:.4g} vs derived x{row['derived_factor']:.4g}, "
+            f"z {row['z']:.1f})")
 
 
 def _first_over_last(name: str) -> float:
@@ -235,7 +236,7 @@ def _product_only_linear() -> Evidence:
     zeros = jnp.zeros((depth, width))
     product = functools.reduce(jnp.matmul, list(kernels))
     rows = {}
-    for activation in ("linear", "relu", "tanh"):
+    for activation in ("linear", "relu", "tanh", "sigmoid"):
         out = dense_stack(xs, kernels, zeros, activation=activation)[0]
         scaled = dense_stack(xs, c * kernels, zeros, activation=activation)[0]
         rows[activation] = {
@@ -243,8 +244,8 @@ def _product_only_linear() -> Evidence:
             "homogeneous": compare(lambda s=scaled: s, lambda o=out: c**depth * o, []).max_rel_err,
         }
     ok = (rows["linear"]["product"] <= 1e-10 and rows["relu"]["product"] > 0.1
-          and rows["relu"]["homogeneous"] <= 1e-10 and rows["tanh"]["product"] > 0.1
-          and rows["tanh"]["homogeneous"] > 0.1)
+          and rows["relu"]["homogeneous"] <= 1e-10
+          and all(rows[a]["product"] > 0.1 and rows[a]["homogeneous"] > 0.1 for a in ("tanh", "sigmoid")))
     return Evidence(
         verdict=verdict(ok, "qualified"),
         method="measurement",
@@ -264,6 +265,9 @@ def _product_only_linear() -> Evidence:
     says="Gradients vanish in deep sigmoid networks because backpropagation multiplies one factor w sigma'(z) "
     "per layer and sigma' <= 1/4.",
     expected="holds",
+    tolerance="the identity is settled by SymPy; its float64 spot check (256 points) may differ by ~1e-9 "
+    "relative, because 1 - sigma(z) cancels when sigma(z) is near 1, so that number is reported, not tested "
+    "against 1e-10 (if SymPy could not prove it, the spot check must pass at 1e-10)",
 )
 def _sigmoid_bound() -> Evidence:
     h, _ = sigmoid_chain()
@@ -291,7 +295,8 @@ def _sigmoid_bound() -> Evidence:
         verdict=verdict(ok, "holds"),
         method="autodiff",
         summary=f"SymPy: d h_{DEPTH_SYMBOLIC}/dx = prod w_l sigma'(z_l) "
-        f"({'proved' if proof.proved else 'numeric only'}, max rel err {proof.max_rel_err:.1e}); jax.grad on "
+        f"({'proved' if proof.proved else 'numeric only'}; float64 spot check max rel err {proof.max_rel_err:.1e}); "
+        f"jax.grad on "
         f"{n} random depth-{DEPTH_SYMBOLIC} chains (w ~ N(0, 16)): all within prod|w_l|/4^L: {within} (largest "
         f"ratio {float(np.max(g / bound)):.3f}); with every z_l = 0 the bound is attained (rel err "
         f"{tight.max_rel_err:.1e})",

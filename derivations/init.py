@@ -154,6 +154,14 @@ def _as_function(expr: sp.Expr) -> Callable[[int, int], float]:
 DENSE_AND_CONV = [(64, 256), (300, 100), (3, 3, 16, 32), (5, 5, 3, 64)]
 
 
+def _per_layer_law(row: dict[str, float]) -> str:
+    """The measured and derived per-layer factor of a depth-profile row, where the row has one."""
+    if "z" not in row:
+        return ""
+    return (f" (variance per layer x{row['measured_factor']:.4g} vs derived x{row['derived_factor']:.4g}, "
+            f"z {row['z']:.1f})")
+
+
 def _summary(rows: dict[str, dict[str, float]]) -> str:
     return "; ".join(f"{shape}: var {r['variance']:.3e} vs {r['derived']:.3e} (z {r['z']:.1f})"
                      for shape, r in rows.items())
@@ -218,7 +226,8 @@ def zero_init_run(activation: str, steps: int = 20, lr: float = 0.1) -> tuple[Tw
 @claim(
     "init/xavier-variance-is-two-over-fan-in-plus-fan-out",
     sources=["S001-15"],
-    says="Xavier initialisation: keeping the forward and backward variances gives Var(W) = 2/(n_in + n_out).",
+    says="Xavier initialisation: Var(W) = 2/(n_in + n_out), the compromise between keeping the forward-pass "
+    "variance (which needs 1/n_in) and the backward-pass variance (which needs 1/n_out).",
     expected="holds",
     tolerance=f"Monte-Carlo: each empirical variance within {Z_MAX} standard errors of the derived one",
 )
@@ -293,10 +302,8 @@ def _depth() -> Evidence:
     return Evidence(
         verdict=verdict(law_ok and stays and breaks, "holds"),
         method="measurement",
-        summary=f"{DEPTH}-layer, width-{WIDTH} ReLU MLP, variance of layer {DEPTH} / layer 1: "
-        + "; ".join(f"{n}: {r['ratio']:.2e}" + (f" (per layer {r['measured_factor']:.4g} vs derived "
-                                                  f"{r['derived_factor']:.4g}, z {r['z']:.1f})" if "z" in r else "")
-                    for n, r in rows.items()),
+        summary=f"{DEPTH}-layer, width-{WIDTH} MLP, variance of layer {DEPTH}'s output / layer 1's: "
+        + "; ".join(f"{n}: {r['ratio']:.2e}" + _per_layer_law(r) for n, r in rows.items()),
         samples=BATCH * WIDTH * DEPTH,
         dtype="float64",
         details=rows,

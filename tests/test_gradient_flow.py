@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from derivations import gradient_flow as gf
 from derivations.bridge import to_jax
-from models.mlp_stacks import layer_profile, residual_block, stacked_kernels
+from models.mlp_stacks import dense_stack, layer_profile, residual_block, stacked_kernels
 
 RTOL = 1e-10
 SYMBOLS = (gf.x, *gf.ws)
@@ -115,3 +115,20 @@ def test_layer_profile_gradient_matches_a_direct_gradient_at_the_first_layer():
     want = float(jnp.linalg.norm(jax.grad(rest)(h1)))
     _, got = layer_profile(x, kernels, jnp.zeros((depth, width)), readout, activation="tanh")
     assert abs(float(got[0]) - want) <= RTOL * want
+
+
+def test_zero_bias_output_is_the_weight_product_only_for_the_linear_stack():
+    depth, width, c = 6, 8, 1.5
+    xs = jax.random.normal(jax.random.key(4), (16, width), jnp.float64)
+    kernels = stacked_kernels(jax.nn.initializers.glorot_normal(), jax.random.key(5), depth, width, jnp.float64)
+    zeros = jnp.zeros((depth, width))
+    product = xs @ functools.reduce(jnp.matmul, list(kernels))
+
+    def out(k, activation):
+        return dense_stack(xs, k, zeros, activation=activation)[0]
+
+    np.testing.assert_allclose(out(kernels, "linear"), product, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out(c * kernels, "relu"), c**depth * out(kernels, "relu"), rtol=1e-10, atol=1e-300)
+    # Negative controls: the product form fails with ReLU, and homogeneity fails with sigmoid.
+    assert float(jnp.max(jnp.abs(out(kernels, "relu") - product))) > 1e-2
+    assert float(jnp.max(jnp.abs(out(c * kernels, "sigmoid") - c**depth * out(kernels, "sigmoid")))) > 1e-2

@@ -104,3 +104,12 @@ def test_early_stopping_minimum_is_interior_and_validation_rises_after_it():
     train, val = reg.early_stopping_curves()
     best = int(np.argmin(val))
     assert 0 < best < len(val) - 1 and val[-1] > val[best] and train[-1] < train[best]
+
+
+def test_validation_minimum_is_near_best_on_held_out_data_and_training_to_the_end_is_not():
+    _, val = reg.early_stopping_curves()
+    test = reg.early_stopping_test_curve()
+    best = int(np.argmin(val))
+    assert test[best] <= 1.05 * float(np.min(test))
+    # Negative control: the same criterion rejects stopping at the last step (or at the first).
+    assert test[-1] > 1.05 * float(np.min(test)) and test[0] > 1.05 * float(np.min(test))
