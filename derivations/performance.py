@@ -182,12 +182,16 @@ def _depthwise_speed() -> Evidence:
     dense, dw, small = rows
     speedup = dense["seconds"] / dw["seconds"]
     flop_ratio = dense["xla_flops"] / dw["xla_flops"]
+    # Whether depthwise beats dense at all is left out of the verdict: on XLA:CPU the margin is within the noise
+    # of a loaded machine; the summary reports it.
     ok = speedup < flop_ratio / 8 and dw["seconds"] > small["seconds"] and dw["intensity"] < dense["intensity"] / 50
     return Evidence(
         verdict=verdict(ok, "holds"),
         method="measurement",
         summary=f"{jax.devices()[0].device_kind}, batch 1, float32, forward: XLA flops ratio dense/depthwise "
-        f"{flop_ratio:.0f}, measured speed-up {speedup:.1f}; depthwise takes {dw['seconds'] / small['seconds']:.1f}x "
+        f"{flop_ratio:.0f}, measured speed-up {speedup:.1f} (the note's 'about 10x' is its author's GPU "
+        f"figure; the factor depends on the device, and the verdict tests only speed-up < flop ratio / 8); "
+        f"depthwise takes {dw['seconds'] / small['seconds']:.1f}x "
         f"the small dense conv's time at equal flops; flops per byte (XLA): "
         + ", ".join(f"{r_['conv']} {r_['intensity']:.2f}" for r_ in rows)
         + "; achieved GFLOP/s: " + ", ".join(f"{r_['flop_per_s'] / 1e9:.2f}" for r_ in rows),
@@ -267,9 +271,10 @@ def _fast_depthwise() -> Evidence:
     sources=["S001-44"],
     says="To speed up inference on mobile, prune: coefficients that become (close to) zero are removed.",
     expected="qualified",
-    correction="Zeroing weights does not remove work from a dense kernel: XLA's count (and the time) of a conv "
-    "depends on the shapes only. Speed comes from structured pruning that removes whole channels (flops fall "
-    "in proportion) or from sparse kernels that exploit the zeros.",
+    correction="Zeroing weights does not remove work from a dense kernel: the compiled convolution, and XLA's "
+    "flop count of it, depend on the shapes only; the zeros are just values. Speed comes from structured "
+    "pruning that removes whole channels (flops fall in proportion) or from sparse kernels that exploit the "
+    "zeros.",
 )
 def _pruning() -> Evidence:
     x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 16, 16, 32)))
@@ -279,12 +284,14 @@ def _pruning() -> Evidence:
     dense_flops = xla_cost(f, x, kern)["flops"]
     pruned_flops = xla_cost(f, x, kern * mask)["flops"]
     channels_flops = xla_cost(f, x, kern[..., :16])["flops"]
-    ok = dense_flops == pruned_flops and channels_flops == dense_flops / 2
+    zeroed = float(jnp.mean(kern * mask == 0))
+    ok = abs(zeroed - 0.9) < 0.01 and dense_flops == pruned_flops and channels_flops == dense_flops / 2
     return Evidence(
         verdict=verdict(ok, "qualified"),
         method="measurement",
-        summary=f"3x3 conv 32->32 on 16x16: XLA flops {dense_flops:.0f} dense, {pruned_flops:.0f} with 90% of the "
-        f"weights zeroed (unchanged), {channels_flops:.0f} with half the output channels removed",
+        summary=f"3x3 conv 32->32 on 16x16: XLA flops {dense_flops:.0f} dense, {pruned_flops:.0f} with "
+        f"{zeroed:.0%} of the weights zeroed (unchanged: the same program runs on the zeros), "
+        f"{channels_flops:.0f} with half the output channels removed",
         samples=3,
         details={"dense": dense_flops, "unstructured_90": pruned_flops, "half_channels": channels_flops},
     )

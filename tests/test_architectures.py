@@ -105,6 +105,15 @@ def test_fc_as_conv_equals_the_dense_layer_and_rejects_a_transposed_kernel():
     assert not np.allclose(got[:, 0, 0] + head.dense.bias[...], head.dense(x.reshape(2, -1)), rtol=1e-6)
 
 
+def test_converted_net_saves_flops_only_in_the_shared_layers_below_the_head():
+    head = blocks.FCAsConv(3, 3, 4, 5, rngs=_rngs(), dtype=jnp.float64)
+    once, per_window = arch.score_map_flops(head, None, c_lower=2)
+    assert once == per_window  # negative control: the head alone does the same products either way
+    once, per_window = arch.score_map_flops(head, 3, c_lower=2)
+    # The 3x3 conv 2 -> 4 below: 5x5 outputs once on the 7x7 image, 3x3 outputs on each of the 9 5x5 windows.
+    assert per_window - once == 2 * (9 * 3 * 3 - 5 * 5) * (3 * 3 * 2 * 4)
+
+
 def test_separable_ratio_is_proved_and_a_wrong_ratio_is_not():
     ratio = arch.separable_ratio().rhs
     assert sp.simplify(ratio - (1 / arch.C_out + 1 / arch.K**2)) == 0
