@@ -316,7 +316,7 @@ def _global() -> Evidence:
 
 @claim(
     "pooling/average-pooling-is-a-fixed-stride-k-conv",
-    sources=["S002-10"],
+    sources=["S002-10", "S001-30"],
     says="Downsampling is done by stride-2 pooling or by a stride-2 convolution (learnable, replacing pooling).",
     expected="holds",
 )
