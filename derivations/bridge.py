@@ -14,7 +14,9 @@ wrong formula somewhere in a chapter. Two choices it pins on purpose:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,9 +36,77 @@ def _lambdify(symbols: Sequence[sp.Symbol], expr: sp.Expr) -> Callable[..., jax.
     return sp.lambdify(list(symbols), expr, modules=[_EXTRA_FUNCTIONS, "jax"])
 
 
+# Every SymPy object that a check evaluates passes through this module (to_jax, prove_identity, value,
+# instantiate), which keeps its fingerprint: the equations a page shows are verified against this set
+# (derivations/displayed.py), so a displayed formula that no check evaluates cannot stay green.
+_EVALUATED: set[str] = set()
+
+
+def fingerprint(obj: Any) -> str:
+    """A stable short hash of a SymPy object's structure (``srepr``); matrices count as immutable."""
+    if isinstance(obj, sp.MatrixBase):
+        obj = sp.ImmutableMatrix(obj)
+    return hashlib.sha256(sp.srepr(obj).encode()).hexdigest()[:16]
+
+
+def _record(*objects: Any) -> None:
+    for obj in objects:
+        if isinstance(obj, list | tuple):
+            _record(*obj)
+        elif isinstance(obj, sp.Basic | sp.MatrixBase):
+            _EVALUATED.add(fingerprint(obj))
+
+
+def evaluated() -> frozenset[str]:
+    """Fingerprints of every SymPy object evaluated by a check in this process so far."""
+    return frozenset(_EVALUATED)
+
+
+def forget_evaluated() -> None:
+    _EVALUATED.clear()
+
+
+def mark_evaluated(objects: Iterable[Any]) -> None:
+    """Record objects as evaluated (for code that evaluates SymPy objects by other means, e.g. ``.subs``
+    followed by a comparison; prefer :func:`value` and :func:`instantiate`)."""
+    _record(*objects)
+
+
+def _definition(expr: Any) -> Any:
+    """An ``Eq(name, formula)`` stands for its formula; the equation itself is recorded as evaluated."""
+    if isinstance(expr, sp.Equality):
+        _record(expr)
+        return expr.rhs
+    return expr
+
+
 def to_jax(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> Callable[..., jax.Array]:
-    """Compile a SymPy expression of ``symbols`` into a jit-compiled, differentiable JAX function."""
+    """Compile a SymPy expression of ``symbols`` (or the right-hand side of an ``Eq``) into a jit-compiled,
+    differentiable JAX function."""
+    expr = _definition(expr)
+    _record(expr)
     return jax.jit(_lambdify(symbols, expr))
+
+
+def value(expr: sp.Expr, subs: dict | None = None, *, digits: int = 30) -> float:
+    """The float value of ``expr`` (or of an ``Eq``'s right-hand side) with ``subs`` substituted
+    (adaptive-precision ``evalf``), recorded as evaluated."""
+    expr = _definition(expr)
+    _record(expr)
+    number = sp.sympify(expr).evalf(digits, subs=dict(subs or {}))
+    if not number.is_number:
+        raise ValueError(f"{expr} does not evaluate to a number with {subs}: free {number.free_symbols}")
+    return float(number) if number.is_real is not False else complex(number)
+
+
+def instantiate(expr: Any, subs: dict | None = None) -> Any:
+    """``expr`` with ``subs`` substituted and evaluated (``doit``), recorded as evaluated: for a displayed
+    formula in placeholder symbols (``W_1``, ``D``) that a check evaluates on concrete matrices. An ``Eq``
+    stands for its right-hand side."""
+    expr = _definition(expr)
+    _record(expr)
+    out = expr.subs(dict(subs or {})) if subs else expr
+    return out.doit() if hasattr(out, "doit") else out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +152,7 @@ def prove_identity(
 
     ``sampler(rng, n)`` draws ``n`` values for each symbol (default: uniform on [-5, 5]).
     """
+    _record(lhs, rhs)
     difference = sp.sympify(lhs - rhs)
     proved, how = False, "not decided by SymPy (numeric evidence only)"
     for name, transform in _rewrites(difference):

@@ -1,5 +1,7 @@
-"""The chapters of the workbook. A chapter is the module ``derivations/<name>.py``; adding the module
-adds the chapter, placed by ``READING_ORDER``."""
+"""The chapters of the workbook. A chapter is a library module ``derivations/<name>.py`` (its formulas,
+derivations, validated public functions and measuring helpers; importing it registers no claim) and its
+claims in ``derivations/ledger/<name>.py``. Adding the library module adds the chapter, placed by
+``READING_ORDER``."""
 
 import importlib
 from pathlib import Path
@@ -14,10 +16,12 @@ CHAPTERS: tuple[str, ...] = tuple(name for name in READING_ORDER if (_HERE / f"{
 
 
 def load(name: str) -> None:
-    """Import one chapter module, which registers its claims and derivations."""
+    """Import one chapter: its library, and its claims, which register themselves."""
     if name not in CHAPTERS:
         raise ValueError(f"unknown chapter {name!r}; valid chapters: {', '.join(CHAPTERS)}")
     importlib.import_module(f"derivations.{name}")
+    if (_HERE / "ledger" / f"{name}.py").is_file():
+        importlib.import_module(f"derivations.ledger.{name}")
 
 
 def load_all() -> None:

@@ -1,76 +1,221 @@
-"""Claims, their evidence, and the registry that holds every claim and derivation of every chapter.
+"""Claims, the findings their checks return, and the registry that holds every claim and derivation.
 
-A claim is one statement from the interview notes (``says``), the verdict the workbook records for it
-(``expected``: ``holds``, ``qualified`` or ``refuted``) and a ``check`` that computes :class:`Evidence`,
-whose ``verdict`` is what the check observed. A claim passes when the observed verdict equals the
-expected one; a refuted note is a passing claim whose check demonstrates the refutation.
+A claim is one statement from the interview notes (``says``), the **scope** in which the note means it
+(data: which inputs, sizes, depths, learning rates, conventions), the verdict the workbook records for it
+(``expected``) and a ``check`` that probes the scope and returns :class:`Evidence`: a list of
+:class:`Finding`, each one tested proposition with its figures and its role. The engine computes the
+verdict from the findings, never the check:
 
-Chapter modules register with two decorators::
+* every finding holds                                    -> ``holds``
+* every ``core`` finding holds, some ``scope`` one fails -> ``qualified``
+* a ``core`` finding fails                               -> ``refuted``
+
+A claim passes when the computed verdict equals the recorded one; a refuted note is a passing claim whose
+check demonstrates the refutation. Chapter modules register with two decorators::
 
     @derivation
-    def sigmoid_derivative() -> sympy.Expr: ...
+    def sigmoid_derivative() -> sympy.Eq: ...
 
     @claim("activations/sigmoid-derivative-is-s-times-one-minus-s", sources=["S001-11"],
-           says="sigmoid'(z) = sigmoid(z)(1 - sigmoid(z))", expected="holds")
-    def _sigmoid_identity() -> Evidence: ...
+           says="...", expected="holds", scope={"z": [-1000, 1000]})
+    def _sigmoid_identity(scope, rtol) -> Evidence: ...
+
+A check may take any of the keyword parameters ``scope``, ``rtol`` and ``atol``; the engine passes the
+claim's own values, so the scope and the tolerance are written once, on the claim.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 Verdict = Literal["holds", "qualified", "refuted"]
 Method = Literal["symbolic", "autodiff", "measurement"]
+Role = Literal["core", "scope"]
 VERDICTS: tuple[Verdict, ...] = ("holds", "qualified", "refuted")
 METHODS: tuple[Method, ...] = ("symbolic", "autodiff", "measurement")
+ROLES: tuple[Role, ...] = ("core", "scope")
+RTOL = 1e-10  # the workbook's standard for smooth symbolic-vs-autodiff comparisons (design.md)
+CHECK_PARAMETERS = ("scope", "rtol", "atol")
 
 _CLAIM_ID = re.compile(r"^[a-z][a-z0-9_]*/[a-z0-9][a-z0-9-]*$")
 _SEED_ID = re.compile(r"^S00\d-\d\d$")
+# Figures the engine aggregates over findings; every other figure is reported as the check wrote it.
+_ERROR_FIGURES = ("max_abs_err", "max_rel_err")
+_HIDDEN_FIGURES = frozenset({"worst", "dtype", "rtol", "atol"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One tested proposition: whether it held, the figures that decided it, and its role.
+
+    ``role`` is ``core`` when the proposition is (part of) the note's statement itself, ``scope`` when it
+    is one part of the scope the note asserts too (a range of inputs, a depth, a device, a convention).
+    ``figures`` are JSON-able numbers and short values; ``max_abs_err``, ``max_rel_err``, ``samples`` and
+    ``dtype`` are the ones the engine aggregates into the claim's evidence.
+    """
+
+    proposition: str
+    held: bool
+    role: Role = "core"
+    figures: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"finding role must be one of {ROLES}, got {self.role!r}")
+        if not self.proposition.strip():
+            raise ValueError("a finding needs a proposition")
+        object.__setattr__(self, "held", bool(self.held))
+
+    def describe(self) -> str:
+        """``proposition: yes (figures)`` — one clause of the claim's summary."""
+        shown = [f"{key.replace('_', ' ')} {_short(value)}" for key, value in self.figures.items()
+                 if key not in _HIDDEN_FIGURES and _is_scalar(value)]
+        return f"{self.proposition}: {'yes' if self.held else 'NO'}" + (f" ({', '.join(shown)})" if shown else "")
+
+
+def core(proposition: str, held: bool, **figures: Any) -> Finding:
+    """A finding about the note's statement itself."""
+    return Finding(proposition, held, "core", figures)
+
+
+def scoped(proposition: str, held: bool, **figures: Any) -> Finding:
+    """A finding about one part of the statement's scope (an input range, a depth, a convention...)."""
+    return Finding(proposition, held, "scope", figures)
+
+
+def compared(proposition: str, comparison: Any, *, role: Role = "core", **figures: Any) -> Finding:
+    """A finding decided by a :class:`derivations.compare.Comparison` (its ``ok``), carrying its errors."""
+    numbers = {
+        "max_abs_err": comparison.max_abs_err, "max_rel_err": comparison.max_rel_err,
+        "samples": comparison.samples, "dtype": comparison.dtype, "rtol": comparison.rtol,
+        "atol": comparison.atol, "worst": comparison.worst,
+    }
+    return Finding(proposition, comparison.ok, role, {**numbers, **figures})
+
+
+def proved(proposition: str, proof: Any, *, role: Role = "core", **figures: Any) -> Finding:
+    """A finding decided by a :class:`derivations.bridge.IdentityProof` (its ``holds``)."""
+    numbers = {
+        "how": proof.how if proof.proved else "numeric only", "max_abs_err": proof.max_abs_err,
+        "max_rel_err": proof.max_rel_err, "samples": proof.samples, "dtype": "float64",
+    }
+    return Finding(proposition, proof.holds, role, {**numbers, **figures})
+
+
+def decide(findings: list[Finding] | tuple[Finding, ...]) -> Verdict:
+    """The verdict of a list of findings (the engine's rule; see the module docstring)."""
+    if not any(f.held is False and f.role == "core" for f in findings):
+        return "holds" if all(f.held for f in findings) else "qualified"
+    return "refuted"
 
 
 @dataclasses.dataclass(frozen=True)
 class Evidence:
-    """What a check computed.
+    """What a check found: its findings, its method, and any extra figures (``details``) for the page.
 
-    ``max_abs_err``/``max_rel_err`` are ``None`` where nothing numeric was compared; ``samples`` counts
-    the points (or Monte-Carlo draws, or configurations) behind the numbers; ``details`` holds the
-    check's own figures (JSON-serialisable); ``summary`` is one sentence for tables.
+    The verdict, the aggregate errors, the sample count, the dtype and the one-line summary are derived
+    from the findings, so each number is written once.
     """
 
-    verdict: Verdict
     method: Method
-    summary: str
-    max_abs_err: float | None = None
-    max_rel_err: float | None = None
-    samples: int | None = None
-    dtype: str | None = None
+    findings: tuple[Finding, ...]
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        findings = tuple(self.findings)
+        if not findings or not all(isinstance(f, Finding) for f in findings):
+            raise ValueError("evidence needs at least one Finding")
+        if not any(f.role == "core" for f in findings):
+            raise ValueError("evidence needs at least one core finding (the note's statement itself)")
+        object.__setattr__(self, "findings", findings)
+
+    @property
+    def verdict(self) -> Verdict:
+        return decide(self.findings)
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(f.describe() for f in self.findings)
+
+    def _errors(self, key: str) -> float | None:
+        values = [float(f.figures[key]) for f in self.findings if f.figures.get(key) is not None]
+        return max(values) if values else None
+
+    @property
+    def max_abs_err(self) -> float | None:
+        return self._errors("max_abs_err")
+
+    @property
+    def max_rel_err(self) -> float | None:
+        return self._errors("max_rel_err")
+
+    @property
+    def samples(self) -> int | None:
+        counts = [int(f.figures["samples"]) for f in self.findings if f.figures.get("samples") is not None]
+        return sum(counts) if counts else None
+
+    @property
+    def dtype(self) -> str | None:
+        dtypes = sorted({str(f.figures["dtype"]) for f in self.findings if f.figures.get("dtype")})
+        return "/".join(dtypes) or None
+
+
+def evidence(method: Method, *findings: Finding, details: Mapping[str, Any] | None = None) -> Evidence:
+    """``Evidence(method, findings, details)``, with the findings as positional arguments."""
+    return Evidence(method, tuple(findings), dict(details or {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """How close two numbers must be: ``|a - b| <= atol + rtol |b|``; ``reason`` when looser than 1e-10."""
+
+    rtol: float = RTOL
+    atol: float = 0.0
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rtol": self.rtol, "atol": self.atol, "reason": self.reason}
 
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    """One statement of the notes, the verdict recorded for it, and the check that settles it."""
+    """One statement of the notes, where it is meant to hold, the verdict recorded for it, and its check.
+
+    ``expected`` is a verdict, or a mapping from JAX backend (``cpu``, ``gpu``, ``tpu``) to a verdict for a
+    claim whose verdict depends on the device (``default`` covers the backends not named).
+    """
 
     id: str
     sources: tuple[str, ...]
     says: str
-    expected: Verdict
-    check: Callable[[], Evidence]
+    expected: Verdict | Mapping[str, Verdict]
+    check: Callable[..., Evidence]
+    scope: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     correction: str | None = None
-    tolerance: str | None = None
+    tolerance: Tolerance = dataclasses.field(default_factory=Tolerance)
 
     @property
     def chapter(self) -> str:
         return self.id.split("/", 1)[0]
+
+    def expected_on(self, backend: str) -> Verdict | None:
+        """The recorded verdict on a JAX backend (None when a per-backend claim names neither it nor default)."""
+        if isinstance(self.expected, str):
+            return self.expected
+        return self.expected.get(backend, self.expected.get("default"))
+
+    def run_check(self) -> Evidence:
+        """Call the check with the parameters it asks for (``scope``, ``rtol``, ``atol``)."""
+        wanted = inspect.signature(self.check).parameters
+        values = {"scope": self.scope, "rtol": self.tolerance.rtol, "atol": self.tolerance.atol}
+        return self.check(**{name: values[name] for name in wanted})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,10 +244,21 @@ def register(new: Claim) -> Claim:
         raise ValueError(f"claim id {new.id!r} is registered twice")
     if not new.sources or not all(_SEED_ID.match(s) for s in new.sources):
         raise ValueError(f"claim {new.id!r}: sources must be seed ids like 'S001-06', got {new.sources!r}")
-    if new.expected not in VERDICTS:
+    expected = [new.expected] if isinstance(new.expected, str) else list(new.expected.values())
+    if not expected or any(v not in VERDICTS for v in expected):
         raise ValueError(f"claim {new.id!r}: expected must be one of {VERDICTS}, got {new.expected!r}")
-    if (new.expected != "holds") != bool(new.correction):
+    if any(v != "holds" for v in expected) != bool(new.correction):
         raise ValueError(f"claim {new.id!r}: a correction is required exactly when expected is not 'holds'")
+    if not new.scope:
+        raise ValueError(f"claim {new.id!r}: declare the scope in which the note's statement is meant (scope=...)")
+    tol = new.tolerance
+    if not (math.isfinite(tol.rtol) and tol.rtol >= 0 and math.isfinite(tol.atol) and tol.atol >= 0):
+        raise ValueError(f"claim {new.id!r}: rtol and atol must be finite and >= 0, got {tol.rtol}, {tol.atol}")
+    if (tol.rtol > RTOL or tol.atol > 0) and not tol.reason:
+        raise ValueError(f"claim {new.id!r}: a tolerance looser than rtol {RTOL:g}, atol 0 needs its reason")
+    unknown = set(inspect.signature(new.check).parameters) - set(CHECK_PARAMETERS)
+    if unknown:
+        raise ValueError(f"claim {new.id!r}: a check may take only {CHECK_PARAMETERS}, not {sorted(unknown)}")
     _CLAIMS[new.id] = new
     return new
 
@@ -112,17 +268,25 @@ def claim(
     *,
     sources: list[str] | tuple[str, ...],
     says: str,
-    expected: Verdict,
+    expected: Verdict | Mapping[str, Verdict],
+    scope: Mapping[str, Any],
     correction: str | None = None,
+    rtol: float = RTOL,
+    atol: float = 0.0,
     tolerance: str | None = None,
-) -> Callable[[Callable[[], Evidence]], Callable[[], Evidence]]:
-    """Decorator: register the decorated function as the check of a claim."""
+) -> Callable[[Callable[..., Evidence]], Callable[..., Evidence]]:
+    """Decorator: register the decorated function as the check of a claim.
 
-    def decorate(check: Callable[[], Evidence]) -> Callable[[], Evidence]:
+    ``tolerance`` is the reason for an ``rtol`` above 1e-10 or a non-zero ``atol`` (or for any other
+    margin the check applies, such as a number of standard errors).
+    """
+
+    def decorate(check: Callable[..., Evidence]) -> Callable[..., Evidence]:
         # `python -m derivations.<chapter>` runs a second copy of the module as __main__; the copy
         # imported under its real name is the one that registers.
         if check.__module__ != "__main__":
-            register(Claim(id, tuple(sources), says, expected, check, correction, tolerance))
+            register(Claim(id, tuple(sources), says, expected, check, dict(scope), correction,
+                           Tolerance(rtol, atol, tolerance)))
         return check
 
     return decorate
@@ -192,3 +356,16 @@ def _valid_names() -> str:
     from derivations.chapters import CHAPTERS
 
     return "valid chapters: " + ", ".join(CHAPTERS) + " (or a claim id 'chapter/slug', see `list`)"
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, bool | int | float | str) or getattr(value, "shape", None) == ()
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool) or (not isinstance(value, int | float) and not hasattr(value, "dtype")):
+        return str(value)
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return f"{number:.3g}"

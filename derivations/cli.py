@@ -6,7 +6,7 @@ Exit codes: 0 every claim passed, 1 a claim failed or raised, 2 a usage error (o
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from derivations import runner
 from derivations.chapters import CHAPTERS
 from derivations.claims import all_claims, claims_for, derivations_for
-from derivations.runner import Report, Result, run_claims
 
 VERDICT_STYLE = {"holds": "green", "qualified": "yellow", "refuted": "magenta", None: "red"}
 
@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run claims (all, or the chapters / claim ids named)")
     check.add_argument("names", nargs="*", metavar="CHAPTER|CLAIM-ID")
     check.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    check.add_argument("--jobs", type=int, metavar="N", default=None,
+                       help="worker processes (default: one per core)")
     return parser
 
 
@@ -52,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(console)
         if args.command == "show":
             return _show(console, args.chapter)
-        return _check(console, args.names, args.json)
+        return _check(console, args.names, args.json, args.jobs)
     except (UsageError, ValueError) as exc:
         print(f"workbook: error: {exc}", file=sys.stderr)
         return 2
@@ -91,8 +93,24 @@ def _show(console: Console, chapter: str) -> int:
     return 0
 
 
-def _check(console: Console, names: Sequence[str], json_path: Path | None) -> int:
-    claims = claims_for(list(names))
+def writable_file(path: Path) -> Path:
+    """``path`` if a file can be written there, else a ValueError saying why (checked before any work)."""
+    if path.is_dir():
+        raise ValueError(f"--json {path}: is a directory, not a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"--json {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"--json {path}: not writable")
+    return path
+
+
+def _check(console: Console, names: Sequence[str], json_path: Path | None, jobs: int | None) -> int:
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    if json_path is not None:
+        writable_file(json_path)
+    claims = claims_for(list(names))  # validates the names before any claim runs
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True,
@@ -100,42 +118,47 @@ def _check(console: Console, names: Sequence[str], json_path: Path | None) -> in
     with progress:
         task = progress.add_task("checking claims", total=len(claims))
 
-        def advance(result: Result) -> None:
-            progress.update(task, advance=1, description=result.claim.id)
+        def advance(claim_id: str, ok: bool) -> None:
+            progress.update(task, advance=1, description=claim_id)
 
-        report = run_claims(claims, on_result=advance)
+        report = runner.run(names, jobs=jobs, on_claim=advance)
     console.print(_table(report))
-    for result in report.failures():
-        reason = result.error or (
-            f"observed {result.verdict}, expected {result.claim.expected}: {result.evidence.summary}"
-        )
-        console.print(f"[red]FAILED[/red] {result.claim.id}: {reason}", highlight=False)
-    s = report.summary
+    for entry in report["claims"]:
+        if not entry["ok"]:
+            reason = entry["error"] or f"observed {entry['verdict']}, expected {entry['expected']}: {entry['summary']}"
+            console.print(f"[red]FAILED[/red] {entry['id']}: {reason}", highlight=False)
+    for item in report["derivations"]:
+        if not item["ok"]:
+            console.print(f"[red]UNCHECKED[/red] {item['chapter']}.{item['derivation']}()[{item['index']}]: "
+                          f"{item['item']} is displayed but neither evaluated by a claim nor verified", highlight=False)
+    s = report["summary"]
     console.print(
         f"{s['claims']} claims: {s['ok']} passed, {s['failed']} failed "
-        f"(verdicts: {s['holds']} holds, {s['qualified']} qualified, {s['refuted']} refuted) in {s['seconds']:.1f} s"
+        f"(verdicts: {s['holds']} holds, {s['qualified']} qualified, {s['refuted']} refuted); "
+        f"{s['equations'] - s['equations_unchecked']} of {s['equations']} displayed equations verified; "
+        f"{s['seconds']:.1f} s of checks"
     )
+    if report["complete"]:
+        runner.write_report(report, runner.DEFAULT_REPORT)
     if json_path is not None:
-        json_path.write_text(json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        runner.write_report(report, json_path)
         console.print(f"report written to {json_path}")
-    return 0 if report.ok else 1
+    return 0 if runner.report_ok(report) else 1
 
 
-def _table(report: Report) -> Table:
+def _table(report: dict) -> Table:
     table = Table(title="Claims")
     for column, justify in (("claim", "left"), ("seeds", "left"), ("verdict", "left"), ("ok", "center"),
                             ("method", "left"), ("max rel err", "right"), ("samples", "right"), ("s", "right")):
         table.add_column(column, justify=justify)
-    for r in report.results:
-        style = VERDICT_STYLE[r.verdict]
-        verdict = f"[{style}]{r.verdict or 'error'}[/{style}]"
-        if r.verdict != r.claim.expected:
-            verdict += f" (expected {r.claim.expected})"
-        ev = r.evidence
-        rel = "" if ev is None or ev.max_rel_err is None else f"{ev.max_rel_err:.1e}"
+    for e in report["claims"]:
+        style = VERDICT_STYLE[e["verdict"]]
+        verdict = f"[{style}]{e['verdict'] or 'error'}[/{style}]"
+        if e["verdict"] != e["expected"]:
+            verdict += f" (expected {e['expected']})"
+        rel = "" if e["max_rel_err"] is None else f"{e['max_rel_err']:.1e}"
         table.add_row(
-            r.claim.id, " ".join(r.claim.sources), verdict, "[green]✓[/green]" if r.ok else "[red]✗[/red]",
-            ev.method if ev else "", rel, "" if ev is None or ev.samples is None else str(ev.samples),
-            f"{r.seconds:.2f}",
+            e["id"], " ".join(e["sources"]), verdict, "[green]✓[/green]" if e["ok"] else "[red]✗[/red]",
+            e["method"] or "", rel, "" if e["samples"] is None else str(e["samples"]), f"{e['seconds']:.2f}",
         )
     return table

@@ -24,7 +24,7 @@ from jax import lax
 
 from derivations.claims import Evidence, claim, derivation
 from derivations.compare import compare
-from derivations.harness import module_params, verdict, xla_flops
+from derivations.harness import gradient_support, module_params, support_extent, verdict, xla_flops
 from models.conv import (
     bilinear_upsample_2x,
     circular_conv2d,
@@ -346,20 +346,6 @@ def output_size_check(formula: Callable[[int, int, int, int, int], object], grid
     wrong = [(cfg, formula(*cfg), flax_output_size(*cfg)) for cfg in grid]
     wrong = [row for row in wrong if row[1] != row[2]]
     return not wrong, wrong
-
-
-def gradient_support(apply: Callable[[jax.Array], jax.Array], size: int, out_index: tuple[int, int]) -> np.ndarray:
-    """|d out[out_index] / d x| for a one-channel ``size x size`` input of ones: where it is non-zero is the
-    set of input pixels that the output pixel depends on (the measured receptive field)."""
-    x = jnp.ones((1, size, size, 1))
-    grad = jax.grad(lambda v: apply(v)[0, out_index[0], out_index[1], 0])(x)
-    return np.abs(np.asarray(grad[0, :, :, 0]))
-
-
-def support_extent(grad: np.ndarray) -> tuple[int, int]:
-    """Height and width of the box that holds the non-zero gradient."""
-    rows, cols = np.nonzero(grad)
-    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
 
 
 def ones_network(layers: Sequence[tuple[int, ...]]) -> Callable[[jax.Array], jax.Array]:

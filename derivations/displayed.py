@@ -1,0 +1,173 @@
+"""Every equation a page shows is checked: each object a ``@derivation`` returns is either an object that a
+claim of its chapter evaluated (its fingerprint was recorded by :mod:`derivations.bridge`) or an identity
+verified here, when the claims run.
+
+An item of a derivation (a list or tuple is taken item by item) is verified when
+
+* it is itself an object a claim evaluated; or
+* it is a relation (``Eq``, ``Le``, ...) that holds after ``doit()``: SymPy reduces ``lhs - rhs`` to 0, or
+  both sides, evaluated at random points of the symbols' domains (30 digits), satisfy it; or
+* it is a relation one side of which is a name (a symbol, ``Derivative(y, w)``, a matrix symbol, or its
+  absolute value) and the other side, not a bare number, is an object a claim evaluated: the display of
+  a definition. (A claim that passes the equation itself to ``bridge.value``/``to_jax``/``instantiate``
+  records the equation, which covers ``Eq(name, number)`` too.)
+
+Anything else is reported as unchecked, and an unchecked item fails the run like a failing claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterable
+from typing import Any
+
+import sympy as sp
+from sympy.core.relational import Relational
+
+from derivations.bridge import fingerprint
+from derivations.claims import derivations_for
+
+POINTS = 8
+DIGITS = 30
+_ZERO = sp.Float(10) ** -20  # relative size of lhs - rhs counted as 0 at 30 digits
+
+
+@dataclasses.dataclass(frozen=True)
+class DisplayCheck:
+    """One displayed item of a derivation and how it was verified (``how`` is None when it was not)."""
+
+    chapter: str
+    derivation: str
+    index: int
+    text: str
+    how: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.how is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"chapter": self.chapter, "derivation": self.derivation, "index": self.index, "item": self.text,
+                "verified_by": self.how, "ok": self.ok}
+
+
+def items(value: Any) -> list[Any]:
+    """The displayed items of a derivation's return value, in order."""
+    if isinstance(value, list | tuple):
+        return [item for v in value for item in items(v)]
+    return [value]
+
+
+def verify_chapter(chapter: str, evaluated: Iterable[str]) -> list[DisplayCheck]:
+    """Verify every displayed item of a chapter's derivations against the fingerprints its claims recorded."""
+    seen = frozenset(evaluated)
+    out = []
+    for step in derivations_for(chapter):
+        for index, item in enumerate(items(step.func())):
+            out.append(DisplayCheck(chapter, step.name, index, _text(item), how_verified(item, seen)))
+    return out
+
+
+def how_verified(item: Any, evaluated: frozenset[str]) -> str | None:
+    """How a displayed item is verified, or None when it is not (see the module docstring)."""
+    if not isinstance(item, sp.Basic | sp.MatrixBase):
+        return None
+    if fingerprint(item) in evaluated:
+        return "evaluated by a claim"
+    if not isinstance(item, Relational):
+        return None
+    proof = _holds(item)
+    if proof:
+        return proof
+    sides = [side for side in (item.lhs, item.rhs) if not is_name(side)]
+    # A bare number (0, 36928) matches any 0 a claim evaluated: such a definition counts only when the
+    # equation itself was evaluated (bridge.value(eq) records it).
+    if len(sides) == 1 and not getattr(sides[0], "is_number", False) and fingerprint(sides[0]) in evaluated:
+        return "a definition whose right-hand side a claim evaluated"
+    return None
+
+
+def is_name(expr: Any) -> bool:
+    """A placeholder that names a quantity rather than computing it: ``y``, ``dy/dw``, ``W_1``, ``|dL/dx|``."""
+    if isinstance(expr, sp.Symbol | sp.MatrixSymbol | sp.Indexed | sp.IndexedBase):
+        return True
+    if isinstance(expr, sp.Derivative):
+        return is_name(expr.expr) or isinstance(expr.expr, sp.core.function.AppliedUndef)
+    if isinstance(expr, sp.Abs | sp.Transpose):
+        return is_name(expr.args[0])
+    return isinstance(expr, sp.core.function.AppliedUndef)
+
+
+def _holds(relation: Relational) -> str | None:
+    try:
+        lhs, rhs = relation.lhs.doit(), relation.rhs.doit()
+    except Exception:  # a display SymPy cannot evaluate is not verified this way
+        return None
+    if isinstance(relation, sp.Equality) and _small(lhs) and _small(rhs):
+        difference = lhs - rhs
+        zero = difference.is_zero_matrix if isinstance(difference, sp.MatrixBase) else None
+        if zero or (not isinstance(difference, sp.MatrixBase) and sp.simplify(difference) == 0):
+            return "identity proved by SymPy after doit()"
+    return _numerically(relation, lhs, rhs)
+
+
+def _small(expr: Any) -> bool:
+    return sp.count_ops(expr) <= 400 if isinstance(expr, sp.Basic) else True
+
+
+def _numerically(relation: Relational, lhs: Any, rhs: Any) -> str | None:
+    """Both sides at ``POINTS`` random points of the symbols' domains, to ``DIGITS`` digits."""
+    symbols = sorted(_free(lhs) | _free(rhs), key=str)
+    if any(not isinstance(s, sp.Symbol) for s in symbols):
+        return None
+    rng = random.Random(0)
+    for _ in range(POINTS):
+        point = {s: _draw(s, rng) for s in symbols}
+        if isinstance(relation, sp.Equality):
+            gap, scale = _magnitude(lhs - rhs, point), _magnitude(rhs, point)
+            if gap is None or scale is None or gap > _ZERO * max(scale, sp.Float(1)):
+                return None
+        else:
+            left, right = _magnitude(lhs, point, signed=True), _magnitude(rhs, point, signed=True)
+            if left is None or right is None or not bool(relation.func(left, right)):
+                return None
+    return f"holds at {POINTS} random points ({DIGITS} digits)" if symbols else "holds (evaluated exactly)"
+
+
+def _free(expr: Any) -> set:
+    return set(expr.free_symbols) if hasattr(expr, "free_symbols") else set()
+
+
+def _draw(symbol: sp.Symbol, rng: random.Random) -> sp.Expr:
+    """Integers in [1, 6] (or [-4, 6]); positive reals in (0.05, 0.95), so probabilities stay probabilities;
+    other reals in (-3, 3)."""
+    positive = symbol.is_positive or symbol.is_nonnegative
+    if symbol.is_integer:
+        return sp.Integer(rng.randint(1 if positive else -4, 6))
+    low, high = (0.05, 0.95) if positive else (-3.0, 3.0)
+    return sp.Rational(round(rng.uniform(low, high), 6)).limit_denominator(10**6)
+
+
+def _magnitude(expr: Any, point: dict, *, signed: bool = False) -> Any:
+    """|expr| at ``point`` (a matrix's Frobenius norm), or its real value when ``signed``; None when it is
+    not a finite real number there (a pole, a log of a negative number, an unevaluated placeholder)."""
+    try:
+        if isinstance(expr, sp.MatrixBase):
+            if signed:
+                return None
+            values = [sp.N(e.subs(point), DIGITS) for e in expr]
+            if not all(v.is_number and v.is_real and not v.has(sp.zoo, sp.nan, sp.oo, -sp.oo) for v in values):
+                return None
+            return sp.sqrt(sum(v**2 for v in values))
+        number = sp.N(sp.sympify(expr).subs(point), DIGITS)
+    except Exception:  # SymPy cannot evaluate it there: not decided here
+        return None
+    if not number.is_number or number.has(sp.zoo, sp.nan, sp.oo, -sp.oo) or not number.is_real:
+        return None
+    return number if signed else abs(number)
+
+
+def _text(item: Any) -> str:
+    text = str(item)
+    return text if len(text) <= 160 else text[:157] + "..."
