@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-pyproject
 HTML := book/_build/html
 
-.PHONY: run test lint pytest check book browser-check bench clean
+.PHONY: run test lint pytest fuzz check report book browser-check bench clean
 
 run: check book
 	@echo "Book: $(abspath $(HTML))/index.html"
@@ -22,14 +22,23 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Deterministic whatever the environment: the `ci` hypothesis profile (derandomized). Fresh random
+# exploration is `make fuzz`, to run before a change lands.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
 
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest -q --ignore=tests/test_claims.py
+
+# Every claim, in parallel workers; the report (book/_build/claims.json) is what the book and the tests read.
 check: $(STAMP)
-	mkdir -p book/_build
-	$(BIN)/python -m derivations check --json book/_build/claims.json
+	$(BIN)/python -m derivations check
 
-book: $(STAMP)
+# The report for the current sources: reused when it exists, else the claims run once.
+report: $(STAMP)
+	$(BIN)/python -m derivations.runner
+
+book: report
 	$(BIN)/python book/cache_guard.py
 	$(BIN)/python -m sphinx -b html -W --keep-going -q book $(HTML)
 

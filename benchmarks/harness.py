@@ -25,6 +25,13 @@ def compiled(f: Callable, *args: Any) -> jax.stages.Compiled:
     return jax.jit(f).lower(*args).compile()
 
 
+def cost(executable: jax.stages.Compiled) -> dict[str, float | None]:
+    """XLA's cost model of a compiled program: ``flops`` and ``bytes accessed`` (None where unreported)."""
+    analysis = executable.cost_analysis()
+    analysis = (analysis[0] if isinstance(analysis, list) else analysis) or {}
+    return {"flops": analysis.get("flops"), "bytes": analysis.get("bytes accessed")}
+
+
 def temp_bytes(executable: jax.stages.Compiled) -> int | None:
     """XLA's temporary (scratch) allocation of a compiled program, in bytes; None where unreported."""
     analysis = executable.memory_analysis()
@@ -65,6 +72,7 @@ def side_by_side(
             times.append(_time_once(exe, args))
     base_s, cand_s = statistics.median(base_times), statistics.median(cand_times)
     base_temp, cand_temp = temp_bytes(base_exe), temp_bytes(cand_exe)
+    base_cost, cand_cost = cost(base_exe), cost(cand_exe)
     return {
         "name": name,
         "baseline": base_name,
@@ -79,6 +87,10 @@ def side_by_side(
             "baseline_temp_bytes": base_temp,
             "candidate_temp_bytes": cand_temp,
             "temp_ratio": (cand_temp / base_temp) if base_temp and cand_temp is not None else None,
+            "baseline_xla_flops": base_cost["flops"],
+            "candidate_xla_flops": cand_cost["flops"],
+            "baseline_xla_bytes": base_cost["bytes"],
+            "candidate_xla_bytes": cand_cost["bytes"],
             **(extra or {}),
         },
     }

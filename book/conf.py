@@ -12,8 +12,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYTHONPATH", str(ROOT))
-# All pages of a build share one run of the claims (derivations.pages.report), keyed by a source hash.
-os.environ.setdefault("WORKBOOK_RESULTS_DIR", str(BOOK / "_build" / ".claims"))
+# All pages of a build read one report of the claims (derivations.runner.current_report), made for the
+# same sources by `make report` / `workbook check` before the build.
 
 project = "DL Derivation Workbook"
 author = "DL Derivation Workbook authors"
@@ -23,7 +23,12 @@ extensions = [
     # The PyPI distribution installs its module under a hyphenated name; it copies MathJax 3 into
     # _static/mathjax and points mathjax_path there, so no page loads math from a CDN.
     "sphinx-mathjax-offline",
+    # Papers' and libraries' statements that a verdict rests on are cited on the page: {cite}`key`.
+    "sphinxcontrib.bibtex",
 ]
+bibtex_bibfiles = ["references.bib"]
+bibtex_default_style = "plain"
+bibtex_reference_style = "author_year"
 mathjax_path = "mathjax/tex-chtml.js"
 # Without noundefined an unknown macro is a TeX error (mjx-merror) that check_browser.py reports,
 # instead of red text that looks typeset.

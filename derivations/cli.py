@@ -6,6 +6,7 @@ Exit codes: 0 every claim passed, 1 a claim failed or raised, 2 a usage error (o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from derivations import runner
 from derivations.chapters import CHAPTERS
 from derivations.claims import all_claims, claims_for, derivations_for
 
-VERDICT_STYLE = {"holds": "green", "qualified": "yellow", "refuted": "magenta", None: "red"}
+VERDICT_STYLE = {"holds": "green", "qualified": "yellow", "refuted": "magenta", "not-checkable": "dim", None: "red"}
 
 
 class UsageError(Exception):
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
     check.add_argument("--jobs", type=int, metavar="N", default=None,
                        help="worker processes (default: one per core)")
+    notes = commands.add_parser("notes", help="the notes annotated line by line (one note, or all)")
+    notes.add_argument("file", nargs="?", metavar="NOTE", help="a note's prefix (000) or file name")
+    notes.add_argument("--json", type=Path, metavar="FILE", help="write the annotation as JSON")
+    explain = commands.add_parser("explain", help="one claim in full: says, scope, findings, verdict, correction")
+    explain.add_argument("claim_id", metavar="CLAIM-ID")
     return parser
 
 
@@ -54,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(console)
         if args.command == "show":
             return _show(console, args.chapter)
+        if args.command == "notes":
+            return _notes(console, args.file, args.json)
+        if args.command == "explain":
+            return _explain(console, args.claim_id)
         return _check(console, args.names, args.json, args.jobs)
     except (UsageError, ValueError) as exc:
         print(f"workbook: error: {exc}", file=sys.stderr)
@@ -90,6 +100,64 @@ def _show(console: Console, chapter: str) -> int:
         console.print(f"  says: {c.says}", highlight=False)
         if c.correction:
             console.print(f"  correction: {c.correction}", highlight=False)
+    return 0
+
+
+def _notes(console: Console, name: str | None, json_path: Path | None) -> int:
+    from derivations import notes
+
+    files = [notes.resolve(name)] if name else list(notes.NOTE_FILES)
+    if json_path is not None:
+        writable_file(json_path)
+    entries = notes.load_all(files)
+    if json_path is not None:
+        json_path.write_text(json.dumps(notes.as_json(entries), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for file in files:
+        mine = [e for e in entries if e.file == file]
+        table = Table(title=f"{file}", show_lines=False)
+        for column in ("lines", "verdict", "gloss", "claims"):
+            table.add_column(column, overflow="fold")
+        for e in mine:
+            span = str(e.first_line) if e.first_line == e.last_line else f"{e.first_line}-{e.last_line}"
+            for s in e.statements:
+                style = VERDICT_STYLE.get(s.verdict, "dim")
+                table.add_row(span, f"[{style}]{s.verdict}[/{style}]", s.gloss,
+                              "\n".join(s.claims) or (s.reason or ""))
+        console.print(table)
+        c = notes.counts(mine)
+        console.print(f"{file}: {c['entries']} entries, {c['statements']} statements: " + ", ".join(
+            f"{c[v]} {v}" for v in notes.VERDICTS), highlight=False)
+    if json_path is not None:
+        console.print(f"annotation written to {json_path}")
+    return 0
+
+
+def _explain(console: Console, claim_id: str) -> int:
+    """One claim as the README's "How to read a claim" lays it out, from the stored report when it is fresh."""
+    if "/" not in claim_id:
+        raise ValueError(f"explain takes a claim id 'chapter/slug', got {claim_id!r}")
+    claims_for([claim_id])  # validates
+    stored = runner.stored_report()
+    entries = stored["claims"] if stored else runner.run([claim_id], jobs=1)["claims"]
+    e = next(x for x in entries if x["id"] == claim_id)
+    style = VERDICT_STYLE[e["verdict"]]
+    console.print(f"[bold]{e['id']}[/bold]   seeds {' '.join(e['sources'])}   [{style}]{e['verdict']}[/{style}]"
+                  + ("" if e["ok"] else f" [red](recorded: {e['expected']})[/red]"), highlight=False)
+    console.print(f"  says:       {e['says']}", highlight=False)
+    console.print("  scope:      " + "; ".join(f"{k}: {v}" for k, v in e["scope"].items()), highlight=False)
+    for i, f in enumerate(e["findings"]):
+        mark = "[green]✓[/green]" if f["held"] else "[red]✗[/red]"
+        figures = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in f["figures"].items()
+                            if k not in ("worst", "rtol", "atol") and not isinstance(v, dict | list))
+        console.print(f"  {'findings:  ' if i == 0 else '           '} {mark} {f['role']:<5} {f['proposition']}"
+                      + (f" ({figures})" if figures else ""), highlight=False)
+    tol = e["tolerance"]
+    console.print(f"  tolerance:  rtol {tol['rtol']:g}, atol {tol['atol']:g}"
+                  + (f" — {tol['reason']}" if tol["reason"] else ""), highlight=False)
+    if e["correction"]:
+        console.print(f"  correction: {e['correction']}", highlight=False)
+    page = runner.ROOT / "book" / "_build" / "html" / "chapters" / f"{e['chapter']}.html"
+    console.print(f"  page:       {page.as_uri()}#{e['id'].split('/', 1)[1]}", highlight=False, soft_wrap=True)
     return 0
 
 

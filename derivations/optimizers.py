@@ -1,19 +1,20 @@
-"""Optimizers: SGD, momentum, Nesterov, AdaGrad, RMSProp and Adam written in SymPy and unrolled against
-optax step by step; Adam's bias correction; Newton vs gradient descent; the learning-rate stability bound;
-and the gradient of a validation loss with respect to the learning rate.
+"""Optimizers: SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam and AdamW written in SymPy under three
+libraries' documented conventions (optax, PyTorch, Keras) and unrolled against optax itself and against the
+numeric trajectories of ``models/optimizers.py``; Adam's bias correction; Nesterov's look-ahead; Newton vs
+gradient descent; the learning-rate stability bound; and the gradient of a validation loss with respect to
+the learning rate.
 
-Seeds: S000-08, S000-30, S001-19, S001-20, S001-24, S002-05, S002-46, S004-02, S004-16 (narrative:
-S001-28, S002-07, S004-01, in the appendix). Run ``python -m derivations.optimizers`` to print the
-derivations and check the claims.
+Seeds: S002-05 (names the methods), S000-08 and S001-19 (ask which optimizers are common), S001-24 (asks how
+GD and Newton differ), S000-30, S001-20, S002-46, S004-02, S004-16 (narrative: S001-28, S002-07, S004-01, in
+the appendix). Run ``python -m derivations.optimizers`` to print the derivations and check the claims.
 
-The update rules follow optax 0.2.x exactly as its source reads (``optax/_src/alias.py``,
-``optax/_src/transform.py``, ``optax/transforms/_accumulation.py``); each convention is stated where its
-rule is written and repeated in the claims' evidence.
+The library defines the rules and the measurements; the claims are in ``derivations/ledger/optimizers.py``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -22,171 +23,307 @@ import numpy as np
 import optax
 import sympy as sp
 
-from derivations.bridge import to_jax
-from derivations.claims import Evidence, claim, derivation
-from derivations.compare import RTOL, compare
-from derivations.harness import verdict
+from derivations.bridge import to_jax, value
+from derivations.claims import derivation
+from models.optimizers import CONVENTIONS, DEFAULTS, LIBRARY_NAMES, NAMES, hyperparameters
+from models.optimizers import trajectory as _numeric_trajectory
 
 eta = sp.Symbol("eta", positive=True)  # learning rate
 mu = sp.Symbol("mu", positive=True)  # momentum
+tau = sp.Symbol("tau", nonnegative=True)  # PyTorch's dampening
 rho = sp.Symbol("rho", positive=True)  # RMSProp's decay
 beta1, beta2 = sp.symbols("beta_1 beta_2", positive=True)
 eps = sp.Symbol("epsilon", positive=True)
-s0 = sp.Symbol("s_0", nonnegative=True)  # AdaGrad's initial accumulator
+eps_root = sp.Symbol(r"epsilon_{root}", nonnegative=True)
+s0 = sp.Symbol("s_0", nonnegative=True)  # AdaGrad's / RMSProp's initial accumulator
+wd = sp.Symbol(r"lambda_{wd}", nonnegative=True)  # weight decay
+lr_decay = sp.Symbol(r"eta_{decay}", nonnegative=True)  # PyTorch AdaGrad's learning-rate decay
 t = sp.Symbol("t", positive=True, integer=True)
 g = sp.Symbol("g_t", real=True)
+theta_prev = sp.Symbol(r"\theta_{t-1}", real=True)
 lam, L = sp.symbols("lambda L", positive=True)  # a curvature, the largest curvature
 x = sp.Symbol("x", real=True)
 
-Step = Callable[[sp.Expr, tuple, sp.Expr], tuple[sp.Expr, tuple]]
+# the hyper-parameter vocabulary of models.optimizers -> its symbol
+HYPER_SYMBOLS = {"momentum": mu, "dampening": tau, "decay": rho, "b1": beta1, "b2": beta2, "eps": eps,
+                 "eps_root": eps_root, "initial_accumulator": s0, "weight_decay": wd, "lr_decay": lr_decay}
+STATE_NAMES = {"sgd": (), "momentum": ("v",), "nesterov": ("v",), "adagrad": ("s",), "rmsprop": ("nu",),
+               "adam": ("m", "v"), "adamw": ("m", "v")}
 
 
-# --- the update rules: (gradient, state, step number t = 1, 2, ...) -> (update, new state) ----------
+def _initial_state(name: str, convention: str) -> tuple:
+    if name in ("adagrad", "rmsprop") and "initial_accumulator" in DEFAULTS[convention][name]:
+        return (s0,)
+    return tuple(0 for _ in STATE_NAMES[name])
 
 
-def sgd_step(grad, state, step):
-    """SGD: Delta theta = -eta g."""
-    return -eta * grad, state
-
-
-def momentum_step(grad, state, step):
-    """Heavy ball as optax.trace writes it: v_t = mu v_{t-1} + g_t (v_0 = 0, no (1 - mu) damping), then
-    Delta theta = -eta v_t; the learning rate multiplies the velocity, not the gradient inside it."""
-    (v,) = state
-    v = mu * v + grad
-    return -eta * v, (v,)
-
-
-def nesterov_step(grad, state, step):
-    """Nesterov as optax.trace(nesterov=True) writes it (Sutskever et al. 2013, reformulated so that the
-    gradient is taken at the current parameters, not at a look-ahead point): v_t = mu v_{t-1} + g_t,
-    Delta theta = -eta (g_t + mu v_t)."""
-    (v,) = state
-    v = mu * v + grad
-    return -eta * (grad + mu * v), (v,)
-
-
-def adagrad_step(grad, state, step):
-    """AdaGrad as optax.scale_by_rss writes it: s_t = s_{t-1} + g_t^2 with s_0 = 0.1 (not 0), and
-    Delta theta = -eta g_t / sqrt(s_t + eps): eps sits inside the square root (optax: 1e-7)."""
-    (s,) = state
-    s = s + grad**2
-    return -eta * grad / sp.sqrt(s + eps), (s,)
-
-
-def rmsprop_step(grad, state, step):
-    """RMSProp as optax.scale_by_rms writes it: nu_t = rho nu_{t-1} + (1 - rho) g_t^2 with nu_0 = 0, no
-    bias correction, and eps inside the square root (eps_in_sqrt=True, optax's default)."""
-    (nu,) = state
-    nu = rho * nu + (1 - rho) * grad**2
-    return -eta * grad / sp.sqrt(nu + eps), (nu,)
-
-
-def adam_step(grad, state, step):
-    """Adam as optax.scale_by_adam writes it: m_t, v_t exponential averages from 0, both bias-corrected
-    by 1 - beta^t, and eps outside the square root (eps_root = 0): -eta m_hat / (sqrt(v_hat) + eps)."""
+def symbolic_step(name: str, convention: str, theta, grad, state: tuple, step, *, bias_correction: bool = True):
+    """One step of ``name`` as ``convention`` documents it, in SymPy: (theta_{t-1}, g_t, state_{t-1}, t) ->
+    (theta_t, state_t). The rule is written from the documentation, separately from models.optimizers."""
+    if name not in NAMES or convention not in CONVENTIONS:
+        raise ValueError(f"valid optimizers: {', '.join(NAMES)}; valid conventions: {', '.join(CONVENTIONS)}")
+    uses_wd = "weight_decay" in DEFAULTS[convention][name]
+    coupled = uses_wd and convention == "pytorch" and name != "adamw"  # torch.optim: L2 term in the gradient
+    decoupled = uses_wd and not coupled  # Keras (all) and AdamW (all): theta -= lr * lambda * theta
+    grad = grad + wd * theta if coupled else grad
+    theta = theta - eta * wd * theta if decoupled else theta
+    if name == "sgd":
+        return theta - eta * grad, state
+    if name in ("momentum", "nesterov"):
+        (v,) = state
+        damping = 1 - tau if (convention == "pytorch" and name == "momentum") else 1
+        # torch: b_1 = g_1 undamped; afterwards b_t = mu b_{t-1} + (1 - tau) g_t. optax, Keras: v_0 = 0.
+        v = grad if (convention == "pytorch" and step == 1) else mu * v + damping * grad
+        return theta - eta * (grad + mu * v if name == "nesterov" else v), (v,)
+    if name == "adagrad":
+        (s,) = state
+        s = s + grad**2
+        if convention == "pytorch":
+            return theta - eta / (1 + (step - 1) * lr_decay) * grad / (sp.sqrt(s) + eps), (s,)
+        return theta - eta * grad / sp.sqrt(s + eps), (s,)  # optax scale_by_rss, Keras: eps inside the root
+    if name == "rmsprop":
+        (nu,) = state
+        nu = rho * nu + (1 - rho) * grad**2
+        if convention == "pytorch":
+            return theta - eta * grad / (sp.sqrt(nu) + eps), (nu,)
+        return theta - eta * grad / sp.sqrt(nu + eps), (nu,)  # optax eps_in_sqrt=True, Keras: inside
     m, v = state
     m = beta1 * m + (1 - beta1) * grad
     v = beta2 * v + (1 - beta2) * grad**2
-    # sqrt(v_hat) written as sqrt(v_t) / sqrt(1 - beta_2^t): equal for v_t >= 0, and SymPy's sqrt of a
-    # product would query assumptions on every factor, which takes seconds for a long unrolled v_t.
-    m_hat, root_v_hat = m / (1 - beta1**step), sp.sqrt(v) / sp.sqrt(1 - beta2**step)
-    return -eta * m_hat / (root_v_hat + eps), (m, v)
-
-
-def adam_without_bias_correction_step(grad, state, step):
-    """The negative control: Adam with m_t and v_t used as they are."""
-    m, v = state
-    m = beta1 * m + (1 - beta1) * grad
-    v = beta2 * v + (1 - beta2) * grad**2
-    return -eta * m / (sp.sqrt(v) + eps), (m, v)
-
-
-# name -> (rule, initial state, hyper-parameter symbols, their values, the optax optimizer with those values)
-Rule = tuple[Step, tuple, tuple[sp.Symbol, ...], tuple[float, ...], Callable[[], optax.GradientTransformation]]
-RULES: dict[str, Rule] = {
-    "sgd": (sgd_step, (), (eta,), (0.1,), lambda: optax.sgd(0.1)),
-    "momentum": (momentum_step, (0,), (eta, mu), (0.1, 0.9), lambda: optax.sgd(0.1, momentum=0.9)),
-    "nesterov": (nesterov_step, (0,), (eta, mu), (0.1, 0.9), lambda: optax.sgd(0.1, momentum=0.9, nesterov=True)),
-    "adagrad": (adagrad_step, (s0,), (eta, s0, eps), (0.1, 0.1, 1e-7), lambda: optax.adagrad(0.1)),
-    "rmsprop": (rmsprop_step, (0,), (eta, rho, eps), (0.01, 0.9, 1e-8), lambda: optax.rmsprop(0.01)),
-    "adam": (adam_step, (0, 0), (eta, beta1, beta2, eps), (1e-3, 0.9, 0.999, 1e-8), lambda: optax.adam(1e-3)),
-}  # fmt: skip
-STEPS = 24  # each rule is unrolled and compared with optax at every one of these steps
+    c1, c2 = (1 - beta1**step, 1 - beta2**step) if bias_correction else (1, 1)
+    if convention == "keras":
+        # Keras: lr sqrt(1 - beta_2^t)/(1 - beta_1^t) m_t/(sqrt(v_t) + eps), eps being Kingma & Ba's eps-hat.
+        return theta - eta * sp.sqrt(c2) / c1 * m / (sp.sqrt(v) + eps), (m, v)
+    # sqrt(v_hat) written as sqrt(v_t)/sqrt(c2) (equal for v_t >= 0; SymPy's sqrt of a product would query
+    # assumptions on every factor of a long unrolled v_t); eps_root is 0 unless given (optax only).
+    root = sp.sqrt(v) / sp.sqrt(c2) if convention == "pytorch" else sp.sqrt(v / c2 + eps_root)
+    return theta - eta * (m / c1) / (root + eps), (m, v)
 
 
 def gradient_symbols(steps: int) -> tuple[sp.Symbol, ...]:
     return sp.symbols(f"g_1:{steps + 1}", real=True)
 
 
-def unrolled_updates(step_rule: Step, initial_state: tuple, steps: int) -> list[sp.Expr]:
-    """The updates Delta theta_1 ... Delta theta_steps as expressions of the gradients g_1 ... g_steps."""
+THETA0 = sp.Symbol(r"\theta_0", real=True)
+
+
+def symbolic_trajectory(name: str, convention: str, steps: int, **options) -> list[sp.Expr]:
+    """theta_1 ... theta_steps as expressions of theta_0, g_1 ... g_steps and the hyper-parameter symbols."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    state, updates = initial_state, []
+    theta, state, out = THETA0, _initial_state(name, convention), []
     for k, grad in enumerate(gradient_symbols(steps), start=1):
-        update, state = step_rule(grad, state, k)
-        updates.append(update)
-    return updates
+        theta, state = symbolic_step(name, convention, theta, grad, state, k, **options)
+        out.append(theta)
+    return out
 
 
-def _one_step_equations(name: str) -> list[sp.Eq]:
-    step_rule, initial, *_ = RULES[name]
-    previous = {"momentum": ("v",), "nesterov": ("v",), "adagrad": ("s",), "rmsprop": ("nu",), "adam": ("m", "v")}
-    names = previous.get(name, ())
-    state = tuple(sp.Symbol(f"{n}_{{t-1}}") for n in names)
-    update, new_state = step_rule(g, state, t)
-    lines = [sp.Eq(sp.Symbol(f"{n}_t"), expr, evaluate=False) for n, expr in zip(names, new_state, strict=True)]
-    lines.append(sp.Eq(sp.Symbol(r"\Delta\theta_t"), update, evaluate=False))
-    if names:
-        lines.append(sp.Eq(sp.Symbol(f"{names[0]}_0"), initial[0], evaluate=False))
-    return lines
+def _symbols_for(name: str, convention: str, steps: int) -> list[sp.Symbol]:
+    return [THETA0, *gradient_symbols(steps), eta, *(HYPER_SYMBOLS[k] for k in DEFAULTS[convention][name])]
 
 
-# --- derivations -------------------------------------------------------------------------------------
+@functools.cache
+def _compiled(name: str, convention: str, steps: int, bias_correction: bool = True):
+    exprs = symbolic_trajectory(name, convention, steps, bias_correction=bias_correction)
+    return to_jax(exprs, _symbols_for(name, convention, steps))
+
+
+def symbolic_iterates(name: str, grads, *, convention: str, lr: float, params0, bias_correction: bool = True,
+                      **given) -> jax.Array:
+    """The SymPy unroll evaluated: theta_0 ... theta_T (shape (T + 1, d)), like ``trajectory``."""
+    h = hyperparameters(name, convention, given)
+    grads = jnp.asarray(grads)
+    params0 = jnp.asarray(params0)
+    rows = _compiled(name, convention, grads.shape[0], bias_correction)(params0, *grads, lr, *h.values())
+    return jnp.stack([params0, *rows])
+
+
+def trajectory(name: str, grads, *, convention: str, lr: float, params0=None, **hyperparameters_given) -> jax.Array:
+    """Parameters after each step (shape ``(T + 1, d)`` for ``grads`` of shape ``(T, d)``) of ``name`` in
+    {sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw} under ``convention`` in {optax, pytorch, keras},
+    with that library's defaults for every hyper-parameter not given (``models.optimizers.DEFAULTS``;
+    ``momentum`` must be given for momentum and nesterov). ValueError names the valid values."""
+    return _numeric_trajectory(name, grads, convention=convention, lr=lr, params0=params0, **hyperparameters_given)
+
+
+def optax_optimizer(name: str, lr: float, **given) -> optax.GradientTransformation:
+    """The optax optimizer ``name`` with the hyper-parameters of ``trajectory``'s vocabulary."""
+    h = hyperparameters(name, "optax", given)
+    if name == "sgd":
+        return optax.sgd(lr)
+    if name in ("momentum", "nesterov"):
+        return optax.sgd(lr, momentum=h["momentum"], nesterov=name == "nesterov")
+    if name == "adagrad":
+        return optax.adagrad(lr, initial_accumulator_value=h["initial_accumulator"], eps=h["eps"])
+    if name == "rmsprop":
+        return optax.rmsprop(lr, decay=h["decay"], eps=h["eps"], initial_scale=h["initial_accumulator"])
+    if name == "adam":
+        return optax.adam(lr, b1=h["b1"], b2=h["b2"], eps=h["eps"], eps_root=h["eps_root"])
+    return optax.adamw(lr, b1=h["b1"], b2=h["b2"], eps=h["eps"], eps_root=h["eps_root"], weight_decay=h["weight_decay"])
+
+
+def optax_iterates(optimizer: optax.GradientTransformation, grads, params0) -> jax.Array:
+    """theta_0 ... theta_T from optax itself (``update(g, state, params)`` then ``apply_updates``)."""
+
+    def step(carry, grad):
+        theta, state = carry
+        update, state = optimizer.update(grad, state, theta)
+        theta = optax.apply_updates(theta, update)
+        return (theta, state), theta
+
+    params0 = jnp.asarray(params0)
+    return jnp.concatenate([params0[None], jax.lax.scan(step, (params0, optimizer.init(params0)), grads)[1]])
+
+
+# --- the conventions table, from each library's documented update rule ------------------------------------
+
+CONVENTION_SOURCES = {
+    "optax": "optax 0.2 API docs (optax.sgd, adagrad, rmsprop, adam, adamw) and optax/_src/alias.py",
+    "pytorch": "torch.optim docs: SGD, Adagrad, RMSprop, Adam, AdamW algorithm boxes",
+    "keras": "Keras 3 optimizer docs (SGD, Adagrad, RMSprop, Adam, AdamW) and keras/src/optimizers/*.py",
+}
+_EPS_PLACEMENT = {
+    ("optax", "adagrad"): "inside the root: g/sqrt(s + eps)", ("optax", "rmsprop"): "inside the root: g/sqrt(nu + eps)",
+    ("optax", "adam"): "outside: m_hat/(sqrt(v_hat + eps_root) + eps)",
+    ("pytorch", "adagrad"): "outside: g/(sqrt(s) + eps)", ("pytorch", "rmsprop"): "outside: g/(sqrt(v) + eps)",
+    ("pytorch", "adam"): "outside: m_hat/(sqrt(v_hat) + eps)",
+    ("keras", "adagrad"): "inside the root: g/sqrt(s + eps)", ("keras", "rmsprop"): "inside the root: g/sqrt(v + eps)",
+    ("keras", "adam"): "outside, unscaled (eps-hat): sqrt(1-b2^t)/(1-b1^t) m/(sqrt(v) + eps)",
+}
+_DECAY = {
+    "optax": "adamw only: decoupled, update -lr (adam direction + wd theta), so multiplied by lr",
+    "pytorch": "SGD/Adagrad/RMSprop/Adam: coupled L2, g += wd theta; AdamW: decoupled theta -= lr wd theta",
+    "keras": "every optimizer: decoupled, theta -= lr wd theta before the step",
+}
+
+
+def conventions_table() -> list[dict[str, str]]:
+    """One row per (library, optimizer): the defaults, the initial accumulator, where eps goes, the decay."""
+    rows = []
+    for convention in CONVENTIONS:
+        for name in NAMES:
+            h = DEFAULTS[convention][name]
+            shown = ", ".join(f"{LIBRARY_NAMES[convention].get(k, k).split(' ')[0]}={'required' if v is None else f'{v:g}'}"
+                              for k, v in h.items() if k != "initial_accumulator")
+            key = (convention, "adam" if name == "adamw" else name)
+            rows.append({
+                "library": convention, "optimizer": name, "defaults": shown or "-",
+                "initial accumulator": (f"{h['initial_accumulator']:g}" if "initial_accumulator" in h
+                                        else ("0" if name in ("adagrad", "rmsprop", "adam", "adamw") else "-")),
+                "eps": _EPS_PLACEMENT.get(key, "-"),
+                "weight decay": _DECAY[convention] if "weight_decay" in h or name == "adamw" else "-",
+            })
+    return rows
+
+
+def conventions_markdown() -> str:
+    rows = conventions_table()
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(r[k] for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# --- displayed rules ---------------------------------------------------------------------------------------
+
+
+def _state_symbols(name: str, when: str) -> tuple[sp.Symbol, ...]:
+    return tuple(sp.Symbol(f"{n}_{{{when}}}", real=True) for n in STATE_NAMES[name])
+
+
+def rule_equations(name: str, convention: str) -> list[sp.Eq]:
+    """The rule for a step t >= 2 as equations: each state_t, then theta_t, in the previous state."""
+    previous = _state_symbols(name, "t-1")
+    new_theta, new_state = symbolic_step(name, convention, theta_prev, g, previous, t)
+    lines = [sp.Eq(sp.Symbol(f"{n}_t"), e, evaluate=False) for n, e in zip(STATE_NAMES[name], new_state, strict=True)]
+    return [*lines, sp.Eq(sp.Symbol(r"\theta_t"), new_theta, evaluate=False)]
+
+
+def iterate_equations(name: str, convention: str, equations: list[sp.Eq], grads: np.ndarray, lr: float,
+                      params0: float, **given) -> np.ndarray:
+    """theta_0 ... theta_T of one coordinate, by evaluating the displayed equations step after step (the
+    first step from the documented initial state; PyTorch's momentum buffer starts as b_1 = g_1)."""
+    h = {HYPER_SYMBOLS[k]: v for k, v in hyperparameters(name, convention, given).items()}
+    subs_state = [float(sp.sympify(s).subs(h)) for s in _initial_state(name, convention)]
+    previous, thetas = _state_symbols(name, "t-1"), [float(params0)]
+    for k, grad in enumerate(np.asarray(grads, dtype=float), start=1):
+        subs = {eta: lr, g: float(grad), t: k, theta_prev: thetas[-1], **h,
+                **dict(zip(previous, subs_state, strict=True))}
+        if k == 1 and convention == "pytorch" and name == "momentum":
+            subs[tau] = 0.0  # torch's b_1 = g_1: the first gradient is not damped
+        subs_state = [value(eq, subs) for eq in equations[:-1]]
+        thetas.append(value(equations[-1], subs))
+    return np.asarray(thetas)
+
+
+def _rules(name: str) -> list[sp.Eq]:
+    return [eq for convention in CONVENTIONS for eq in rule_equations(name, convention)]
 
 
 @derivation
 def sgd_rule() -> list[sp.Eq]:
-    """SGD (S000-08, S002-05): the step is the gradient times the learning rate."""
-    return _one_step_equations("sgd")
+    """SGD in optax, PyTorch, Keras (in that order): theta_t = theta_{t-1} - eta g_t (with each library's weight decay)."""
+    return _rules("sgd")
 
 
 @derivation
 def momentum_rule() -> list[sp.Eq]:
-    """Momentum (heavy ball, S002-05) in optax's form: the velocity sums past gradients, undamped."""
-    return _one_step_equations("momentum")
-
-
-@derivation
-def momentum_unrolled() -> sp.Eq:
-    """Momentum unrolled three steps: theta_3 - theta_0 weighs g_1 by 1 + mu + mu^2, g_3 by 1."""
-    total = sp.collect(sp.expand(-sum(unrolled_updates(momentum_step, (0,), 3)) / eta), gradient_symbols(3))
-    return sp.Eq(sp.Symbol(r"\theta_3") - sp.Symbol(r"\theta_0"), -eta * total, evaluate=False)
+    """Momentum (heavy ball) in optax, PyTorch, Keras: the velocity sums past gradients, undamped by default."""
+    return _rules("momentum")
 
 
 @derivation
 def nesterov_rule() -> list[sp.Eq]:
-    """Nesterov (NAG, S002-05) in optax's form: the step uses g_t + mu v_t, the gradient at the current point."""
-    return _one_step_equations("nesterov")
+    """Nesterov in optax, PyTorch, Keras: the step is eta (g_t + mu v_t), Bengio et al.'s reformulation."""
+    return _rules("nesterov")
 
 
 @derivation
 def adagrad_rule() -> list[sp.Eq]:
-    """AdaGrad (S002-05) in optax's form: s_0 = 0.1, eps inside the square root."""
-    return _one_step_equations("adagrad")
+    """AdaGrad in optax, PyTorch, Keras: where eps sits and where the accumulator starts differ."""
+    return _rules("adagrad")
 
 
 @derivation
 def rmsprop_rule() -> list[sp.Eq]:
-    """RMSProp (S002-05) in optax's form: nu_0 = 0, no bias correction, eps inside the square root."""
-    return _one_step_equations("rmsprop")
+    """RMSProp in optax, PyTorch, Keras: eps inside the root (optax, Keras) or outside (PyTorch)."""
+    return _rules("rmsprop")
 
 
 @derivation
 def adam_rule() -> list[sp.Eq]:
-    """Adam (S001-19, S002-05) in optax's form: both moments bias-corrected, eps outside the square root."""
-    return _one_step_equations("adam")
+    """Adam in optax, PyTorch, Keras: both moments bias-corrected; Keras's eps is the paper's eps-hat."""
+    return _rules("adam")
+
+
+@derivation
+def adamw_rule() -> list[sp.Eq]:
+    """AdamW in optax, PyTorch, Keras: decoupled weight decay, multiplied by the learning rate in all three."""
+    return _rules("adamw")
+
+
+@derivation
+def momentum_unrolled() -> sp.Eq:
+    """optax momentum unrolled three steps: theta_3 - theta_0 weighs g_1 by 1 + mu + mu^2, g_3 by 1."""
+    total = sp.collect(sp.expand((THETA0 - symbolic_trajectory("momentum", "optax", 3)[-1]) / eta), gradient_symbols(3))
+    return sp.Eq(sp.Symbol(r"\theta_3") - THETA0, -eta * total, evaluate=False)
+
+
+def first_step(name: str, convention: str, bias_correction: bool = True) -> sp.Expr:
+    """theta_1 - theta_0 from theta_0 = 0 for a positive first gradient g_t, simplified."""
+    positive_g = sp.Symbol("g_t", positive=True)
+    theta, _ = symbolic_step(name, convention, 0, positive_g, _initial_state(name, convention), 1,
+                             bias_correction=bias_correction)
+    return sp.simplify(theta)
+
+
+@derivation
+def first_steps() -> list[sp.Eq]:
+    """The first step of AdaGrad, RMSProp and Adam in optax, PyTorch and Keras (theta_0 = 0, g_1 = g_t > 0):
+    its size relative to eta is set by where eps sits and where the accumulator starts."""
+    return [sp.Eq(sp.Symbol(rf"\Delta\theta_1^{{\mathrm{{{name}, {convention}}}}}"), first_step(name, convention),
+                  evaluate=False)
+            for name in ("adagrad", "rmsprop", "adam") for convention in CONVENTIONS]
 
 
 MEAN_G = sp.Symbol(r"\mathbb{E}[g]")
@@ -196,31 +333,37 @@ MEAN_G = sp.Symbol(r"\mathbb{E}[g]")
 def adam_bias_correction() -> list[sp.Eq]:
     """With stationary gradients (E[g_i] = E[g]), E[m_t] = (1 - beta_1^t) E[g], so E[m_hat_t] = E[g]."""
     i = sp.Symbol("i", integer=True, positive=True)
-    mean_g = MEAN_G
     # m_t = sum_i (1 - beta_1) beta_1^(t - i) g_i is m_t = beta_1 m_{t-1} + (1 - beta_1) g_t unrolled from m_0 = 0.
-    expected_m = sp.simplify(sp.summation((1 - beta1) * beta1 ** (t - i) * mean_g, (i, 1, t)))
+    expected_m = sp.simplify(sp.summation((1 - beta1) * beta1 ** (t - i) * MEAN_G, (i, 1, t)))
     return [
         sp.Eq(sp.Symbol(r"\mathbb{E}[m_t]"), sp.factor(expected_m), evaluate=False),
         sp.Eq(sp.Symbol(r"\mathbb{E}[\hat{m}_t]"), sp.simplify(expected_m / (1 - beta1**t)), evaluate=False),
     ]
 
 
-def adam_first_update(bias_correction: bool = True) -> sp.Expr:
-    """Adam's first update, Delta theta_1, as a function of a positive first gradient g_t."""
-    rule = adam_step if bias_correction else adam_without_bias_correction_step
-    positive_g = sp.Symbol("g_t", positive=True)
-    update, _ = rule(positive_g, (0, 0), 1)
-    return sp.simplify(update)
-
-
 @derivation
-def adam_first_step() -> list[sp.Eq]:
-    """Adam's first step is -eta g/(|g| + eps), about eta whatever the gradient's scale; without bias
-    correction it is eta (1 - beta_1)/sqrt(1 - beta_2) (3.16 eta at the defaults)."""
-    return [
-        sp.Eq(sp.Symbol(r"\Delta\theta_1"), adam_first_update(True), evaluate=False),
-        sp.Eq(sp.Symbol(r"\Delta\theta_1^{\mathrm{no\ correction}}"), adam_first_update(False), evaluate=False),
-    ]
+def adam_first_step_without_correction() -> sp.Eq:
+    """Without bias correction Adam's first step is eta (1 - beta_1)/(sqrt(1 - beta_2) + eps/g)."""
+    return sp.Eq(sp.Symbol(r"\Delta\theta_1^{\mathrm{no\ correction}}"), first_step("adam", "optax", False),
+                 evaluate=False)
+
+
+def adaptivity(name: str, convention: str, scales, *, steps: int, seed: int = 0) -> np.ndarray:
+    """Per gradient scale sigma: the smallest ratio, over steps and coordinates, of the library-default step
+    to the scale-free step of the same rule (eps = 0, initial accumulator 0), for gradients sigma (1 +- 50 %).
+
+    The scale-free rule is homogeneous of degree 0 in g, so its step does not depend on sigma; a ratio near 1
+    means the denominator tracks the gradient (an adaptive step), a ratio far below 1 means eps or the
+    initial accumulator sets it (a plain step of size lr g / floor)."""
+    rng = np.random.default_rng(seed)
+    pattern = 1 + 0.5 * rng.uniform(-1, 1, (steps, 4))
+    scales = np.asarray(scales, dtype=float)
+    grads = jnp.asarray((pattern[:, None, :] * scales[None, :, None]).reshape(steps, -1))
+    floor_free = {k: 0.0 for k in ("eps", "initial_accumulator") if k in DEFAULTS[convention][name]}
+    lr = 1e-3
+    actual = np.diff(np.asarray(trajectory(name, grads, convention=convention, lr=lr)), axis=0)
+    ideal = np.diff(np.asarray(trajectory(name, grads, convention=convention, lr=lr, **floor_free)), axis=0)
+    return np.min((actual / ideal).reshape(steps, len(scales), 4), axis=(0, 2))
 
 
 def gd_contraction(rate: sp.Expr = eta, curvature: sp.Expr = lam) -> sp.Expr:
@@ -270,189 +413,31 @@ def hypergradient_of_unrolled_gd() -> sp.Eq:
     return sp.Eq(sp.Derivative(sp.Symbol(r"\theta_K"), eta), sp.factor(sp.diff(unrolled_gd_iterate(), eta)),
                  evaluate=False)
 
+@derivation
+def newton_on_a_smooth_convex_function() -> list[sp.Eq]:
+    """Newton's step on the convex f = sqrt(1 + x^2) is x - f'/f'' = -x^3: it diverges from any |x_0| > 1,
+    while GD with lr 1/max f'' = 1 converges from everywhere."""
+    f = sp.sqrt(1 + x**2)
+    newton = sp.simplify(x - sp.diff(f, x) / sp.diff(f, x, 2))
+    gd = x - sp.diff(f, x)
+    return [sp.Eq(sp.Symbol("x_{k+1}^{Newton}"), newton, evaluate=False),
+            sp.Eq(sp.Symbol("x_{k+1}^{GD}"), gd, evaluate=False)]
+
+
+@derivation
+def newton_on_a_saddle() -> sp.Eq:
+    """On f = (x_1^2 - x_2^2)/2 Newton's step from any point lands on the saddle (0, 0): Newton seeks
+    stationary points, not minima; GD moves away from the saddle along x_2."""
+    x1, x2 = sp.symbols("x_1 x_2", real=True)
+    f = (x1**2 - x2**2) / 2
+    xs = sp.Matrix([x1, x2])
+    step = sp.simplify(xs - sp.hessian(f, (x1, x2)).inv() * sp.Matrix([sp.diff(f, v) for v in (x1, x2)]))
+    return sp.Eq(sp.Symbol("x_{k+1}^{Newton}"), step, evaluate=False)
+
+
+
 
 # --- numerics shared by the claims ----------------------------------------------------------------------
-
-
-def test_gradients(steps: int = STEPS, coordinates: int = 12, seed: int = 0) -> jax.Array:
-    """A (steps, coordinates) gradient sequence: coordinate j has scale 10^(-6 ... 3) and a fixed sign and
-    varies by up to +-50 % from step to step, so no accumulator cancels and a relative error is meaningful."""
-    rng = np.random.default_rng(seed)
-    scale = np.logspace(-6, 3, coordinates) * rng.choice([-1.0, 1.0], coordinates)
-    return jnp.asarray(scale * (1 + 0.5 * rng.uniform(-1, 1, (steps, coordinates))))
-
-
-def optax_updates(optimizer: optax.GradientTransformation, grads: jax.Array) -> jax.Array:
-    """The updates optax returns when fed ``grads[0], grads[1], ...`` in turn."""
-
-    def step(state, grad):
-        update, state = optimizer.update(grad, state)
-        return state, update
-
-    return jax.lax.scan(step, optimizer.init(grads[0]), grads)[1]
-
-
-@functools.cache
-def _compiled_rule(step_rule: Step, initial: tuple, hyper: tuple, steps: int):
-    return to_jax(unrolled_updates(step_rule, initial, steps), [*gradient_symbols(steps), *hyper])
-
-
-def symbolic_updates(step_rule: Step, initial: tuple, hyper: tuple, values: tuple, grads: jax.Array) -> jax.Array:
-    """The SymPy rule, unrolled over ``len(grads)`` steps and evaluated at ``grads`` and the hyper-parameters."""
-    return jnp.stack(_compiled_rule(step_rule, initial, hyper, grads.shape[0])(*grads, *values))
-
-
-def rule_vs_optax(name: str, step_rule: Step | None = None, grads: jax.Array | None = None):
-    """Compare a SymPy rule (RULES[name]'s unless ``step_rule`` is given) with optax at every step."""
-    rule, initial, hyper, values, make = RULES[name]
-    grads = test_gradients() if grads is None else grads
-    return compare(lambda gs: symbolic_updates(step_rule or rule, initial, hyper, values, gs),
-                   lambda gs: optax_updates(make(), gs), [grads])
-
-
-CONVENTIONS = {
-    "sgd": "optax.sgd(0.1): update = -lr g (chain(identity, scale_by_learning_rate))",
-    "momentum": "optax.sgd(0.1, momentum=0.9) = trace: v_t = g_t + 0.9 v_{t-1}, v_0 = 0, no (1 - mu) damping; "
-    "update = -lr v_t",
-    "nesterov": "optax.sgd(0.1, momentum=0.9, nesterov=True): v_t = g_t + 0.9 v_{t-1}; update = -lr (g_t + 0.9 v_t) "
-    "(gradient at the current point, not a look-ahead)",
-    "adagrad": "optax.adagrad(0.1): s_0 = initial_accumulator_value = 0.1, s_t = s_{t-1} + g_t^2, update = "
-    "-lr g_t / sqrt(s_t + 1e-7) (eps inside the root; 0 where s_t = 0)",
-    "rmsprop": "optax.rmsprop(0.01): nu_0 = initial_scale = 0, nu_t = 0.9 nu_{t-1} + 0.1 g_t^2, update = "
-    "-lr g_t / sqrt(nu_t + 1e-8) (eps_in_sqrt=True, no bias correction, no momentum)",
-    "adam": "optax.adam(1e-3): m_0 = v_0 = 0, m_hat = m_t/(1 - 0.9^t), v_hat = v_t/(1 - 0.999^t), update = "
-    "-lr m_hat / (sqrt(v_hat + eps_root) + 1e-8) with eps_root = 0 (eps outside the root)",
-}
-
-
-def _rule_evidence(name: str, extra_ok: bool = True, extra: str = "", details: dict | None = None) -> Evidence:
-    result = rule_vs_optax(name)
-    return Evidence(
-        verdict=verdict(result.ok and extra_ok, "holds"),
-        method="autodiff",
-        summary=f"SymPy rule unrolled {STEPS} steps on 12 gradient coordinates of scale 1e-6 ... 1e3 vs "
-        f"{CONVENTIONS[name]}: every step's update agrees, {result.describe()}{extra}",
-        max_abs_err=result.max_abs_err,
-        max_rel_err=result.max_rel_err,
-        samples=result.samples,
-        dtype=result.dtype,
-        details={"optax_convention": CONVENTIONS[name], "worst": result.worst, **(details or {})},
-    )
-
-
-# --- claims ------------------------------------------------------------------------------------------
-
-
-@claim(
-    "optimizers/sgd-steps-against-the-gradient",
-    sources=["S000-08", "S001-19", "S002-05"],
-    says="(Stochastic) gradient descent updates the parameters by minus the learning rate times the gradient.",
-    expected="holds",
-)
-def _sgd() -> Evidence:
-    return _rule_evidence("sgd")
-
-
-@claim(
-    "optimizers/momentum-accumulates-a-velocity",
-    sources=["S002-05"],
-    says="Momentum keeps a velocity, a decaying sum of past gradients, and steps along it.",
-    expected="holds",
-)
-def _momentum() -> Evidence:
-    return _rule_evidence("momentum")
-
-
-@claim(
-    "optimizers/nesterov-adds-the-momentum-look-ahead",
-    sources=["S002-05"],
-    says="Nesterov accelerated gradient (NAG) is momentum with a look-ahead correction.",
-    expected="holds",
-)
-def _nesterov() -> Evidence:
-    plain = rule_vs_optax("nesterov", momentum_step)
-    return _rule_evidence(
-        "nesterov", not plain.ok,
-        f"; plain momentum against optax's Nesterov is rejected (max rel err {plain.max_rel_err:.2e})")
-
-
-@claim(
-    "optimizers/adagrad-divides-by-the-root-of-summed-squares",
-    sources=["S002-05"],
-    says="AdaGrad adapts each parameter's learning rate by the root of the sum of its squared past gradients.",
-    expected="holds",
-)
-def _adagrad() -> Evidence:
-    return _rule_evidence("adagrad")
-
-
-@claim(
-    "optimizers/rmsprop-divides-by-a-moving-rms",
-    sources=["S002-05"],
-    says="RMSProp divides the gradient by the root of an exponential moving average of squared gradients.",
-    expected="holds",
-)
-def _rmsprop() -> Evidence:
-    return _rule_evidence("rmsprop")
-
-
-@claim(
-    "optimizers/adam-matches-optax-only-with-bias-correction",
-    sources=["S001-19", "S002-05"],
-    says="Adam combines momentum (first moment) with RMSProp (second moment), with bias correction.",
-    expected="holds",
-)
-def _adam() -> Evidence:
-    uncorrected = rule_vs_optax("adam", adam_without_bias_correction_step)
-    return _rule_evidence(
-        "adam", not uncorrected.ok,
-        f"; the same rule without bias correction is rejected (max rel err {uncorrected.max_rel_err:.2e})",
-        {"without_bias_correction_max_rel_err": uncorrected.max_rel_err},
-    )
-
-
-@claim(
-    "optimizers/adam-bias-correction-makes-the-first-step-about-lr",
-    sources=["S001-19", "S002-05"],
-    says="Adam's bias correction makes m_hat an unbiased estimate of E[g], so early steps are not shrunk "
-    "towards 0; the first step has size about lr whatever the gradient's scale.",
-    expected="holds",
-)
-def _adam_bias() -> Evidence:
-    expected_m, expected_m_hat = adam_bias_correction()
-    unbiased = sp.simplify(expected_m_hat.rhs - MEAN_G) == 0
-    plain = {MEAN_G: sp.Symbol("E[g]")}
-    first = to_jax(adam_first_update(True), [sp.Symbol("g_t", positive=True), eta, beta1, beta2, eps])
-    scales = jnp.asarray(np.logspace(-6, 6, 13))
-    measured = -jax.vmap(lambda gr: optax.adam(1e-3).update(gr, optax.adam(1e-3).init(gr))[0])(scales)
-    closed = -first(scales, 1e-3, 0.9, 0.999, 1e-8)
-    against_optax = compare(lambda: closed, lambda: measured, [])
-    relative_size = np.asarray(measured) / 1e-3
-    defaults = {beta1: sp.Rational(9, 10), beta2: sp.Rational(999, 1000), eps: 0}
-    uncorrected_size = float(sp.simplify(-adam_first_update(False).subs(defaults) / eta))
-    # MC: stationary gradients g ~ N(1, 1): the mean over draws of m_hat_t should be E[g] = 1 at every t.
-    draws = jax.random.normal(jax.random.key(0), (20_000, 10), dtype=jnp.float64) + 1.0
-    m = jax.lax.scan(lambda mm, gr: (0.9 * mm + 0.1 * gr, 0.9 * mm + 0.1 * gr), jnp.zeros(20_000), draws.T)[1]
-    m_hat = m / (1 - 0.9 ** jnp.arange(1, 11))[:, None]
-    z_scores = np.abs(np.asarray(m_hat.mean(axis=1)) - 1.0) / (np.asarray(m_hat.std(axis=1, ddof=1)) / np.sqrt(20_000))
-    ok = (unbiased and against_optax.ok and bool(np.all(relative_size > 0.99))
-          and bool(np.all(relative_size <= 1.0)) and bool(np.all(z_scores < 4.5)))
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="autodiff",
-        summary=f"SymPy: E[m_t] = {expected_m.rhs.subs(plain)}, E[m_hat_t] = {expected_m_hat.rhs.subs(plain)}; "
-        f"optax.adam(1e-3)'s first step over |g| = 1e-6 ... 1e6 is {relative_size.min():.4f} ... "
-        f"{relative_size.max():.4f} x lr and "
-        f"equals -lr g/(|g| + eps) ({against_optax.describe()}); without correction it would be "
-        f"{uncorrected_size:.3f} x lr; Monte-Carlo (20000 runs, g ~ N(1, 1)): mean of m_hat_t within "
-        f"{z_scores.max():.2f} standard errors of E[g] for t = 1..10",
-        max_abs_err=against_optax.max_abs_err,
-        max_rel_err=against_optax.max_rel_err,
-        samples=int(scales.size),
-        dtype=against_optax.dtype,
-        details={"gradient_scales": np.asarray(scales).tolist(), "first_step_over_lr": relative_size.tolist(),
-                 "uncorrected_first_step_over_lr": uncorrected_size, "mc_z_scores": z_scores.tolist()},
-    )
 
 
 def quadratic(eigenvalues: np.ndarray, seed: int = 0) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -492,48 +477,6 @@ def predicted_gd_steps(eigenvalues: np.ndarray, coefficients: np.ndarray, lr: fl
     while np.linalg.norm(coefficients * factor**k) > tol * np.linalg.norm(coefficients) and k < 1_000_000:
         k += 1
     return k
-
-
-@claim(
-    "optimizers/newton-solves-a-quadratic-in-one-step",
-    sources=["S001-24"],
-    says="Gradient descent uses first derivatives only; Newton's method also uses the second derivative "
-    "(the Hessian) and converges in far fewer steps.",
-    expected="holds",
-)
-def _newton_vs_gd() -> Evidence:
-    tol, results, newton_errors = 1e-8, {}, []
-    proof = newton_step_on_a_quadratic()
-    proved = all(sp.simplify(u - v) == 0 for u, v in zip(proof.lhs, proof.rhs, strict=True))
-    for kappa in (1.0, 10.0, 100.0, 1000.0):
-        eigenvalues = np.linspace(1.0, kappa, 4)
-        a, x_star, x0 = quadratic(eigenvalues)
-        f = quadratic_loss(a, x_star)
-        x1 = x0 - jnp.linalg.solve(jax.hessian(f)(x0), jax.grad(f)(x0))
-        newton_errors.append(compare(lambda x1=x1: x1, lambda x_star=x_star: x_star, []))
-        _, q = np.linalg.eigh(np.asarray(a))
-        coefficients = q.T @ np.asarray(x0 - x_star)
-        evals = np.linalg.eigvalsh(np.asarray(a))
-        measured = gd_steps_to_tolerance(a, x_star, x0, 1.0 / kappa, tol)
-        results[str(int(kappa))] = {"gd_steps": measured,
-                                    "predicted": predicted_gd_steps(evals, coefficients, 1.0 / kappa, tol)}
-    newton_ok = all(c.ok for c in newton_errors)
-    gd_ok = all(r["gd_steps"] == r["predicted"] for r in results.values())
-    grows = results["1000"]["gd_steps"] > 10 * results["10"]["gd_steps"]
-    return Evidence(
-        verdict=verdict(proved and newton_ok and gd_ok and grows, "holds"),
-        method="autodiff",
-        summary=f"SymPy: the Newton step lands on A^-1 b from any x (proved: {proved}); one Newton step with "
-        f"jax.hessian hits x* (max rel err {max(c.max_rel_err for c in newton_errors):.1e}, rtol {RTOL:g}); "
-        f"optax.sgd(1/L) needs, to shrink the error by {tol:g}, "
-        + ", ".join(f"{r['gd_steps']} steps at kappa = {k}" for k, r in results.items())
-        + " -- exactly the count predicted by the contraction 1 - lambda/L",
-        max_abs_err=max(c.max_abs_err for c in newton_errors),
-        max_rel_err=max(c.max_rel_err for c in newton_errors),
-        samples=len(results),
-        dtype="float64",
-        details={"steps_by_condition_number": results},
-    )
 
 
 STABILITY_FACTORS = (0.5, 1.0, 1.5, 1.9, 2.1, 2.5)  # learning rates as multiples of 1/L
@@ -576,69 +519,6 @@ def stability_table(bound: sp.Expr | None = None) -> dict[str, dict]:
             "sign_changes_along_stiff_axis": int(np.sum(np.sign(stiff[1:]) != np.sign(stiff[:-1]))),
         }
     return table
-
-
-@claim(
-    "optimizers/gd-converges-iff-lr-below-two-over-curvature",
-    sources=["S000-30", "S001-20", "S004-02"],
-    says="Too large a learning rate keeps the model from converging; lowering it fixes that.",
-    expected="holds",
-)
-def _stability() -> Evidence:
-    table = stability_table()
-    bound = stable_learning_rates()
-    agree = all((row["loss_ratio"] < 1) == row["bound_says_converges"] for row in table.values())
-    errors = [abs(r["loss_ratio"] - r["predicted_ratio"]) / r["predicted_ratio"] for r in table.values()]
-    ok = bound == sp.Interval.open(0, 2 / L) and agree and max(errors) <= 1e-10
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"SymPy: |1 - eta L| < 1 iff eta in {bound}; optax.sgd on curvatures (1, L = 10), "
-        f"{STABILITY_STEPS} steps, loss ratio final/initial: "
-        + ", ".join(f"{k}: {r['loss_ratio']:.3g}" for k, r in table.items())
-        + f"; converges exactly where the bound says; measured ratios equal the derived ones (max rel err "
-        f"{max(errors):.1e})",
-        max_rel_err=max(errors),
-        samples=len(table),
-        dtype="float64",
-        details=table,
-    )
-
-
-@claim(
-    "optimizers/too-large-a-lr-oscillates-too-small-never-converges",
-    sources=["S002-46", "S004-02"],
-    says="A learning rate set too large makes the loss oscillate back and forth; one set too small "
-    "keeps the model from converging.",
-    expected="qualified",
-    correction="On a quadratic of largest curvature L: for 1/L < lr < 2/L the iterates oscillate but converge; "
-    "above 2/L the oscillation grows geometrically, so the loss diverges rather than merely oscillating. "
-    "A small lr (0 < lr < 1/L) converges monotonically; it is slow (steps grow like 1/(lr * lambda_min)), "
-    "not non-convergent.",
-)
-def _oscillation() -> Evidence:
-    table = stability_table()
-    damped = table["1.5/L"]["sign_changes_along_stiff_axis"] == STABILITY_STEPS and table["1.5/L"]["loss_ratio"] < 1
-    growing = table["2.5/L"]["sign_changes_along_stiff_axis"] == STABILITY_STEPS and table["2.5/L"]["loss_ratio"] > 1e6
-    monotone_fast = table["0.5/L"]["sign_changes_along_stiff_axis"] == 0
-    a, x_star, x0 = quadratic(np.asarray([1.0, 10.0]))
-    slow = {f"{c:g}/L": gd_steps_to_tolerance(a, x_star, x0, c / 10.0, 1e-6) for c in (0.01, 0.1, 1.0)}
-    small_converges = slow["0.01/L"] < 1_000_000 and slow["0.01/L"] > 50 * slow["1/L"]
-    small_monotone = bool(np.all(np.diff(np.asarray(gd_losses(0.001, jnp.diag(jnp.asarray([1.0, 10.0])),
-                                                                jnp.ones(2), 2000)[0])) < 0))
-    ok = damped and growing and monotone_fast and small_converges and small_monotone
-    return Evidence(
-        verdict=verdict(ok, "qualified"),
-        method="measurement",
-        summary=f"lr = 1.5/L: the stiff coordinate changes sign at all {STABILITY_STEPS} steps and the loss falls to "
-        f"{table['1.5/L']['loss_ratio']:.2g} x (damped oscillation); lr = 2.5/L: same sign flips, loss grows "
-        f"{table['2.5/L']['loss_ratio']:.2g} x (divergence); lr = 0.5/L: no sign change; steps to shrink the error "
-        f"1e6-fold: " + ", ".join(f"{k}: {v}" for k, v in slow.items()) + " -- a small lr converges "
-        "(loss strictly decreasing over 2000 steps at 0.01/L), only slowly",
-        samples=len(table) + len(slow),
-        dtype="float64",
-        details={"stability": table, "steps_to_1e-6": slow},
-    )
 
 
 HYPER_STEPS = 30
@@ -691,46 +571,6 @@ def hypergradient_closed_form(lr: float, data: dict[str, jax.Array], steps: int 
     theta = theta_star + q @ theta_eig
     residual = np.asarray(data["x_val"]) @ theta - np.asarray(data["y_val"])
     return float((np.asarray(data["x_val"]).T @ residual / len(residual)) @ (q @ d_theta_eig))
-
-
-@claim(
-    "optimizers/learning-rate-gradient-through-unrolled-training",
-    sources=["S004-16"],
-    says="Gradient-based hyper-parameter search computes the gradient with respect to the hyper-parameters "
-    "and optimises them by gradient descent.",
-    expected="holds",
-    tolerance="the central finite difference (h = 1e-5 lr) is held to 1e-6 relative: its truncation error is "
-    "O(h^2) and its rounding error O(eps/h); the exact comparison is the derived closed form at 1e-10",
-)
-def _hypergradient() -> Evidence:
-    data = regression_problem()
-    lrs = (0.02, 0.1, 0.3)
-    autodiff = jax.jit(jax.grad(validation_loss_after_training), static_argnums=2)
-    grads = np.asarray([float(autodiff(jnp.asarray(lr), data, HYPER_STEPS)) for lr in lrs])
-    closed = np.asarray([hypergradient_closed_form(lr, data) for lr in lrs])
-    loss = jax.jit(validation_loss_after_training, static_argnums=2)
-    fd = np.asarray([(float(loss(lr * (1 + 1e-5), data, HYPER_STEPS)) - float(loss(lr * (1 - 1e-5), data, HYPER_STEPS)))
-                     / (2e-5 * lr) for lr in lrs])
-    exact = compare(lambda: grads, lambda: closed, [])
-    finite = compare(lambda: grads, lambda: fd, [], rtol=1e-6)
-    # One hyper-gradient step on lr lowers the validation loss.
-    lr0 = 0.02
-    lr1 = lr0 - 0.5 * lr0 * np.sign(grads[0])
-    improves = float(loss(lr1, data, HYPER_STEPS)) < float(loss(lr0, data, HYPER_STEPS))
-    return Evidence(
-        verdict=verdict(exact.ok and finite.ok and improves, "holds"),
-        method="autodiff",
-        summary=f"jax.grad of the validation loss through {HYPER_STEPS} unrolled optax.sgd steps (lax.scan) at "
-        f"lr = {', '.join(map(str, lrs))}: {', '.join(f'{v:.6g}' for v in grads)}; vs the derived "
-        f"d theta_K/d eta: {exact.describe()}; vs central differences: max rel err {finite.max_rel_err:.1e}; "
-        f"a step on lr along the hyper-gradient lowers the validation loss: {improves}",
-        max_abs_err=exact.max_abs_err,
-        max_rel_err=exact.max_rel_err,
-        samples=len(lrs),
-        dtype="float64",
-        details={"learning_rates": list(lrs), "autodiff": grads.tolist(), "closed_form": closed.tolist(),
-                 "finite_difference": fd.tolist(), "finite_difference_max_rel_err": finite.max_rel_err},
-    )
 
 
 if __name__ == "__main__":

@@ -1,26 +1,24 @@
-"""What the book's pages call: the claims' results for this build, and Markdown that shows derivations,
-evidence and the ledger. Every number and formula on a page comes from here, computed at build time.
+"""What the book's pages call: the claims' report for the current sources, and Markdown that shows
+derivations, evidence and the ledger. Every number and formula on a page comes from here.
 
-All pages of one build share one run of the claims: the report is kept in ``WORKBOOK_RESULTS_DIR`` (the
-book's ``conf.py`` sets it) under a hash of the sources of ``derivations/`` and ``models/``, so an edit
-to either re-runs everything, and a page never shows evidence from other code than it was built with.
+All pages read one report, :func:`derivations.runner.current_report`: the one ``workbook check`` wrote for the
+same sources, or (when there is none) one run of every claim made and stored by the first page that needs
+it. So the JSON a user gets and the evidence the book shows are the same bytes apart from ``seconds``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from pathlib import Path
+import functools
+import re
 from typing import Any
 
 import sympy as sp
 
+from derivations import runner
 from derivations.chapters import CHAPTERS
-from derivations.claims import claims_for, derivations_for
-from derivations.runner import REPORT_VERSION, run_claims, summarize
+from derivations.claims import derivations_for
 
-ROOT = Path(__file__).resolve().parent.parent
+source_hash = runner.source_hash
 VERDICT_BADGE = {"holds": "HOLDS", "qualified": "QUALIFIED", "refuted": "REFUTED", None: "ERROR"}
 
 
@@ -31,52 +29,36 @@ class Markdown(str):
         return str(self)
 
 
-def source_hash() -> str:
-    """SHA-256 over the path and bytes of every ``*.py`` in ``derivations/`` and ``models/`` and of
-    ``pyproject.toml`` (a dependency change can change results too)."""
-    digest = hashlib.sha256()
-    files = sorted(p for package in ("derivations", "models") for p in (ROOT / package).rglob("*.py"))
-    for path in [*files, ROOT / "pyproject.toml"]:
-        if path.is_file():
-            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+@functools.cache
+def _full_report() -> dict[str, Any]:
+    return runner.current_report()
 
 
 def report(chapters: list[str] | tuple[str, ...] = CHAPTERS) -> dict[str, Any]:
-    """The JSON report (design.md's schema) of the chapters' claims for the current sources.
-
-    Each chapter runs once per build and is then reused from ``WORKBOOK_RESULTS_DIR``.
-    """
-    entries = [entry for chapter in chapters for entry in _chapter_entries(chapter)]
-    return {"version": REPORT_VERSION, "claims": entries, "summary": summarize(entries)}
-
-
-def _chapter_entries(chapter: str) -> list[dict[str, Any]]:
-    folder = os.environ.get("WORKBOOK_RESULTS_DIR")
-    cached = Path(folder) / f"claims-{source_hash()[:16]}-{chapter}.json" if folder else None
-    if cached is not None and cached.is_file():
-        return json.loads(cached.read_text(encoding="utf-8"))
-    entries = run_claims(claims_for([chapter])).as_json()["claims"]
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(entries, indent=1, ensure_ascii=False), encoding="utf-8")
-    return entries
+    """The report (design.md's schema) restricted to ``chapters``."""
+    unknown = [c for c in chapters if c not in CHAPTERS]
+    if unknown:
+        raise ValueError(f"unknown chapter {unknown[0]!r}; valid chapters: {', '.join(CHAPTERS)}")
+    full = _full_report()
+    entries = [e for e in full["claims"] if e["chapter"] in chapters]
+    checks = [d for d in full["derivations"] if d["chapter"] in chapters]
+    return {**full, "claims": entries, "derivations": checks, "summary": runner.summarize(entries, checks)}
 
 
 def chapter_claims(chapter: str) -> list[dict[str, Any]]:
-    """This chapter's claim entries; raises, naming them, when any claim failed (so the build fails)."""
-    if chapter not in CHAPTERS:
-        raise ValueError(f"unknown chapter {chapter!r}; valid chapters: {', '.join(CHAPTERS)}")
-    entries = report([chapter])["claims"]
-    require_passing(entries)
-    return entries
+    """This chapter's claim entries; raises, naming them, when any claim failed or a displayed equation is
+    unchecked (so the build fails)."""
+    part = report([chapter])
+    require_passing(part["claims"], part["derivations"])
+    return part["claims"]
 
 
-def require_passing(entries: list[dict[str, Any]]) -> None:
-    failed = [c for c in entries if not c["ok"]]
-    if failed:
-        lines = [f"{c['id']}: {c['error'] or 'observed ' + str(c['verdict']) + ', expected ' + c['expected']}"
-                 for c in failed]
+def require_passing(entries: list[dict[str, Any]], checks: list[dict[str, Any]] = ()) -> None:
+    lines = [f"{c['id']}: {c['error'] or 'observed ' + str(c['verdict']) + ', expected ' + str(c['expected'])}"
+             for c in entries if not c["ok"]]
+    lines += [f"{d['chapter']}.{d['derivation']}()[{d['index']}] is displayed but unchecked: {d['item']}"
+              for d in checks if not d["ok"]]
+    if lines:
         raise RuntimeError("claims failed, the book is not built on them:\n" + "\n".join(lines))
 
 
@@ -87,11 +69,16 @@ def math(obj: Any) -> str:
 
 
 def derivation(chapter: str, name: str) -> Markdown:
-    """A chapter's derivation, by function name: its title and the SymPy result, typeset."""
+    """A chapter's derivation, by function name: its title and the SymPy result, typeset, with how each
+    displayed equation was verified when the claims ran."""
     for step in derivations_for(chapter):
         if step.name == name:
             doc = " ".join(line.strip() for line in (step.func.__doc__ or "").strip().splitlines())
-            return Markdown(f"**{doc}** (`{chapter}.{name}()`)\n\n{math(step.func())}")
+            checks = [d for d in report([chapter])["derivations"] if d["derivation"] == name]
+            require_passing([], checks)
+            how = sorted({d["verified_by"] for d in checks})
+            note = f"\n\n<small>Verified when the claims ran: {escape('; '.join(how))}.</small>" if how else ""
+            return Markdown(f"**{escape(doc)}** (`{chapter}.{name}()`)\n\n{math(step.func())}{note}")
     raise ValueError(f"chapter {chapter!r} has no derivation {name!r}")
 
 
@@ -99,36 +86,64 @@ def _number(x: float | None) -> str:
     return "—" if x is None else f"{x:.1e}"
 
 
-def evidence(claim_id: str) -> Markdown:
-    """One claim as the page shows it: what the note says, the verdict, the evidence, the correction."""
+def entry(claim_id: str) -> dict[str, Any]:
+    """The report entry of one claim (raises when it failed)."""
     chapter = claim_id.split("/", 1)[0]
     if chapter not in CHAPTERS:
         raise ValueError(f"unknown claim id {claim_id!r}")
-    entry = next((c for c in report([chapter])["claims"] if c["id"] == claim_id), None)
-    if entry is None:
+    found = next((c for c in report([chapter])["claims"] if c["id"] == claim_id), None)
+    if found is None:
         raise ValueError(f"unknown claim id {claim_id!r}")
-    require_passing([entry])
+    require_passing([found])
+    return found
+
+
+def evidence(claim_id: str) -> Markdown:
+    """One claim as the page shows it: what the note says, the verdict computed from the findings, each
+    finding with its role and figures, the scope searched, the tolerance, the correction."""
+    e = entry(claim_id)
+    slug = e["id"].split("/", 1)[1]
+    badge = VERDICT_BADGE[e["verdict"]]
     lines = [
-        f"> **{VERDICT_BADGE[entry['verdict']]}** · `{entry['id']}` · seeds {', '.join(entry['sources'])}",
-        ">",
-        f"> *The note says:* {entry['says']}",
-        ">",
-        f"> *Evidence ({entry['method']}):* {_escape(entry['summary'])}",
+        f'<span id="{slug}"></span>',
+        "",
+        f":::{{admonition}} {badge} · {e['id']}",
+        f":class: claim claim-{e['verdict']}",
+        "",
+        f"**The note says** ({', '.join(e['sources'])}): {escape(e['says'])}",
+        "",
+        f"**Findings** ({e['method']}; the verdict follows from them):",
+        "",
     ]
-    numbers = []
-    if entry["max_rel_err"] is not None or entry["max_abs_err"] is not None:
-        numbers.append(f"max abs err {_number(entry['max_abs_err'])}, max rel err {_number(entry['max_rel_err'])}")
-    if entry["samples"]:
-        numbers.append(f"{entry['samples']} samples")
-    if entry["dtype"]:
-        numbers.append(entry["dtype"])
-    if numbers:
-        lines += [">", "> " + "; ".join(numbers)]
-    if entry["tolerance"]:
-        lines += [">", f"> *Tolerance:* {_escape(entry['tolerance'])}"]
-    if entry["correction"]:
-        lines += [">", f"> *Correction:* {_escape(entry['correction'])}"]
+    for f in e["findings"]:
+        mark = "✓" if f["held"] else "✗"
+        figures = _figures(f["figures"])
+        tail = f" — {escape(figures)}" if figures else ""
+        lines.append(f"- {mark} *{f['role']}*: {escape(f['proposition'])}{tail}")
+    lines += ["", f"**Scope searched:** {escape(_scope(e['scope']))}"]
+    tol = e["tolerance"]
+    if tol["reason"] or tol["rtol"] != 1e-10 or tol["atol"]:
+        lines += ["", f"**Tolerance:** rtol {tol['rtol']:g}, atol {tol['atol']:g}"
+                  + (f" — {escape(tol['reason'])}" if tol["reason"] else "")]
+    if e["correction"]:
+        lines += ["", f"**Correction:** {escape(e['correction'])}"]
+    lines += [":::"]
     return Markdown("\n".join(lines))
+
+
+def _figures(figures: dict[str, Any]) -> str:
+    shown = []
+    for key, v in figures.items():
+        if key in ("worst", "rtol", "atol") or isinstance(v, dict | list):
+            continue
+        if isinstance(v, float):
+            v = f"{v:.3g}"
+        shown.append(f"{key.replace('_', ' ')} {v}")
+    return ", ".join(shown)
+
+
+def _scope(scope: dict[str, Any]) -> str:
+    return "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in scope.items())
 
 
 def claims_table(chapter: str) -> Markdown:
@@ -136,8 +151,8 @@ def claims_table(chapter: str) -> Markdown:
     rows = ["| claim | seeds | verdict | method | max rel err | samples |", "|---|---|---|---|---|---|"]
     for c in chapter_claims(chapter):
         rows.append(
-            f"| {c['id'].split('/', 1)[1]} | {' '.join(c['sources'])} | {VERDICT_BADGE[c['verdict']]} "
-            f"| {c['method']} | {_number(c['max_rel_err'])} | {c['samples'] or '—'} |"
+            f"| [{c['id'].split('/', 1)[1]}](#{c['id'].split('/', 1)[1]}) | {' '.join(c['sources'])} "
+            f"| {VERDICT_BADGE[c['verdict']]} | {c['method']} | {_number(c['max_rel_err'])} | {c['samples'] or '—'} |"
         )
     return Markdown("\n".join(rows))
 
@@ -145,14 +160,14 @@ def claims_table(chapter: str) -> Markdown:
 def ledger() -> Markdown:
     """Every claim of every chapter in one table: chapter (linked), claim, seeds, what the note says,
     verdict, the evidence summary. Slugs are plain text so that the browser can wrap them at hyphens."""
-    entries = report()["claims"]
-    require_passing(entries)
+    full = report()
+    require_passing(full["claims"], full["derivations"])
     rows = ["| chapter | claim | seeds | the note says | verdict | evidence |", "|---|---|---|---|---|---|"]
-    for c in entries:
+    for c in full["claims"]:
         chapter, slug = c["id"].split("/", 1)
         rows.append(
-            f"| [{chapter}](chapters/{chapter}.md) | {slug} | {' '.join(c['sources'])} | {_escape(c['says'])} "
-            f"| **{VERDICT_BADGE[c['verdict']]}** | {_escape(c['summary'])} |"
+            f"| [{chapter}](chapters/{chapter}.md) | {slug} | {' '.join(c['sources'])} | {escape(c['says'])} "
+            f"| **{VERDICT_BADGE[c['verdict']]}** | {escape(c['summary'])} |"
         )
     return Markdown("\n".join(rows))
 
@@ -165,10 +180,17 @@ def headline() -> Markdown:
     return Markdown(
         f"**{s['claims']} claims** in {len(chapters)} chapter{'s' if len(chapters) != 1 else ''}, "
         f"checked when this book was built: **{s['holds']}** hold, **{s['qualified']}** qualified, "
-        f"**{s['refuted']}** refuted; {s['ok']} of {s['claims']} checks agree with the recorded verdict."
+        f"**{s['refuted']}** refuted; {s['ok']} of {s['claims']} checks agree with the recorded verdict; "
+        f"{s['equations'] - s['equations_unchecked']} of {s['equations']} displayed equations verified."
     )
 
 
-def _escape(text: str) -> str:
-    """Plain text for a Markdown table cell or quote: no pipes, no stray dollar math, one line."""
-    return " ".join(text.replace("|", "\\|").replace("$", "\\$").split())
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|$#])")
+
+
+def escape(text: str) -> str:
+    """Plain text for Markdown: one line, every character Markdown would read as markup escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+_escape = escape

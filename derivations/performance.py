@@ -1,28 +1,26 @@
 """Performance: theoretical vs actual speed. The note's arithmetic for dense and depthwise convolution
-(S002-54) in SymPy, XLA's own counts of flops and bytes, measured times side by side in one process, the
-roofline that explains the gap, and the fast depthwise convolution of ``models.blocks``.
+(S002-54) in SymPy, XLA's own counts of flops and bytes, the roofline that explains the gap, the fast
+depthwise convolution of ``models.blocks``, and pruning (S001-44).
 
-Seeds: S002-54, S000-17, S001-44 (S002-08 is not measured: it is about GPUs and this chapter's checks run
-where the book is built; see the page). Every time here is a ratio or a rate measured in the same run
-(median of several calls after warm-up); a verdict never rests on an absolute time. Run
-``python -m derivations.performance`` to print the derivations and check the claims.
+Seeds: S002-54, S002-14, S000-17, S001-44 (S002-08 is not measured: it is about GPUs; see the page). The claims
+are in ``derivations/ledger/performance.py``. Nothing here is timed: whatever depends on the machine's speed
+is measured by ``benchmarks/`` (``make bench``) into ``benchmarks/results/<backend>.json``, and a claim reads
+those committed figures (:func:`benchmark_results`); a verdict rests on a counted quantity, XLA's cost model,
+or a measured ratio with a margin of at least 3x over its threshold. Run ``python -m derivations.performance``
+to print the derivations and check the claims.
 """
 
 from __future__ import annotations
 
 import functools
-import statistics
-import time
+import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import sympy as sp
-from flax import nnx
 
-from derivations.claims import Evidence, claim, derivation
-from derivations.compare import compare
-from derivations.harness import module_params, verdict, xla_cost
+from derivations.claims import derivation
 from models.blocks import depthwise_conv2d, depthwise_conv2d_grouped
 from models.conv import conv2d
 
@@ -68,27 +66,23 @@ def arithmetic_intensity() -> list[sp.Eq]:
     ]  # fmt: skip
 
 
-# --- measuring ---------------------------------------------------------------------------------------------------
+# --- measuring (counts and XLA's cost model; times come from benchmarks/results) ---------------------------
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+MARGIN = 3.0  # a measured ratio decides a finding only this far past its threshold (issue 17)
 
 
-def median_seconds(f, *args, runs: int = 5, warmup: int = 1) -> float:
-    """Median wall time of one call of ``jit(f)`` (compiled beforehand, ``block_until_ready``)."""
-    exe = jax.jit(f).lower(*args).compile()
-    for _ in range(warmup):
-        jax.block_until_ready(exe(*args))
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        jax.block_until_ready(exe(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def copy_bandwidth(nbytes: int = 32 * 2**20, runs: int = 7) -> float:
-    """This machine's streaming bandwidth in bytes/s: ``x + 1`` over ``nbytes`` of float32 reads and writes
-    each element once (2 nbytes of traffic), the memory-bound loop every elementwise op runs at."""
-    x = jnp.zeros(nbytes // 4, jnp.float32)
-    return 2 * nbytes / median_seconds(lambda v: v + 1.0, x, runs=runs)
+def benchmark_results(backend: str | None = None) -> tuple[str, dict[str, dict]]:
+    """The committed benchmark results of ``backend`` (default: JAX's backend), or of ``cpu`` when that
+    backend has none: ``(the backend the figures are from, {name: result})``."""
+    wanted = backend or jax.default_backend()
+    path = RESULTS / f"{wanted}.json"
+    if not path.is_file():
+        path = RESULTS / "cpu.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no benchmark results in {RESULTS}: run `make bench`")
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return f"{document['backend']} ({document['device']})", {r["name"]: r for r in document["results"]}
 
 
 def bytes_accessed(f, *args) -> float:
@@ -108,193 +102,57 @@ def forward_backward(f):
     return step
 
 
-def _note_convs(batch: int = 1, dtype=jnp.float32):
-    """S002-54's three convolutions, as (name, function, input shape, kernel shape)."""
+def note_convs(batch: int = 1) -> list[tuple[str, object, tuple, tuple]]:
+    """S002-54's three convolutions, as (name, function, input shape, kernel shape); the depthwise one is
+    the memory-bound kernel of ``models.blocks`` (XLA's grouped conv counts the same flops)."""
     dense = functools.partial(conv2d, padding=1)
     return [
         ("dense 3x3, C = 256", dense, (batch, 64, 64, 256), (3, 3, 256, 256)),
-        ("depthwise 3x3, C = 256 (grouped conv)", depthwise_conv2d_grouped, (batch, 64, 64, 256), (3, 3, 256)),
+        ("depthwise 3x3, C = 256", depthwise_conv2d, (batch, 64, 64, 256), (3, 3, 256)),
         ("dense 3x3, C = 16", dense, (batch, 64, 64, 16), (3, 3, 16, 16)),
     ]
 
 
-def measure_note_convs(batch: int = 1) -> list[dict]:
-    """For each of the three: XLA's flops and bytes, the forward time (median of 5), achieved flop/s and
-    bytes/s, arithmetic intensity (flops per byte)."""
+@functools.cache
+def note_conv_costs(batch: int = 1) -> tuple[dict, ...]:
+    """XLA's flops and bytes accessed for S002-54's three convolutions and for XLA's grouped depthwise
+    conv (float32, abstract inputs: nothing is run)."""
     rows = []
-    key = jax.random.key(0)
-    for name, f, x_shape, k_shape in _note_convs(batch):
-        x = jax.random.normal(key, x_shape, jnp.float32)
-        kern = jax.random.normal(key, k_shape, jnp.float32)
-        flops, nbytes = xla_cost(f, x, kern)["flops"], bytes_accessed(f, x, kern)
-        seconds = median_seconds(f, x, kern, runs=3)
-        rows.append({"conv": name, "xla_flops": flops, "xla_bytes": nbytes, "seconds": seconds,
-                     "flop_per_s": flops / seconds, "bytes_per_s": nbytes / seconds, "intensity": flops / nbytes})
-    return rows  # fmt: skip
+    convs = [*note_convs(batch), ("depthwise 3x3, C = 256 (grouped conv)", depthwise_conv2d_grouped,
+                                  (batch, 64, 64, 256), (3, 3, 256))]
+    for name, f, x_shape, k_shape in convs:
+        args = (jax.ShapeDtypeStruct(x_shape, jnp.float32), jax.ShapeDtypeStruct(k_shape, jnp.float32))
+        cost = jax.jit(f).lower(*args).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        rows.append({"conv": name, "xla_flops": float(cost["flops"]), "xla_bytes": float(cost["bytes accessed"])})
+    return tuple(rows)
 
 
-# --- claims ------------------------------------------------------------------------------------------------------
+def magnitude_prune(kernel: jax.Array, sparsity: float) -> jax.Array:
+    """Unstructured pruning: the fraction ``sparsity`` of the weights smallest in magnitude set to 0."""
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    threshold = jnp.quantile(jnp.abs(kernel), sparsity)
+    return jnp.where(jnp.abs(kernel) > threshold, kernel, 0.0)
 
 
-@claim(
-    "performance/depthwise-arithmetic-of-the-note",
-    sources=["S002-54"],
-    says="Dense 3x3 on 64x64x256 -> 64x64x256: 590K parameters, 2.42G computation, 2.69M working set; depthwise "
-    "3x3: 2.3K, 9.44M, 2.10M; dense 3x3 on 64x64x16: 2.3K, 9.44M, 133K.",
-    expected="holds",
-)
-def _note_arithmetic() -> Evidence:
-    table = note_arithmetic()
-    note = [[590e3, 2.42e9, 2.69e6], [2.3e3, 9.44e6, 2.10e6], [2.3e3, 9.44e6, 133e3]]
-    rounded_ok = all(abs(float(table[i, j]) - note[i][j]) <= 0.005 * note[i][j] for i in range(3) for j in range(3))
-    params = [
-        module_params(lambda: nnx.Conv(256, 256, (3, 3), use_bias=False, rngs=nnx.Rngs(0))),
-        module_params(lambda: nnx.Conv(256, 256, (3, 3), feature_group_count=256, use_bias=False, rngs=nnx.Rngs(0))),
-        module_params(lambda: nnx.Conv(16, 16, (3, 3), use_bias=False, rngs=nnx.Rngs(0))),
-    ]
-    flops = []
-    for _, f, x_shape, k_shape in _note_convs():
-        flops.append(xla_cost(f, jax.ShapeDtypeStruct(x_shape, jnp.float32),
-                              jax.ShapeDtypeStruct(k_shape, jnp.float32))["flops"])  # fmt: skip
-    in_bounds = [(3 * 64 - 2) ** 2 * 256 * 256, (3 * 64 - 2) ** 2 * 256, (3 * 64 - 2) ** 2 * 16 * 16]
-    ok = rounded_ok and params == [int(table[i, 0]) for i in range(3)] and flops == [2 * m for m in in_bounds]
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"SymPy: {table[0, :].tolist()}, {table[1, :].tolist()}, {table[2, :].tolist()} (params, MACs, "
-        f"elements): the note's figures to 3 digits; nnx.state params {params}; XLA flops {flops} = 2 x the "
-        f"MACs that skip the padding taps ((3 x 64 - 2)^2 per channel pair), i.e. the note counts MACs, not flops",
-        samples=3,
-        details={"table": [[int(v) for v in table[i, :]] for i in range(3)], "nnx_params": params, "xla_flops": flops},
-    )
+def removable_fraction(kernel: jax.Array) -> float:
+    """The fraction of a dense HWIO conv's MACs that can be removed by dropping whole input or output
+    channels whose weights are all zero: what a dense kernel can skip (the rest it multiplies, zeros or not)."""
+    zero = kernel == 0
+    dead_out = jnp.all(zero, axis=(0, 1, 2))
+    dead_in = jnp.all(zero, axis=(0, 1, 3))
+    c_in, c_out = kernel.shape[2], kernel.shape[3]
+    kept = (c_in - int(jnp.sum(dead_in))) * (c_out - int(jnp.sum(dead_out)))
+    return 1.0 - kept / (c_in * c_out)
 
 
-@claim(
-    "performance/depthwise-is-far-slower-than-its-flop-ratio",
-    sources=["S002-54"],
-    says="Depthwise (conv 2) is faster than dense (conv 1) but far from the 256x its FLOPs promise (about 10x), "
-    "and slower than the small dense conv 3 with the same FLOPs, because its working set is barely smaller: "
-    "low computational density.",
-    expected="holds",
-)
-def _depthwise_speed() -> Evidence:
-    rows = measure_note_convs()
-    dense, dw, small = rows
-    speedup = dense["seconds"] / dw["seconds"]
-    flop_ratio = dense["xla_flops"] / dw["xla_flops"]
-    # Whether depthwise beats dense at all is left out of the verdict: on XLA:CPU the margin is within the noise
-    # of a loaded machine; the summary reports it.
-    ok = speedup < flop_ratio / 8 and dw["seconds"] > small["seconds"] and dw["intensity"] < dense["intensity"] / 50
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"{jax.devices()[0].device_kind}, batch 1, float32, forward: XLA flops ratio dense/depthwise "
-        f"{flop_ratio:.0f}, measured speed-up {speedup:.1f} (the note's 'about 10x' is its author's GPU "
-        f"figure; the factor depends on the device, and the verdict tests only speed-up < flop ratio / 8); "
-        f"depthwise takes {dw['seconds'] / small['seconds']:.1f}x "
-        f"the small dense conv's time at equal flops; flops per byte (XLA): "
-        + ", ".join(f"{r_['conv']} {r_['intensity']:.2f}" for r_ in rows)
-        + "; achieved GFLOP/s: " + ", ".join(f"{r_['flop_per_s'] / 1e9:.2f}" for r_ in rows),
-        samples=len(rows),
-        details={"rows": rows, "speedup": speedup, "flop_ratio": flop_ratio},
-    )
-
-
-@claim(
-    "performance/shifted-depthwise-equals-the-grouped-conv",
-    sources=["S002-54", "S000-17"],
-    says="A depthwise conv is a per-channel KxK filter: each output channel sees only its own input channel.",
-    expected="holds",
-    tolerance="relative 1e-10 per element, plus an absolute 1e-12 x the largest value: the shifted sum adds "
-    "the K^2 terms in another order than XLA's convolution, so elements that cancel to near 0 have no "
-    "meaningful relative error",
-)
-def _shifted_equals_grouped() -> Evidence:
-    rng = np.random.default_rng(0)
-    worst = []
-    for shape, k_ in (((2, 9, 7, 5), 3), ((1, 8, 8, 4), 5), ((3, 6, 10, 3), 1)):
-        x = jnp.asarray(rng.normal(size=shape))
-        kern, dy = jnp.asarray(rng.normal(size=(k_, k_, shape[-1]))), jnp.asarray(rng.normal(size=shape))
-        got = jax.jit(forward_backward(depthwise_conv2d))(x, kern, dy)
-        want = jax.jit(forward_backward(depthwise_conv2d_grouped))(x, kern, dy)
-        for g_, w_ in zip(got, want, strict=True):
-            atol = 1e-12 * float(jnp.max(jnp.abs(w_)))
-            worst.append(compare(lambda g_=g_: g_, lambda w_=w_: w_, [], atol=atol))
-    ok = all(c.ok for c in worst)
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="autodiff",
-        summary=f"K^2 shifted multiply-adds (custom VJP) vs lax grouped conv (feature_group_count = C) under "
-        f"jax.vjp, 3 shapes x (y, dx, dkernel), float64: max rel err {max(c.max_rel_err for c in worst):.1e}, "
-        f"max abs err {max(c.max_abs_err for c in worst):.1e}",
-        max_abs_err=max(c.max_abs_err for c in worst),
-        max_rel_err=max(c.max_rel_err for c in worst),
-        samples=len(worst),
-        dtype="float64",
-    )
-
-
-@claim(
-    "performance/fast-depthwise-runs-at-memory-speed",
-    sources=["S002-54"],
-    says="A dedicated depthwise kernel is several times faster than the library's grouped convolution "
-    "(cudnn group conv 4 s vs 1 s in the note).",
-    expected="holds",
-)
-def _fast_depthwise() -> Evidence:
-    shape = (1, 64, 64, 256)
-    key = jax.random.key(1)
-    x, dy = jax.random.normal(key, shape, jnp.float32), jax.random.normal(jax.random.key(2), shape, jnp.float32)
-    kern = jax.random.normal(key, (3, 3, 256), jnp.float32)
-    grouped = median_seconds(forward_backward(depthwise_conv2d_grouped), x, kern, dy, runs=3)
-    fast = median_seconds(forward_backward(depthwise_conv2d), x, kern, dy, runs=5)
-    bandwidth = copy_bandwidth()
-    # The least traffic of a forward and backward pass: read x, write y; read x and dy, write dx.
-    minimum_bytes = 5 * x.size * x.dtype.itemsize
-    fraction = minimum_bytes / fast / bandwidth
-    ok = grouped / fast >= 5
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"{jax.devices()[0].device_kind}, {shape} float32, forward + backward: grouped conv "
-        f"{grouped * 1e3:.0f} ms, shifted multiply-adds {fast * 1e3:.0f} ms: {grouped / fast:.1f}x faster; "
-        f"{minimum_bytes / fast / 1e9:.2f} GB/s of necessary traffic = {fraction:.2f} of this machine's copy "
-        f"bandwidth ({bandwidth / 1e9:.2f} GB/s, measured in the same run)",
-        samples=2,
-        details={"grouped_s": grouped, "fast_s": fast, "speedup": grouped / fast, "copy_bandwidth": bandwidth,
-                 "bandwidth_fraction": fraction, "minimum_bytes": minimum_bytes},
-    )
-
-
-@claim(
-    "performance/pruned-weights-do-not-reduce-dense-flops",
-    sources=["S001-44"],
-    says="To speed up inference on mobile, prune: coefficients that become (close to) zero are removed.",
-    expected="qualified",
-    correction="Zeroing weights does not remove work from a dense kernel: the compiled convolution, and XLA's "
-    "flop count of it, depend on the shapes only; the zeros are just values. Speed comes from structured "
-    "pruning that removes whole channels (flops fall in proportion) or from sparse kernels that exploit the "
-    "zeros.",
-)
-def _pruning() -> Evidence:
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 16, 16, 32)))
-    kern = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3, 32, 32)))
-    mask = jnp.abs(kern) > jnp.quantile(jnp.abs(kern), 0.9)
-    f = functools.partial(conv2d, padding=1)
-    dense_flops = xla_cost(f, x, kern)["flops"]
-    pruned_flops = xla_cost(f, x, kern * mask)["flops"]
-    channels_flops = xla_cost(f, x, kern[..., :16])["flops"]
-    zeroed = float(jnp.mean(kern * mask == 0))
-    ok = abs(zeroed - 0.9) < 0.01 and dense_flops == pruned_flops and channels_flops == dense_flops / 2
-    return Evidence(
-        verdict=verdict(ok, "qualified"),
-        method="measurement",
-        summary=f"3x3 conv 32->32 on 16x16: XLA flops {dense_flops:.0f} dense, {pruned_flops:.0f} with "
-        f"{zeroed:.0%} of the weights zeroed (unchanged: the same program runs on the zeros), "
-        f"{channels_flops:.0f} with half the output channels removed",
-        samples=3,
-        details={"dense": dense_flops, "unstructured_90": pruned_flops, "half_channels": channels_flops},
-    )
+def prune_output_channels(kernel: jax.Array, keep: int) -> tuple[jax.Array, jax.Array]:
+    """Structured pruning: keep the ``keep`` output channels of largest L1 norm; returns (smaller kernel,
+    indices kept)."""
+    norms = jnp.sum(jnp.abs(kernel), axis=(0, 1, 2))
+    kept = jnp.sort(jnp.argsort(-norms)[:keep])
+    return kernel[..., kept], kept
 
 
 if __name__ == "__main__":

@@ -293,3 +293,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bool | int | str) or value is None:
         return value
     return str(value)
+
+
+if __name__ == "__main__":
+    current = current_report()
+    print(f"report {DEFAULT_REPORT}: {current['summary']['claims']} claims, {current['summary']['failed']} failed")
+    raise SystemExit(0 if report_ok(current) else 1)

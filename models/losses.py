@@ -9,11 +9,14 @@ regression trained by SGD to compare the two.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 from flax.nnx import rnglib
+from jax import lax
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -103,3 +106,30 @@ def fit_logistic(
 
     _, accuracy = nnx.jit(train)((model, optimizer))
     return accuracy
+
+
+def accuracy_curves(kernel: jax.Array, bias: jax.Array, x: jax.Array, y: jax.Array, *, loss: str,
+                    learning_rates: jax.Array, steps: int) -> jax.Array:
+    """Full-batch SGD on the mean ``loss`` ("bce" or "sigmoid_mse") of the logistic model z = x w + b from
+    (``kernel``, ``bias``), one run per learning rate (vectorised): the training accuracy after each step,
+    shape (len(learning_rates), steps). The same update as ``fit_logistic``, as a pure function."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return _accuracy_curves(kernel, bias, x, y, learning_rates, loss=loss, steps=steps)
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "steps"))
+def _accuracy_curves(kernel, bias, x, y, learning_rates, *, loss, steps):
+    loss_fn = LOSSES[loss]
+
+    def run(rate):
+        def step(params, _):
+            grads = jax.grad(lambda q: jnp.mean(loss_fn(x @ q[0] + q[1], y)))(params)
+            params = jax.tree.map(lambda v, g: v - rate * g, params, grads)
+            return params, jnp.mean((x @ params[0] + params[1] > 0) == (y > 0.5))
+
+        return lax.scan(step, (kernel, bias), None, length=steps)[1]
+
+    return jax.vmap(run)(learning_rates)

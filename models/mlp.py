@@ -1,4 +1,5 @@
-"""A small tanh MLP for the batching chapter: a pure function of a parameter pytree, and a thin NNX module.
+"""A small MLP for the batching and activations chapters: a pure function of a parameter pytree, and a thin
+NNX module. tanh by default (batching); the activations chapter runs it with ReLU to watch units die.
 
 The pure ``mlp(params, x)`` is what ``jax.vmap(jax.grad(...))`` and ``shard_map`` differentiate; ``MLP``
 holds the parameters (initialised by ``nnx.Linear``'s defaults) and hands them out as that pytree.
@@ -7,7 +8,7 @@ holds the parameters (initialised by ``nnx.Linear``'s defaults) and hands them o
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -17,11 +18,20 @@ from flax.nnx import rnglib
 Params = list[dict[str, jax.Array]]
 
 
-def mlp(params: Params, x: jax.Array) -> jax.Array:
-    """``x @ W_1 + b_1 -> tanh -> ... -> x @ W_n + b_n`` (no activation after the last layer)."""
+def mlp(params: Params, x: jax.Array, activation: Callable[[jax.Array], jax.Array] = jnp.tanh) -> jax.Array:
+    """``x @ W_1 + b_1 -> activation -> ... -> x @ W_n + b_n`` (no activation after the last layer)."""
+    return mlp_with_preactivations(params, x, activation)[1]
+
+
+def mlp_with_preactivations(
+    params: Params, x: jax.Array, activation: Callable[[jax.Array], jax.Array] = jnp.tanh
+) -> tuple[list[jax.Array], jax.Array]:
+    """The hidden layers' pre-activations ``x @ W_l + b_l`` (one array per hidden layer) and the output."""
+    pre = []
     for layer in params[:-1]:
-        x = jnp.tanh(x @ layer["kernel"] + layer["bias"])
-    return x @ params[-1]["kernel"] + params[-1]["bias"]
+        pre.append(x @ layer["kernel"] + layer["bias"])
+        x = activation(pre[-1])
+    return pre, x @ params[-1]["kernel"] + params[-1]["bias"]
 
 
 class MLP(nnx.Module):

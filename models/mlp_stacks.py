@@ -162,11 +162,18 @@ def layer_profile(
 ) -> tuple[jax.Array, jax.Array]:
     """Per layer of the stack: the variance of its output (over batch and units) and the norm of the
     gradient reaching it, ||dL/dh_l||, for the loss L = mean over the batch of ``output @ readout``."""
-    kwargs = dict(activation=activation, residual=residual, normalize=normalize)
+    _activation(activation)
+    return _traced_profile(x, kernels, biases, readout, jnp.asarray(list(ACTIVATIONS).index(activation)),
+                           jnp.asarray(residual), jnp.asarray(normalize))
 
-    def loss(taps: jax.Array) -> jax.Array:
-        return jnp.mean(dense_stack(x, kernels, biases, taps=taps, **kwargs)[0] @ readout)
 
-    grads = jax.grad(loss)(jnp.zeros((kernels.shape[0], *x.shape), x.dtype))
-    hidden = dense_stack(x, kernels, biases, **kwargs)[1]
+@jax.jit
+def _traced_profile(x, kernels, biases, readout, which, residual, normalize):
+    # One compiled program per shape serves every activation and variant (the switches are traced).
+    def run(taps):
+        return _traced_stack(x, kernels, biases, taps, which, residual, normalize, 1e-5)
+
+    taps = jnp.zeros((kernels.shape[0], *x.shape), x.dtype)
+    grads = jax.grad(lambda t: jnp.mean(run(t)[0] @ readout))(taps)
+    hidden = run(taps)[1]
     return jnp.var(hidden, axis=(1, 2)), jnp.sqrt(jnp.sum(grads**2, axis=(1, 2)))

@@ -1,4 +1,4 @@
-"""The command line: its output, its JSON contract and its exit codes."""
+"""The command line: its output, its JSON contract (version 2) and its exit codes."""
 
 import json
 import subprocess
@@ -7,66 +7,95 @@ import sys
 import pytest
 
 from derivations import claims as registry
-from derivations.claims import Claim, Evidence
+from derivations.claims import Claim, core, evidence
 from derivations.cli import main
 
-FAST_CLAIMS = ["activations/relu-subgradient-at-zero", "activations/leaky-relu-is-max-of-az-and-z"]
+FAST_CLAIMS = ["schedules/step-decay-matches-its-closed-form", "schedules/warmup-is-rise-flat-fall"]
 CLAIM_KEYS = {"id", "chapter", "sources", "says", "expected", "verdict", "ok", "method", "max_abs_err",
-              "max_rel_err", "samples", "dtype", "seconds", "details", "correction", "error"}
-SUMMARY_KEYS = {"claims", "ok", "failed", "holds", "qualified", "refuted", "seconds"}
+              "max_rel_err", "samples", "dtype", "seconds", "summary", "details", "findings", "scope", "correction",
+              "tolerance", "error"}
+SUMMARY_KEYS = {"claims", "ok", "failed", "holds", "qualified", "refuted", "seconds", "equations",
+                "equations_unchecked"}
+
+
+def _claim(claim_id, expected, check):
+    correction = None if expected == "holds" else "a correction"
+    return Claim(claim_id, ("S001-11",), "x", expected, check, {"x": [0, 1]}, correction)
 
 
 def test_list_shows_the_chapters(capsys):
     assert main(["list"]) == 0
-    assert "activations" in capsys.readouterr().out
+    assert "schedules" in capsys.readouterr().out
 
 
 def test_show_prints_derivations_and_claims(capsys):
-    assert main(["show", "activations"]) == 0
+    assert main(["show", "schedules"]) == 0
     out = capsys.readouterr().out
-    assert "The sigmoid's derivative" in out
-    assert "activations/softmax-jacobian-is-diag-s-minus-s-s-transpose" in out
+    assert "Linear warm-up from eta_0 to eta_max" in out
+    assert "schedules/warmup-is-rise-flat-fall" in out
 
 
 def test_check_writes_the_documented_json(tmp_path):
     path = tmp_path / "report.json"
     assert main(["check", *FAST_CLAIMS, "--json", str(path)]) == 0
     report = json.loads(path.read_text())
-    assert report["version"] == 1
+    assert report["version"] == 2
     assert set(report["summary"]) >= SUMMARY_KEYS
     assert [c["id"] for c in report["claims"]] == FAST_CLAIMS
     for entry in report["claims"]:
         assert set(entry) >= CLAIM_KEYS
         assert entry["ok"] is True and entry["error"] is None
         assert entry["method"] in {"symbolic", "autodiff", "measurement"}
+        keys = {"proposition", "role", "held", "figures"}
+        assert entry["findings"] and all(set(f) == keys for f in entry["findings"])
+        assert entry["scope"] and set(entry["tolerance"]) == {"rtol", "atol", "reason"}
+    assert [c["verdict"] for c in report["claims"]] == ["holds", "qualified"]
     assert report["summary"]["claims"] == 2 and report["summary"]["failed"] == 0
 
 
-def test_two_runs_differ_only_in_timings(tmp_path):
+def test_a_whole_chapter_verifies_its_displayed_equations(tmp_path):
+    path = tmp_path / "report.json"
+    assert main(["check", "schedules", "--jobs", "1", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["derivations"] and all(d["ok"] for d in report["derivations"])
+    assert {d["derivation"] for d in report["derivations"]} >= {"warmup_cosine", "warmup_cosine_slopes"}
+
+
+def _without_seconds(report):
+    for entry in report["claims"]:
+        entry.pop("seconds")
+    report["summary"].pop("seconds")
+    return report
+
+
+def test_two_runs_differ_only_in_seconds(tmp_path):
     reports = []
     for name in ("a.json", "b.json"):
-        main(["check", "activations/sigmoid-derivative-is-s-times-one-minus-s", *FAST_CLAIMS,
-              "--json", str(tmp_path / name)])
-        report = json.loads((tmp_path / name).read_text())
-        for entry in report["claims"]:
-            entry.pop("seconds")
-        report["summary"].pop("seconds")
-        reports.append(report)
+        assert main(["check", *FAST_CLAIMS, "--json", str(tmp_path / name)]) == 0
+        reports.append(_without_seconds(json.loads((tmp_path / name).read_text())))
     assert reports[0] == reports[1]
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["check", "activation"], "unknown chapter 'activation'; valid chapters: activations"),
-        (["check", "activations/no-such-claim"], "unknown claim id 'activations/no-such-claim'"),
+        (["check", "schedule"], "unknown chapter 'schedule'; valid chapters: activations"),
+        (["check", "schedules/no-such-claim"], "unknown claim id 'schedules/no-such-claim'"),
         (["show", "alchemy"], "unknown chapter 'alchemy'; valid chapters: activations"),
         (["frobnicate"], "invalid choice"),
         (["check", "--jsn", "x"], "unrecognized arguments"),
+        (["check", "--jobs", "0", "schedules"], "--jobs must be at least 1, got 0"),
+        (["check", "--jobs", "two"], "invalid int value"),
+        (["check", "schedules", "--json", "/nonexistent-dir/x.json"], "folder /nonexistent-dir does not exist"),
+        (["check", "schedules", "--json", "/tmp"], "is a directory"),
         ([], "required"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
+def test_usage_errors_exit_2_with_one_line_before_any_claim_runs(argv, message, capsys, monkeypatch):
+    def no_run(*args, **kwargs):
+        raise AssertionError("a claim ran before the usage error was reported")
+
+    monkeypatch.setattr("derivations.runner.run", no_run)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err
@@ -74,21 +103,22 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
 
 
 def test_a_failing_claim_makes_check_exit_1(monkeypatch, capsys, tmp_path):
-    wrong = Claim("activations/deliberately-wrong", ("S001-11",), "x", "holds",
-                  lambda: Evidence(verdict="refuted", method="symbolic", summary="the check disagrees"))
+    wrong = _claim("schedules/deliberately-wrong", "holds",
+                   lambda: evidence("symbolic", core("the check disagrees", False)))
     monkeypatch.setitem(registry._CLAIMS, wrong.id, wrong)
     path = tmp_path / "r.json"
     assert main(["check", wrong.id, FAST_CLAIMS[0], "--json", str(path)]) == 1
-    assert "FAILED activations/deliberately-wrong" in capsys.readouterr().out
+    assert "FAILED schedules/deliberately-wrong" in capsys.readouterr().out
     report = json.loads(path.read_text())
     assert [c["ok"] for c in report["claims"]] == [False, True]
+    assert report["claims"][0]["verdict"] == "refuted"
 
 
 def test_a_raising_claim_is_reported_and_the_run_goes_on(monkeypatch, tmp_path):
     def broken():
         raise RuntimeError("kaboom")
 
-    raising = Claim("activations/raises", ("S001-11",), "x", "holds", broken)
+    raising = _claim("schedules/raises", "holds", broken)
     monkeypatch.setitem(registry._CLAIMS, raising.id, raising)
     path = tmp_path / "r.json"
     assert main(["check", raising.id, FAST_CLAIMS[0], "--json", str(path)]) == 1
@@ -102,3 +132,11 @@ def test_the_module_entry_point_exits_2_on_an_unknown_name():
     assert done.returncode == 2
     assert done.stderr.startswith("workbook: error: unknown chapter 'nope'; valid chapters: activations")
     assert done.stderr.count("\n") == 1
+
+
+def test_parallel_workers_give_the_same_report_in_reading_order(tmp_path):
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    names = ["schedules/exponential-decay-matches-its-closed-form", "schedules/step-decay-matches-its-closed-form"]
+    assert main(["check", *names, "--jobs", "1", "--json", str(one)]) == 0
+    assert main(["check", *names, "--jobs", "2", "--json", str(two)]) == 0
+    assert _without_seconds(json.loads(one.read_text())) == _without_seconds(json.loads(two.read_text()))

@@ -68,6 +68,7 @@ def _warmup_cosine(scope, rtol) -> Evidence:
     fine = np.asarray(optax.warmup_cosine_decay_schedule(**config)(jnp.asarray([99.0, 100.0, 100.5, 999.5, 1000.0])))
     measured = np.array([fine[1] - fine[0], (fine[2] - fine[1]) / 0.5, (fine[4] - fine[3]) / 0.5])
     slopes = compare(lambda: measured, lambda: derived, [], atol=1e-6)
+    counter = optax.warmup_cosine_decay_schedule(**config)(jnp.arange(3, dtype=jnp.int32))
     return evidence(
         "autodiff",
         compared(f"the closed form equals optax.warmup_cosine_decay_schedule at every step of {len(configs)} "
@@ -77,6 +78,7 @@ def _warmup_cosine(scope, rtol) -> Evidence:
              all(shapes), configurations=len(configs)),
         compared("the derived slopes at the joins (rise (eta_max - eta_0)/W, then 0 at W+ and at T-) match optax's "
                  "one-sided differences", slopes),
+        details={"dtype_with_optax_int32_counter": str(counter.dtype)},
     )
 
 

@@ -1,0 +1,519 @@
+"""The claims of the beyond chapter: attention (the query-key variance, saturation without the scale, the
+closed-form backward, what attention costs), the GAN objective (the optimal discriminator, the JSD value, the
+Dirac-GAN's rotation) and the softmax variants' gradients, each probed over the scope it is meant for."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.spatial.distance
+import sympy as sp
+
+from derivations.activations import softmax
+from derivations.beyond import (
+    K,
+    _numpy_attention,
+    additive_margin_gradient,
+    am_softmax_input_gradient,
+    am_softmax_loss,
+    cosine_gradient,
+    cosine_gradient_pair,
+    cross_entropy,
+    d_model,
+    dirac_gan_jacobian,
+    disc,
+    gan_pointwise_value,
+    gan_value,
+    label_smoothing_gradient,
+    logits,
+    margin,
+    optimal_discriminator,
+    p_data,
+    p_gen,
+    query_key_variance,
+    scale_s,
+    smoothed_target,
+    smoothing,
+    softmax_saturation,
+    softmax_vjp,
+    softmax_vjp_pair,
+    targets,
+    temperature,
+    temperature_softmax_gradient,
+    value_at_optimal_discriminator,
+)
+from derivations.bridge import instantiate, prove_identity, to_jax, value
+from derivations.claims import Evidence, claim, compared, core, evidence, proved, scoped
+from derivations.compare import compare
+from derivations.harness import xla_cost
+from models.attention import attention_weights, dot_product_attention, dot_product_attention_backward
+
+MC_Z = 4.5  # Monte-Carlo estimates must lie within this many standard errors of the exact value
+_S002_50 = ("S002-50 gives attention's purpose: 'it makes it easier for the system to find, in the input, the "
+            "useful information relevant to the current output' (让系统更加容易的找到输入的数据中与当前输出信息相关的"
+            "有用信息); it does not mention the 1/sqrt(d) scale. ")
+
+
+def _unit_variance_draws(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Independent draws of mean 0 and variance 1 from a named distribution."""
+    if kind == "normal":
+        return rng.normal(size=shape)
+    if kind == "uniform":
+        return rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), shape)
+    if kind == "rademacher":
+        return rng.choice([-1.0, 1.0], shape)
+    raise ValueError(f"unknown distribution {kind!r}")
+
+
+@claim(
+    "beyond/query-key-dot-product-has-variance-d",
+    sources=["S002-50"],
+    says=_S002_50 + "This claim tests a gloss, the usual reason for the scale of scaled dot-product attention: "
+    "for independent queries and keys of mean 0 and variance 1, q . k has variance d, and q . k / sqrt(d) "
+    "variance 1.",
+    expected="holds",
+    scope={"d": [1, 16, 64, 256], "distributions": ["normal", "uniform", "rademacher"], "draws": 20_000,
+           "z": MC_Z},
+    tolerance=f"Monte-Carlo: each sample variance within {MC_Z} standard errors (from the draws' fourth moment) "
+    "of the derived value",
+)
+def _qk_variance(scope) -> Evidence:
+    steps = query_key_variance()
+    one_term = value(steps[0])
+    rng = np.random.default_rng(0)
+    rows, worst = {}, 0.0
+    for kind in scope["distributions"]:
+        for d in scope["d"]:
+            q, k = (_unit_variance_draws(rng, kind, (scope["draws"], d)) for _ in range(2))
+            scores = np.einsum("nd,nd->n", q, k)
+            for name, s, step in (("raw", scores, steps[1]), ("scaled", scores / np.sqrt(d), steps[2])):
+                target = value(step, {d_model: d})
+                variance = s.var(ddof=1)
+                se = np.std((s - s.mean()) ** 2, ddof=1) / np.sqrt(scope["draws"])
+                z = float(abs(variance - target) / se)
+                worst = max(worst, z)
+                rows[f"{kind}, d={d}, {name}"] = {"variance": float(variance), "derived": target,
+                                                 "standard_error": float(se), "z": z}
+    return evidence(
+        "measurement",
+        core("SymPy: one product q_i k_i has variance E[q^2] E[k^2] - (E[q] E[k])^2 = 1", one_term == 1.0),
+        core(f"the sample variance of q . k is d, and of q . k / sqrt(d) is 1, for d in {scope['d']} and "
+             f"{'/'.join(scope['distributions'])} coordinates, within {scope['z']} standard errors",
+             worst <= scope["z"], worst_z=worst, samples=scope["draws"] * len(rows) // 2, dtype="float64"),
+        details=rows,
+    )
+
+
+@claim(
+    "beyond/scaling-by-one-over-sqrt-d-keeps-the-softmax-out-of-saturation",
+    sources=["S002-50"],
+    says=_S002_50 + "This claim tests a gloss: without the 1/sqrt(d) scale the softmax of large dot products "
+    "saturates and passes little gradient.",
+    expected="holds",
+    scope={"d": [16, 64, 512], "keys": [8, 32], "queries": 256, "entropy_fraction": 0.5,
+           "jacobian_fraction": 0.5},
+)
+def _scaling_saturation(scope) -> Evidence:
+    rows = {}
+    for d in scope["d"]:
+        for keys in scope["keys"]:
+            scaled = softmax_saturation(d, scaled=True, keys=keys, queries=scope["queries"])
+            raw = softmax_saturation(d, scaled=False, keys=keys, queries=scope["queries"])
+            rows[f"d={d}, keys={keys}"] = {"scaled": scaled, "unscaled": raw, "uniform_entropy": float(np.log(keys))}
+    spread = all(v["scaled"]["entropy"] > scope["entropy_fraction"] * v["uniform_entropy"] for v in rows.values())
+    saturated = all(v["unscaled"]["entropy"] < scope["entropy_fraction"] * v["scaled"]["entropy"]
+                    and v["unscaled"]["jacobian_norm"] < scope["jacobian_fraction"] * v["scaled"]["jacobian_norm"]
+                    for v in rows.values())
+    ratio = max(v["unscaled"]["jacobian_norm"] / v["scaled"]["jacobian_norm"] for v in rows.values())
+    return evidence(
+        "measurement",
+        core(f"with the scale the weights stay spread (entropy above {scope['entropy_fraction']} of uniform) for "
+             f"d in {scope['d']}, keys in {scope['keys']}", spread),
+        core(f"without it the entropy falls below {scope['entropy_fraction']} of the scaled one and the softmax "
+             f"Jacobian norm (jax.jacobian) below {scope['jacobian_fraction']} of it, everywhere in scope",
+             saturated, largest_jacobian_ratio=ratio, samples=scope["queries"] * len(rows), dtype="float64"),
+        details=rows,
+    )
+
+
+@claim(
+    "beyond/attention-backward-matches-autodiff",
+    sources=["S002-50"],
+    says=_S002_50 + "This claim tests a gloss, the mechanism that finds the relevant input: softmax-weighted "
+    "dot products, and its closed-form backward pass.",
+    expected="holds",
+    scope={"shapes": [(2, 7, 3, 8), (1, 1, 1, 4), (1, 5, 2, 16)], "scales": [None, 1.0, 0.05]},
+)
+def _attention_backward(scope, rtol) -> Evidence:
+    product, _ = softmax_vjp_pair()
+    zs = logits(3)
+    p = softmax(zs)
+    shown = instantiate(softmax_vjp(), {sp.Symbol(f"p{i + 1}", positive=True): p[i] for i in range(3)})
+    gs = sp.symbols("g1:4", real=True)
+    vjp_proofs = [prove_identity(shown[j], product[j], [*zs, *gs]) for j in range(3)]
+    rng = np.random.default_rng(1)
+    outputs, references, closed, autodiff, gaps = [], [], [], [], []
+    for shape in scope["shapes"]:
+        for scale in scope["scales"]:
+            q, k, v, d_out = (jnp.asarray(rng.normal(size=shape)) for _ in range(4))
+            outputs.append(jnp.ravel(dot_product_attention(q, k, v, scale=scale)))
+            references.append(jnp.ravel(jnp.asarray(_numpy_attention(q, k, v, scale=scale))))
+            _, vjp = jax.vjp(lambda a, b, e, s=scale: dot_product_attention(a, b, e, scale=s), q, k, v)
+            closed.append(jnp.concatenate([jnp.ravel(t) for t in dot_product_attention_backward(q, k, v, d_out,
+                                                                                              scale=scale)]))
+            autodiff.append(jnp.concatenate([jnp.ravel(t) for t in vjp(d_out)]))
+            if scale is None:
+                gaps.append(float(jnp.max(jnp.abs(jax.nn.dot_product_attention(q, k, v) - references[-1].reshape(shape)))))
+    fwd = compare(lambda: jnp.concatenate(outputs), lambda: jnp.concatenate(references), [], rtol=rtol)
+    bwd = compare(lambda: jnp.concatenate(closed), lambda: jnp.concatenate(autodiff), [], rtol=rtol)
+    configurations = len(scope["shapes"]) * len(scope["scales"])
+    return evidence(
+        "autodiff",
+        *(proved(f"SymPy: the displayed softmax VJP p_j (g_j - sum_i p_i g_i) equals (J^T g)_{j + 1}", proof)
+          for j, proof in enumerate(vjp_proofs)),
+        compared(f"the forward pass equals a NumPy float64 reference in {configurations} "
+                 "configurations (length 1, scales 1/sqrt(d), 1, 0.05)", fwd),
+        compared(f"the closed-form (dQ, dK, dV) equals jax.vjp in {configurations} configurations", bwd),
+        details={"jax_nn_dot_product_attention_max_abs_err_float32_softmax": max(gaps)},
+    )
+
+
+def _processor(x: jax.Array, w1: jax.Array, w2: jax.Array) -> jax.Array:
+    """The work done per input token downstream of the attention: a two-layer ReLU MLP (d -> h -> d)."""
+    return jax.nn.relu(x @ w1) @ w2
+
+
+@claim(
+    "beyond/soft-attention-does-not-reduce-computation",
+    sources=["S002-50"],
+    says="Attention reduces the computational burden of processing high-dimensional input data by selecting, "
+    "in a structured way, a subset of the input, which lowers the data's dimension (减少处理高维输入数据的计算负担,"
+    "结构化的选取输入的子集,从而降低数据的维度).",
+    expected="qualified",
+    correction="True of hard attention, which the sentence describes: scoring n inputs and processing only the "
+    "k selected costs less than processing all n. Not of soft (dot-product) attention, the form of "
+    "Transformers and attention decoders: every input gets a non-zero weight, so no subset is selected, and "
+    "adding self-attention to the same per-token processing adds about 4 n^2 d FLOPs, quadratic in n.",
+    scope={"n": [64, 256], "d": 32, "hidden": 128, "selected_fraction": [0.125, 0.5],
+           "baseline": "the same per-token MLP applied to all n inputs, without attention"},
+)
+def _attention_cost(scope) -> Evidence:
+    d, h = scope["d"], scope["hidden"]
+    rng = np.random.default_rng(11)
+    w1, w2, query = (jnp.asarray(rng.normal(size=s) / np.sqrt(s[0])) for s in ((d, h), (h, d), (d,)))
+    rows, hard_cheaper, soft_costlier, dense = {}, [], [], []
+    for n in scope["n"]:
+        x = jnp.asarray(rng.normal(size=(n, d)))
+        baseline = xla_cost(lambda t: _processor(t, w1, w2), x)["flops"]
+        soft = xla_cost(lambda t: _processor(dot_product_attention(t[None, :, None], t[None, :, None],
+                                                                   t[None, :, None])[0, :, 0], w1, w2), x)["flops"]
+        weights = attention_weights(x[None, :, None], x[None, :, None])
+        dense.append(float(jnp.min(weights)) > 0.0)
+        row = {"baseline": baseline, "soft_self_attention": soft, "4n^2d": 4 * n * n * d}
+        for fraction in scope["selected_fraction"]:
+            k = max(1, int(fraction * n))
+
+            def hard(t, k=k):
+                chosen = jax.lax.top_k(t @ query, k)[1]  # score every input, keep the k best (a glimpse)
+                return _processor(t[chosen], w1, w2)
+
+            row[f"hard_top_{k}"] = xla_cost(hard, x)["flops"]
+            hard_cheaper.append(row[f"hard_top_{k}"] < baseline)
+        soft_costlier.append(soft - baseline >= row["4n^2d"])
+        rows[n] = row
+    return evidence(
+        "measurement",
+        core(f"hard attention (score all n inputs, process the top k, k/n in {scope['selected_fraction']}) costs "
+             f"fewer XLA FLOPs than processing all n, n in {scope['n']}", all(hard_cheaper),
+             largest_hard_to_baseline=max(v[key] / v["baseline"] for v in rows.values() for key in v
+                                          if key.startswith("hard"))),
+        scoped("soft (dot-product) attention selects a subset: some input gets weight 0", not all(dense)),
+        scoped("soft self-attention in front of the same processing reduces its FLOPs", not all(soft_costlier),
+               soft_to_baseline_at_largest_n=rows[scope["n"][-1]]["soft_self_attention"] / rows[scope["n"][-1]]["baseline"]),
+        details={str(n): v for n, v in rows.items()},
+    )
+
+
+# --- GANs ----------------------------------------------------------------------------------------------
+
+
+def _distribution_pairs(sizes: list[int], seed: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of distributions over ``size`` points: random, nearly disjoint, and equal."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for size in sizes:
+        a, b = rng.uniform(0.1, 1.0, size), rng.uniform(0.1, 1.0, size)
+        far = np.where(np.arange(size) < size // 2, 1.0, 1e-6)
+        pairs += [(a / a.sum(), b / b.sum()), (far / far.sum(), far[::-1] / far.sum()), (a / a.sum(), a / a.sum())]
+    return pairs
+
+
+GAN_SCOPE = {"points": [2, 8, 64], "rivals": 2000, "pairs": "random, nearly disjoint (1e-6 mass), equal"}
+
+
+@claim(
+    "beyond/optimal-discriminator-is-pdata-over-pdata-plus-pg",
+    sources=["S002-49"],
+    says="The discriminative model judges whether a given image is a real image; the generative model produces "
+    "images to fool it, the discriminator tells real from fake (判别模型用于判断给定的图片是不是真实的图片 ... "
+    "生成模型产生图片去欺骗判别模型,判别模型去判别真假). The claim tests a gloss: the best discriminator is "
+    "D* = p_data / (p_data + p_g).",
+    expected="holds",
+    scope=GAN_SCOPE,
+    atol=1e-12,
+    tolerance="the gradient of V at D* is 0 in exact arithmetic; float64 leaves a few ulps of the terms "
+    "p_data/D and p_g/(1 - D), which are at most ~1",
+)
+def _optimal_discriminator(scope, atol) -> Evidence:
+    d_star_eq, curvature_eq = optimal_discriminator()
+    stationary = sp.simplify(sp.diff(gan_pointwise_value(), disc).subs(disc, d_star_eq.rhs)) == 0
+    optimum, curvature = to_jax(d_star_eq, (p_data, p_gen)), to_jax(curvature_eq, (p_data, p_gen))
+    key = jax.random.key(3)
+    grads, gaps, curvatures = [], [], []
+    for data, generated in _distribution_pairs(scope["points"]):
+        data, generated = jnp.asarray(data), jnp.asarray(generated)
+        d_star = optimum(data, generated)
+        grads.append(float(jnp.max(jnp.abs(jax.grad(gan_value)(d_star, data, generated)))))
+        key, sub = jax.random.split(key)
+        rivals = jax.random.uniform(sub, (scope["rivals"], data.size), dtype=jnp.float64, minval=1e-4, maxval=1 - 1e-4)
+        rivals = jnp.concatenate([rivals, jnp.clip(d_star + 1e-3, 1e-9, 1 - 1e-9)[None]])
+        gaps.append(float(jnp.max(jax.vmap(gan_value, (0, None, None))(rivals, data, generated)
+                                  - gan_value(d_star, data, generated))))
+        curvatures.append(float(jnp.max(curvature(data, generated))))
+    return evidence(
+        "autodiff",
+        core("SymPy: dV/dD vanishes at D* = p_data / (p_data + p_g)", stationary),
+        core("the second derivative there (the displayed formula) is negative at every point of every pair",
+             max(curvatures) < 0, largest_curvature=max(curvatures)),
+        core(f"|jax.grad V| at D* is 0 to atol, for {len(grads)} pairs of distributions over {scope['points']} points",
+             max(grads) <= atol, max_abs_err=max(grads), dtype="float64"),
+        core(f"{scope['rivals']} random discriminators and one near D* all score lower, for every pair",
+             max(gaps) < 0, largest_gap=max(gaps), samples=scope["rivals"] * len(gaps)),
+    )
+
+
+def _generator_gradient(theta: float, width: float, grid: np.ndarray) -> float:
+    """d/dtheta of V(D*, G) = -log 4 + 2 JSD for p_data a bump at 0 and p_g the same bump at theta."""
+
+    def jsd_value(t):
+        pd = jnp.exp(-0.5 * (grid / width) ** 2)
+        pg = jnp.exp(-0.5 * ((grid - t) / width) ** 2)
+        pd, pg = pd / jnp.sum(pd), pg / jnp.sum(pg)
+        return gan_value(pd / (pd + pg), pd, pg)
+
+    return float(jax.grad(jsd_value)(jnp.float64(theta)))
+
+
+@claim(
+    "beyond/gan-value-at-the-optimal-discriminator-is-minus-log-4-plus-2-jsd",
+    sources=["S002-49"],
+    says="The generative model generates an image itself that looks very like the wanted image "
+    "(生成模型自己生成一张图片和想要的图片很像).",
+    expected="qualified",
+    correction="What the identity shows: against the optimal discriminator the generator's objective is "
+    "-log 4 + 2 JSD(p_data || p_g), lowest (-log 4) exactly when p_g = p_data, so the generator's best "
+    "response is to produce data like the real ones. It does not show that the generator learns it: when "
+    "the two distributions do not overlap the JSD is flat at log 2 and the generator's gradient vanishes "
+    "(and simultaneous training need not converge, next claim).",
+    scope={**GAN_SCOPE, "shifts_in_widths": [1.0, 3.0, 40.0], "width": 0.05, "vanishing_ratio": 1e-6},
+)
+def _gan_jsd(scope, rtol) -> Evidence:
+    identity = value_at_optimal_discriminator()
+    proof = prove_identity(identity.lhs, identity.rhs, [p_data, p_gen], sampler=lambda rng, n: rng.uniform(0.01, 1, n))
+    values, jsds, equal = [], [], []
+    for data, generated in _distribution_pairs(scope["points"]):
+        d_star = data / (data + generated)
+        values.append(float(gan_value(jnp.asarray(d_star), jnp.asarray(data), jnp.asarray(generated))))
+        jsds.append(-np.log(4) + 2 * scipy.spatial.distance.jensenshannon(data, generated) ** 2)  # scipy: sqrt, nats
+        equal.append(bool(np.array_equal(data, generated)))
+    against_scipy = compare(lambda: jnp.asarray(values), lambda: jnp.asarray(jsds), [], rtol=rtol)
+    lowest_only_at_equality = all(abs(v + np.log(4)) <= rtol * np.log(4) if e else v > -np.log(4)
+                                  for v, e in zip(values, equal, strict=True))
+    grid = np.linspace(-1.0, 3.0, 801)
+    gradients = {s: _generator_gradient(s * scope["width"], scope["width"], grid) for s in scope["shifts_in_widths"]}
+    overlapping = abs(gradients[scope["shifts_in_widths"][0]])
+    ratio = min(abs(g) for g in gradients.values()) / overlapping
+    return evidence(
+        "measurement",
+        proved("SymPy: the pointwise value at D* equals the JSD form", proof),
+        compared(f"V(D*) equals -log 4 + 2 JSD (scipy.spatial.distance.jensenshannon) for {len(values)} pairs",
+                 against_scipy),
+        core("V(D*) is -log 4 exactly for p_g = p_data and above it for every other pair", lowest_only_at_equality),
+        scoped(f"the generator's gradient against D* does not vanish: a bump shifted by {scope['shifts_in_widths']} "
+               f"widths, smallest |dV/dtheta| over the overlapping one above {scope['vanishing_ratio']}",
+               ratio > scope["vanishing_ratio"], smallest_gradient_ratio=ratio),
+        details={"gradients_by_shift": {str(s): g for s, g in gradients.items()}},
+    )
+
+
+def _dirac_gan_field(theta, psi):
+    """(-dV/dtheta, dV/dpsi) for V = f(psi theta), f(t) = -log(1 + e^-t), by jax.grad."""
+    g_theta, g_psi = jax.grad(lambda a, b: -jax.nn.softplus(-a * b), argnums=(0, 1))(theta, psi)
+    return jnp.stack([-g_theta, g_psi])
+
+
+@claim(
+    "beyond/simultaneous-gradient-descent-on-a-gan-need-not-converge",
+    sources=["S002-49"],
+    says="At first neither model is trained; then the two are trained adversarially together, grow stronger "
+    "during training and finally reach a steady state (然后两个模型一起进行对抗训练 ... 最终达到稳态).",
+    expected="qualified",
+    correction="The game has an equilibrium (p_g = p_data, D = 1/2), but gradient training need not reach it: "
+    "on the Dirac-GAN the simultaneous-gradient field has purely imaginary eigenvalues +-i/2 at the "
+    "equilibrium, so simultaneous gradient steps spiral away from it at any learning rate. Convergence "
+    "needs more (e.g. a gradient penalty on the discriminator, Mescheder et al., 2018).",
+    scope={"learning_rates": [0.01, 0.1, 0.5], "starts": [(0.5, 0.5), (0.05, 0.0), (1.0, -0.3)], "steps": 2000},
+)
+def _dirac_gan(scope, rtol) -> Evidence:
+    shown = dirac_gan_jacobian()
+    eigenvalues = np.asarray([complex(e) for e in instantiate(shown)], dtype=np.complex128)
+    jacobian = jax.jacfwd(lambda s: _dirac_gan_field(s[0], s[1]))(jnp.zeros(2))
+    numeric = np.sort_complex(np.linalg.eigvals(np.asarray(jacobian)))
+    match = compare(lambda: jnp.asarray(np.concatenate([numeric.real, numeric.imag])) + 1.0,
+                    lambda: jnp.asarray(np.concatenate([np.sort_complex(eigenvalues).real,
+                                                        np.sort_complex(eigenvalues).imag])) + 1.0, [], rtol=rtol)
+    at_rest = float(jnp.max(jnp.abs(_dirac_gan_field(jnp.float64(0.0), jnp.float64(0.0)))))
+    runs = {}
+    for lr in scope["learning_rates"]:
+        for start in scope["starts"]:
+
+            def step(state, _, lr=lr):
+                new = state + lr * _dirac_gan_field(state[0], state[1])
+                return new, jnp.hypot(new[0], new[1])
+
+            _, radius = jax.lax.scan(step, jnp.asarray(start, dtype=jnp.float64), None, length=scope["steps"])
+            runs[f"lr={lr}, start={start}"] = {"start": float(np.hypot(*start)), "end": float(radius[-1])}
+    converged = [v["end"] < v["start"] for v in runs.values() if v["start"] > 0]
+    return evidence(
+        "measurement",
+        core("the equilibrium (theta, psi) = (0, 0) is a steady state: the gradient field vanishes there",
+             at_rest == 0.0),
+        compared("the displayed eigenvalues +-i f'(0) equal those of jax.jacfwd of the field (real and imaginary "
+                 "parts, shifted by 1)", match),
+        scoped(f"simultaneous gradient steps approach it, for learning rates {scope['learning_rates']} and "
+               f"{len(scope['starts'])} starts ({scope['steps']} steps)", all(converged),
+               smallest_growth=min(v["end"] / v["start"] for v in runs.values() if v["start"] > 0)),
+        details=runs,
+    )
+
+
+# --- softmax variants ------------------------------------------------------------------------------------
+
+_S001_26 = "'Modified softmax' (魔改 softmax: S001-26 is a heading only). This claim tests a gloss: "
+
+
+def _rows(seed: int, batch: int = 64, scale: float = 2.0) -> jax.Array:
+    """Rows (logits z_1..z_K, a one-hot target y_1..y_K)."""
+    rng = np.random.default_rng(seed)
+    return jnp.concatenate([jnp.asarray(rng.normal(0.0, scale, (batch, K))),
+                            jax.nn.one_hot(rng.integers(0, K, batch), K, dtype=jnp.float64)], axis=1)
+
+
+def _sum_to_one_proofs(derived, shown: sp.Matrix, zs, ys, extra) -> list:
+    """SymPy's gradient against the displayed one, with y_K = 1 - sum of the others (the target sums to 1)."""
+    subs = {ys[-1]: 1 - sum(ys[:-1])}
+    return [prove_identity(a.subs(subs), b.subs(subs), [*zs, *ys[:-1], *extra],
+                           sampler=lambda rng, n: rng.uniform(0.05, 3.0, n)) for a, b in zip(derived, shown, strict=True)]
+
+
+@claim(
+    "beyond/temperature-softmax-gradient-is-softmax-minus-target-over-t",
+    sources=["S001-26"],
+    says=_S001_26 + "a temperature T divides the logits, and the cross-entropy's gradient becomes "
+    "(softmax(z / T) - y) / T.",
+    expected="holds",
+    scope={"T": [0.05, 0.5, 2.0, 10.0], "K": K, "logit_scales": [0.1, 2.0, 20.0]},
+)
+def _temperature(scope, rtol) -> Evidence:
+    zs, ys = logits(), targets()
+    shown = temperature_softmax_gradient()
+    derived = [sp.diff(cross_entropy(tuple(v / temperature for v in zs), ys), v) for v in zs]
+    proofs = _sum_to_one_proofs(derived, shown.rhs, zs, ys, [temperature])
+    formula = to_jax(shown, (*zs, *ys, temperature))
+    got, want = [], []
+    for i, (t, s) in enumerate((t, s) for t in scope["T"] for s in scope["logit_scales"]):
+        rows = _rows(4 + i, scale=s)
+        got.append(jax.vmap(lambda row, t=t: formula(*row, t)[:, 0])(rows))
+        want.append(jax.vmap(jax.grad(lambda row, t=t: optax.softmax_cross_entropy(row[:K] / t, row[K:])))(rows)[:, :K])
+    cmp = compare(lambda: jnp.concatenate(got), lambda: jnp.concatenate(want), [], rtol=rtol)
+    return evidence(
+        "autodiff",
+        *(proved(f"SymPy: dCE/dz_{j + 1} of softmax(z/T) equals the displayed (softmax(z/T) - y)_{j + 1} / T when "
+                 "the target sums to 1", proof) for j, proof in enumerate(proofs)),
+        compared(f"the displayed gradient equals jax.grad of optax.softmax_cross_entropy(z / T, y) for T in "
+                 f"{scope['T']}, logit scales {scope['logit_scales']}", cmp),
+    )
+
+
+@claim(
+    "beyond/label-smoothing-gradient-is-softmax-minus-smoothed-target",
+    sources=["S001-26"],
+    says=_S001_26 + "label smoothing replaces the one-hot target by (1 - alpha) y + alpha / K, and the gradient "
+    "becomes softmax(z) minus that target.",
+    expected="holds",
+    scope={"alpha": [0.0, 0.1, 0.3, 1.0], "K": K, "logit_scales": [0.1, 2.0, 20.0]},
+)
+def _label_smoothing(scope, rtol) -> Evidence:
+    zs, ys = logits(), targets()
+    shown = label_smoothing_gradient()
+    derived = [sp.diff(cross_entropy(zs, smoothed_target(ys)), v) for v in zs]
+    proofs = _sum_to_one_proofs(derived, shown.rhs, zs, ys, [smoothing])
+    formula = to_jax(shown, (*zs, *ys, smoothing))
+    got, want = [], []
+    for i, (a, s) in enumerate((a, s) for a in scope["alpha"] for s in scope["logit_scales"]):
+        rows = _rows(40 + i, scale=s)
+        got.append(jax.vmap(lambda row, a=a: formula(*row, a)[:, 0])(rows))
+        want.append(jax.vmap(jax.grad(lambda row, a=a: optax.softmax_cross_entropy(
+            row[:K], optax.smooth_labels(row[K:], a))))(rows)[:, :K])
+    cmp = compare(lambda: jnp.concatenate(got), lambda: jnp.concatenate(want), [], rtol=rtol)
+    return evidence(
+        "autodiff",
+        *(proved(f"SymPy: dCE/dz_{j + 1} with the smoothed target equals the displayed softmax(z)_{j + 1} minus it",
+                 proof) for j, proof in enumerate(proofs)),
+        compared(f"the displayed gradient equals jax.grad of optax (softmax_cross_entropy of smooth_labels) for "
+                 f"alpha in {scope['alpha']}, logit scales {scope['logit_scales']}", cmp),
+    )
+
+
+@claim(
+    "beyond/additive-margin-softmax-gradient-matches-autodiff",
+    sources=["S001-26"],
+    says=_S001_26 + "the additive-margin softmax (AM-softmax) subtracts a margin m from the target class's "
+    "cosine and scales by s; its gradient is s (p - y) through (w_hat - cos x_hat) / |x|.",
+    expected="holds",
+    scope={"s": [1.0, 30.0, 64.0], "m": [0.0, 0.35], "classes": 5, "features": 6, "batch": 64},
+)
+def _additive_margin(scope, rtol) -> Evidence:
+    derived, _ = cosine_gradient_pair()
+    shown_cos = cosine_gradient()
+    xs = sp.symbols("x1:4", real=True)
+    cos_proof = prove_identity(derived[0], shown_cos.rhs, [*xs, *sp.symbols("w1:4", real=True)])
+    margin_step = additive_margin_gradient()
+    cs = sp.symbols("c1:4", real=True)
+    dl_dcos = to_jax(margin_step, (*cs, scale_s, margin))
+    rng = np.random.default_rng(8)
+    cosines = jnp.asarray(rng.uniform(-1, 1, (scope["batch"], 3)))
+    n, classes = scope["features"], scope["classes"]
+    x = jnp.asarray(rng.normal(size=(scope["batch"], n)))
+    w = jnp.asarray(rng.normal(size=(classes, n)))
+    labels = jnp.asarray(rng.integers(0, classes, scope["batch"]))
+    got_c, want_c, got_x, want_x = [], [], [], []
+    for s in scope["s"]:
+        for m in scope["m"]:
+            got_c.append(jax.vmap(lambda c, s=s, m=m: dl_dcos(*c, s, m)[:, 0])(cosines))
+            want_c.append(jax.vmap(jax.grad(lambda c, s=s, m=m: optax.softmax_cross_entropy_with_integer_labels(
+                s * (c - m * jax.nn.one_hot(0, 3)), 0)))(cosines))
+            got_x.append(jax.vmap(lambda a, b, s=s, m=m: am_softmax_input_gradient(a, w, b, s=s, m=m))(x, labels))
+            want_x.append(jax.vmap(jax.grad(lambda a, b, s=s, m=m: am_softmax_loss(a, w, b, s=s, m=m)))(x, labels))
+    by_cos = compare(lambda: jnp.concatenate(got_c), lambda: jnp.concatenate(want_c), [], rtol=rtol)
+    by_x = compare(lambda: jnp.concatenate(got_x), lambda: jnp.concatenate(want_x), [], rtol=rtol)
+    return evidence(
+        "autodiff",
+        proved("SymPy: d cos(w, x)/dx_1 equals the displayed (w_hat - cos x_hat)_1 / |x|", cos_proof),
+        compared(f"the displayed dL/dcos equals jax.grad of optax on the margin logits, s in {scope['s']}, m in "
+                 f"{scope['m']}", by_cos),
+        compared(f"the chained closed form dL/dx equals jax.grad of am_softmax_loss ({classes} classes, {n}-d "
+                 "features)", by_x),
+    )
