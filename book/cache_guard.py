@@ -1,14 +1,15 @@
 """Clear the jupyter-cache when the code the pages import has changed.
 
-jupyter-cache keys a page on its cells only, so an edit under derivations/ or models/ would otherwise
-leave stale outputs. The hash is the one the pages key their shared claim results on.
+jupyter-cache keys a page on its cells only, so an edit under derivations/ or models/ (or of the annotated
+notes) would otherwise leave stale outputs. The hash is the report's source hash plus the annotations.
 Run before `sphinx-build`: `python book/cache_guard.py`.
 """
 
+import hashlib
 import shutil
 from pathlib import Path
 
-from derivations.pages import source_hash
+from derivations.runner import source_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "book" / "_build"
@@ -19,8 +20,16 @@ DOCTREES = BUILD / "html" / ".doctrees"
 HASH_FILE = BUILD / ".source-hash"
 
 
+def pages_hash() -> str:
+    """The claims' source hash plus the annotated notes' data, which the notes pages read."""
+    digest = hashlib.sha256(source_hash().encode())
+    for path in sorted((ROOT / "derivations" / "annotations").glob("*")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def main() -> None:
-    current = source_hash()
+    current = pages_hash()
     if HASH_FILE.is_file() and HASH_FILE.read_text().strip() == current:
         print("cache_guard: sources unchanged, notebook cache kept")
         return

@@ -4,12 +4,14 @@ claims (small kernels, 1x1 reductions, bottlenecks, add vs concat, FC as conv, d
 
 Seeds: S000-02, S000-03, S000-06, S000-17, S000-25, S000-27, S001-02, S001-08, S001-36, S001-42, S002-14,
 S002-15, S002-17, S002-26, S002-44, S002-52, S004-10, S004-12, S004-21 (narrative: S002-24, S002-39, in
-the appendix). Run ``python -m derivations.architectures`` to print the derivations and check the claims.
+the appendix). The claims are in ``derivations/ledger/architectures.py``; run ``python -m
+derivations.architectures`` to print the derivations and check the claims.
 
 A block is described once, as a table of its convolutions (:class:`Layer`, SymPy entries); its parameter
-count and MACs are sums over that table. Two MAC conventions, chosen where they are counted: the notes'
-(every kernel tap at every output pixel, padding included) and XLA's (taps that land on padding are
-skipped, 2 flops per multiply-accumulate).
+count and MACs are sums over that table. Two MAC conventions, chosen where they are counted: the published
+one (every kernel tap at every output pixel, padding included: the notes', the papers', torchvision's and
+fvcore's, and what an im2col + GEMM convolution executes) and XLA's cost analysis of its convolution (taps
+that land on padding are skipped), both at 2 flops per multiply-accumulate in XLA's figures.
 """
 
 from __future__ import annotations
@@ -24,18 +26,9 @@ import numpy as np
 import sympy as sp
 from flax import nnx
 
-from derivations.claims import Evidence, claim, derivation
-from derivations.compare import compare
-from derivations.conv_arithmetic import (
-    conv_macs,
-    conv_params,
-    gradient_support,
-    measured_receptive_field,
-    receptive_field,
-    support_extent,
-    taps_in_bounds,
-)
-from derivations.harness import module_params, verdict, xla_flops
+from derivations.claims import derivation
+from derivations.conv_arithmetic import conv_macs, measured_receptive_field, taps_in_bounds
+from derivations.harness import module_params, support_extent, xla_flops
 from models import blocks
 from models.conv import conv2d
 
@@ -277,7 +270,7 @@ def _eval_apply(factory):
 
 def block_count_rows(cases, size: int = 8, *, xla: bool = True) -> list[dict]:
     """Per case: the closed form's params (and, with ``xla``, MACs in both conventions) and what Flax (and
-    XLA) report."""
+    XLA, for the block's own program and for its convolutions run as im2col + GEMM) report."""
     rows = []
     for name, factory, layers, c_in in cases:
         row = {"block": name, "params_formula": int(total(layers, "params")), "params_flax": module_params(factory)}
@@ -286,6 +279,7 @@ def block_count_rows(cases, size: int = 8, *, xla: bool = True) -> list[dict]:
             row["macs_every_tap"] = int(total(layers, "macs", size, size))
             row["macs_in_bounds"] = int(total(layers, "macs", size, size, in_bounds=True))
             row["xla_contraction_flops"] = contraction_flops(_eval_apply(factory), x)
+            row["im2col_flops"] = im2col_flops(layers, size)
         rows.append(row)
     return rows
 
@@ -311,127 +305,65 @@ def block_receptive_field(factory, c_in: int, size: int = 16) -> int:
     return rows if rows == cols else -1
 
 
-# --- claims: the blocks ----------------------------------------------------------------------------------------
+# --- im2col: the convolution that executes every tap -------------------------------------------------------------
 
 
-@claim(
-    "architectures/block-parameter-counts-match-flax",
-    sources=["S000-06", "S001-08"],
-    says="The classic feature extractors are built from VGG stacks, Inception modules, ResNet basic and "
-    "bottleneck blocks, SE, DenseNet and depthwise-separable blocks.",
-    expected="holds",
-)
-def _block_params() -> Evidence:
-    rows = block_count_rows(block_cases(draws=3), xla=False)
-    ok = all(row["params_formula"] == row["params_flax"] for row in rows)
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"closed-form parameter count = nnx.state size in all {len(rows)} drawn configurations of "
-        f"{len({r_['block'] for r_ in rows})} blocks, e.g. "
-        + "; ".join(f"{r_['block']} {r_['params_flax']}" for r_ in rows[:9]),
-        samples=len(rows),
-        details={"rows": rows},
-    )
+def im2col_conv(x: jax.Array, kernel: jax.Array, *, groups: int = 1, padding: int | None = None) -> jax.Array:
+    """A stride-1 convolution as im2col + one matrix product per group (how Caffe and cuDNN's GEMM
+    algorithms run it): the ``kh kw`` shifted copies of the zero-padded input are stacked into patches
+    ``(N H W, G, kh kw C_in/G)`` and multiplied by the kernel reshaped to ``(G, kh kw C_in/G, C_out/G)``.
+    Every tap is multiplied, padding included: ``kh kw (C_in/G) C_out H W`` MACs. ``padding`` None is 'same'
+    (odd kernels), 0 is VALID. The kernel is HWIO, as ``lax.conv_general_dilated`` takes it."""
+    kh, kw, c_group, c_out = kernel.shape
+    if x.shape[-1] != c_group * groups or c_out % groups:
+        raise ValueError(f"im2col_conv: kernel {kernel.shape} does not fit {x.shape[-1]} channels in {groups} groups")
+    ph, pw = (kh // 2, kw // 2) if padding is None else (padding, padding)
+    padded = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    n, h, w = x.shape[0], padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
+    taps = jnp.stack([padded[:, a : a + h, b : b + w, :] for a in range(kh) for b in range(kw)], axis=3)
+    patches = taps.reshape(n * h * w, kh * kw, groups, c_group).transpose(0, 2, 1, 3)
+    patches = patches.reshape(n * h * w, groups, kh * kw * c_group)
+    weights = kernel.reshape(kh * kw, c_group, groups, c_out // groups).transpose(2, 0, 1, 3)
+    weights = weights.reshape(groups, kh * kw * c_group, c_out // groups)
+    return jnp.einsum("pgt,gto->pgo", patches, weights).reshape(n, h, w, c_out)
 
 
-@claim(
-    "architectures/block-macs-match-xla",
-    sources=["S000-06", "S002-14"],
-    says="A block's computation is the sum over its convolutions of kh kw (C_in/G) C_out H W.",
-    expected="qualified",
-    correction="That counts every tap, padding included. XLA's cost analysis counts only the taps on real "
-    "pixels: 2 x sum kh' kw' (C_in/G) C_out with kh' = k H - (k^2 - 1)/4 per 'same' axis (3H - 2 for a 3x3). "
-    "The every-tap count overstates it by a factor (3H / (3H - 2))^2 for a 3x3 conv: large on small maps "
-    "(the summary gives the 8x8 figure), vanishing as H grows.",
-)
-def _block_macs() -> Evidence:
-    rows = block_count_rows(block_cases(seed=1, draws=1))
-    exact = all(row["xla_contraction_flops"] == 2 * row["macs_in_bounds"] for row in rows)
-    notes_off = [row for row in rows if 2 * row["macs_every_tap"] != row["xla_contraction_flops"]]
-    worst = max(rows, key=lambda r_: r_["macs_every_tap"] / r_["macs_in_bounds"])
-    return Evidence(
-        verdict=verdict(exact and bool(notes_off), "qualified"),
-        method="measurement",
-        summary=f"8x8 maps, {len(rows)} drawn configurations: XLA's flops over the block's convolutions and "
-        f"matmuls = 2 x the in-bounds closed form in every one; the every-tap count is higher in "
-        f"{len(notes_off)}, most for {worst['block']}: {worst['macs_every_tap']} vs {worst['macs_in_bounds']} "
-        f"({worst['macs_every_tap'] / worst['macs_in_bounds'] - 1:.0%} more)",
-        samples=len(rows),
-        details={"rows": rows},
-    )
+@functools.cache
+def _im2col_layer_flops(kh: int, kw: int, c_in: int, c_out: int, groups: int, size: int, valid: bool) -> float:
+    x = jax.ShapeDtypeStruct((1, size, size, c_in), jnp.float32)
+    kernel = jax.ShapeDtypeStruct((kh, kw, c_in // groups, c_out), jnp.float32)
+    return xla_flops(functools.partial(im2col_conv, groups=groups, padding=0 if valid else None), x, kernel)
 
 
-@claim(
-    "architectures/block-receptive-fields-match-gradient-support",
-    sources=["S000-06", "S002-44"],
-    says="Stacking small kernels grows the receptive field layer by layer: n stacked 3x3 see 2n + 1.",
-    expected="holds",
-)
-def _block_rf() -> Evidence:
-    cases = {
-        "VGG stack, 3 convs": (lambda: blocks.VGGStack(1, 2, convs=3, pool=False, rngs=_rngs()), 1,
-                               [(3, 1, 1)] * 3),
-        "ResNet basic": (lambda: blocks.BasicBlock(2, 2, rngs=_rngs()), 2, [(3, 1, 1)] * 2),
-        "ResNet bottleneck": (lambda: blocks.Bottleneck(2, 2, 4, rngs=_rngs()), 2, [(1, 1, 0), (3, 1, 1), (1, 1, 0)]),
-        "Inception (5x5 branch widest)": (lambda: blocks.InceptionModule(
-            2, c1=1, c3_reduce=1, c3=1, c5_reduce=1, c5=1, pool_proj=1, rngs=_rngs()), 2, [(1, 1, 0), (5, 1, 2)]),
-        "DenseNet, 3 layers": (lambda: blocks.DenseBlock(2, growth=2, layers=3, rngs=_rngs()), 2, [(3, 1, 1)] * 3),
-        "depthwise separable 5x5": (lambda: blocks.DepthwiseSeparable(2, 2, kernel=5, rngs=_rngs()), 2,
-                                    [(5, 1, 2), (1, 1, 0)]),
-        "SE (global pool)": (lambda: blocks.SEBlock(4, reduction=2, rngs=_rngs()), 4, None),  # whole input
-    }  # fmt: skip
-    rows = {}
-    for name, (factory, c_in, path) in cases.items():
-        predicted = 16 if path is None else receptive_field(path)[-1][0]
-        rows[name] = (block_receptive_field(factory, c_in), predicted)
-    ok = all(m_ == p_ for m_, p_ in rows.values())
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="autodiff",
-        summary="support of d(centre output)/d(input) on 16x16, measured (recursion over the longest path): "
-        + "; ".join(f"{nm} {m_} ({p_})" for nm, (m_, p_) in rows.items()),
-        samples=len(rows),
-        details={nm: {"measured": m_, "predicted": p_} for nm, (m_, p_) in rows.items()},
-    )
+def im2col_flops(layers: list[Layer], size: int) -> float:
+    """XLA's flops for the block's convolutions run as im2col + GEMM on a ``size x size`` map (pooled
+    layers on 1 x 1): twice the every-tap MACs, if the table is right."""
+    return sum(_im2col_layer_flops(int(la.kh), int(la.kw), int(la.c_in), int(la.c_out), int(la.groups),
+                                   1 if la.pooled else size, la.valid) for la in layers)  # fmt: skip
 
 
-def residual_jacobian_gap(block: nnx.Module, x: jax.Array) -> tuple[float, float]:
-    """max |J_{x + F(x)} - (I + J_F)| and max |J_F|: the shortcut contributes exactly the identity."""
-    flat = lambda f: lambda v: f(v.reshape(x.shape)).ravel()  # noqa: E731
-    whole = jax.jacobian(flat(lambda v: block.residual(v) + block.shortcut(v)))(x.ravel())
-    branch = jax.jacobian(flat(block.residual))(x.ravel())
-    return float(jnp.max(jnp.abs(whole - branch - jnp.eye(x.size)))), float(jnp.max(jnp.abs(branch)))
+# --- residual blocks, SE, small kernels, the 24x24 example, FC as conv, crops --------------------------------------
 
 
-@claim(
-    "architectures/residual-jacobian-is-identity-plus-branch",
-    sources=["S001-08"],
-    says="ResNet's shortcut: H(x) = F(x) + x, so a block that is not needed can learn the identity "
-    "(F = 0), and the gradient reaches the earlier layers directly.",
-    expected="holds",
-)
-def _residual_jacobian() -> Evidence:
-    block = blocks.BasicBlock(3, 3, rngs=_rngs(), dtype=jnp.float64)
+def fit_identity(factory, x: jax.Array, *, steps: int, lr: float, shortcut: bool = True) -> tuple[float, float]:
+    """Plain gradient descent on ``mean((H(x) - x)^2)`` over a residual block's parameters, from its
+    initialisation, BatchNorm in evaluation mode: ``H = F + shortcut`` (``shortcut=True``) or ``H = F``, the
+    same layers without the shortcut. Returns (initial loss, loss after ``steps`` steps)."""
+    block = factory()
     block.eval()
-    x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 5, 5, 3)))
-    gap, branch = residual_jacobian_gap(block, x)
-    for path, value in nnx.iter_graph(block):
-        if isinstance(value, nnx.Param) and path[-1] == "scale" and "bn2" in path:
-            value[...] = jnp.zeros_like(value[...])  # F's last BN scale 0: the branch outputs 0
-    identity = compare(lambda v: block.residual(v) + block.shortcut(v), lambda v: v, [x])
-    ok = gap <= 1e-12 and branch > 0.01 and identity.ok
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="autodiff",
-        summary=f"BasicBlock(3->3) on 5x5, float64: jax.jacobian of x + F(x) minus that of F(x) differs from I "
-        f"by at most {gap:.1e} (|J_F| up to {branch:.2f}); with F's last BN scale set to 0 the block's "
-        f"pre-activation output equals x: {identity.describe()}",
-        max_abs_err=max(gap, identity.max_abs_err),
-        max_rel_err=identity.max_rel_err,
-        samples=int(x.size),
-        dtype="float64",
-    )
+    graph, params, rest = nnx.split(block, nnx.Param, ...)
+
+    def loss(p):
+        module = nnx.merge(graph, p, rest)
+        out = module.residual(x) + (module.shortcut(x) if shortcut else 0.0)
+        return jnp.mean((out - x) ** 2)
+
+    def step(p, _):
+        value_, grad = jax.value_and_grad(loss)(p)
+        return jax.tree.map(lambda a, g: a - lr * g, p, grad), value_
+
+    final, losses = jax.jit(lambda p: jax.lax.scan(step, p, None, length=steps))(params)
+    return float(losses[0]), float(loss(final))
 
 
 def se_input_gradient(x, w1, b1, w2, b2, dy):
@@ -443,35 +375,6 @@ def se_input_gradient(x, w1, b1, w2, b2, dy):
     ds = jnp.sum(dy * x, axis=(1, 2))
     dm = ((ds * s * (1 - s)) @ w2.T * (u > 0)) @ w1.T
     return dy * s[:, None, None, :] + dm[:, None, None, :] / (x.shape[1] * x.shape[2])
-
-
-@claim(
-    "architectures/se-gate-gradient-matches-autodiff",
-    sources=["S001-08"],
-    says="SENet learns each channel's importance and rescales the channels by it (feature recalibration).",
-    expected="holds",
-)
-def _se_gradient() -> Evidence:
-    rng = np.random.default_rng(5)
-    x, dy = (jnp.asarray(rng.normal(size=(3, 4, 4, 8))) for _ in range(2))
-    se = blocks.SEBlock(8, reduction=2, rngs=_rngs(), dtype=jnp.float64)
-    params = (se.squeeze.kernel[...], se.squeeze.bias[...] + 0.1, se.excite.kernel[...], se.excite.bias[...])
-    autodiff = lambda v: jax.vjp(lambda z: blocks.se_gate(z, *params), v)[1](dy)[0]  # noqa: E731
-    cmp = compare(lambda v: se_input_gradient(v, *params, dy), autodiff, [x])
-    gate = jax.nn.sigmoid(jax.nn.relu(jnp.mean(x, axis=(1, 2)) @ params[0] + params[1]) @ params[2] + params[3])
-    return Evidence(
-        verdict=verdict(cmp.ok and bool(jnp.all((gate > 0) & (gate < 1))), "holds"),
-        method="autodiff",
-        summary=f"hand-derived SE input gradient vs jax.vjp on 3x4x4x8 float64: {cmp.describe()}; the gates "
-        f"lie in ({float(gate.min()):.3f}, {float(gate.max()):.3f}), one per channel and example",
-        max_abs_err=cmp.max_abs_err,
-        max_rel_err=cmp.max_rel_err,
-        samples=cmp.samples,
-        dtype=cmp.dtype,
-    )
-
-
-# --- claims: small kernels ---------------------------------------------------------------------------------------
 
 
 def stack_vs_big(depth: int, kernel: int, c: int = 8) -> dict:
@@ -486,175 +389,6 @@ def stack_vs_big(depth: int, kernel: int, c: int = 8) -> dict:
         "big_params": big,
         "ratio": stack / big,
     }
-
-
-@claim(
-    "architectures/three-3x3-have-the-field-of-a-7x7-with-half-the-parameters",
-    sources=["S000-02", "S004-12"],
-    says="Three 3x3 kernels are equivalent to one 7x7, with half the parameters.",
-    expected="qualified",
-    correction="Same receptive field (7), but 27C^2 vs 49C^2 weights: 55% of the 7x7's, 45% fewer, not half.",
-)
-def _three_vs_seven() -> Evidence:
-    row = stack_vs_big(3, 7)
-    ok = row["stack_rf"] == row["big_rf"] == 7 and row["ratio"] == 27 / 49
-    return Evidence(
-        verdict=verdict(ok and abs(row["ratio"] - 0.5) > 0.04, "qualified"),
-        method="measurement",
-        summary=f"receptive field (gradient support) {row['stack_rf']} vs {row['big_rf']}; weights (C = 8, "
-        f"nnx.state, biases excluded) {row['stack_params']} vs {row['big_params']}: ratio {row['ratio']:.4f} = 27/49",
-        samples=2,
-        details=row,
-    )
-
-
-@claim(
-    "architectures/two-3x3-have-the-field-of-a-5x5-with-fewer-parameters",
-    sources=["S002-44", "S004-12"],
-    says="Two stacked 3x3 kernels have the receptive field of one 5x5, with fewer parameters, and one more "
-    "non-linearity.",
-    expected="holds",
-)
-def _two_vs_five() -> Evidence:
-    row = stack_vs_big(2, 5)
-    ok = row["stack_rf"] == row["big_rf"] == 5 and row["ratio"] == 18 / 25
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"receptive field {row['stack_rf']} vs {row['big_rf']}; weights {row['stack_params']} vs "
-        f"{row['big_params']} (18C^2 : 25C^2 = {row['ratio']:.2f})",
-        samples=2,
-        details=row,
-    )
-
-
-@claim(
-    "architectures/three-3x3-replace-an-11x11",
-    sources=["S001-42"],
-    says="Multiple small filters are better than one big filter, e.g. three 3x3 filters instead of a single 11x11.",
-    expected="qualified",
-    correction="Three 3x3 see 7x7, not 11x11: matching an 11x11 takes five 3x3 (45C^2 weights vs 121C^2, 37%).",
-)
-def _three_vs_eleven() -> Evidence:
-    three, five = stack_vs_big(3, 11), stack_vs_big(5, 11)
-    ok = three["stack_rf"] == 7 and three["big_rf"] == 11 and five["stack_rf"] == 11 and five["ratio"] < 0.4
-    return Evidence(
-        verdict=verdict(ok, "qualified"),
-        method="measurement",
-        summary=f"measured receptive fields: three 3x3 -> {three['stack_rf']}, five 3x3 -> {five['stack_rf']}, "
-        f"11x11 -> {three['big_rf']}; weights five 3x3 : 11x11 = {five['stack_params']} : {five['big_params']} "
-        f"({five['ratio']:.3f})",
-        samples=3,
-        details={"three": three, "five": five},
-    )
-
-
-@claim(
-    "architectures/1x3-then-3x1-replace-a-3x3-with-half-the-parameters",
-    sources=["S000-25"],
-    says="Google's 1x3 followed by 3x1 in place of 3x3: the same receptive field, and the weights are reduced "
-    "by half.",
-    expected="qualified",
-    correction="Same 3x3 receptive field, but 6C^2 vs 9C^2 weights: a third fewer, not half. (It is also a "
-    "rank-1-per-channel-pair restriction, not an equivalent layer.)",
-)
-def _asymmetric() -> Evidence:
-    c = 8
-    apply = lambda v: conv2d(conv2d(v, jnp.ones((1, 3, 1, 1)), padding=0), jnp.ones((3, 1, 1, 1)), padding=0)  # noqa: E731
-    grad = gradient_support(lambda v: jnp.pad(apply(v), ((0, 0), (1, 1), (1, 1), (0, 0))), 15, (7, 7))
-    field = support_extent(grad)
-    pair = module_params(lambda: nnx.Conv(c, c, (1, 3), use_bias=False, rngs=_rngs())) + module_params(
-        lambda: nnx.Conv(c, c, (3, 1), use_bias=False, rngs=_rngs()))
-    square = module_params(lambda: nnx.Conv(c, c, (3, 3), use_bias=False, rngs=_rngs()))
-    ok = field == (3, 3) and pair / square == 6 / 9
-    return Evidence(
-        verdict=verdict(ok, "qualified"),
-        method="measurement",
-        summary=f"1x3 then 3x1: gradient support {field[0]}x{field[1]} (a 3x3 sees 3x3); weights (C = {c}) "
-        f"{pair} vs {square}: ratio {pair / square:.3f}, a saving of {1 - pair / square:.3f}",
-        samples=2,
-        details={"field": field, "pair": pair, "square": square},
-    )
-
-
-@claim(
-    "architectures/bottleneck-has-17x-fewer-parameters-than-two-3x3",
-    sources=["S000-27", "S002-17"],
-    says="ResNet's 1x1 + 3x3 + 1x1 block (256 -> 64 -> 64 -> 256) has nearly 17 times fewer parameters than "
-    "two 3x3 convs.",
-    expected="holds",
-)
-def _bottleneck_params() -> Evidence:
-    basic = module_params(lambda: blocks.BasicBlock(256, 256, rngs=_rngs()))
-    bottle = module_params(lambda: blocks.Bottleneck(256, 64, 256, rngs=_rngs()))
-    formula = (int(total(basic_layers(256, 256, False), "params")), int(total(bottleneck_layers(256, 64, 256, 1,
-               False), "params")))  # fmt: skip
-    # Conv weights alone (no BN scale/shift): the ratio the paper's 17x refers to.
-    basic_w, bottle_w = 2 * conv_params(3, 3, 256, 256, bias=False), (
-        conv_params(1, 1, 256, 64, bias=False) + conv_params(3, 3, 64, 64, bias=False)
-        + conv_params(1, 1, 64, 256, bias=False))  # fmt: skip
-    weights_only = basic_w / bottle_w
-    ok = (basic, bottle) == formula and 16 <= basic / bottle <= 17.5
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"nnx.state: BasicBlock(256) {basic}, Bottleneck(256, 64, 256) {bottle} parameters (= the closed "
-        f"forms), ratio {basic / bottle:.2f}; conv weights alone {basic_w} / {bottle_w} = {weights_only:.2f}",
-        samples=2,
-        details={"basic": basic, "bottleneck": bottle, "ratio": basic / bottle, "basic_weights": basic_w,
-                 "bottleneck_weights": bottle_w, "weights_ratio": weights_only},
-    )
-
-
-@claim(
-    "architectures/bottleneck-has-the-receptive-field-of-two-3x3",
-    sources=["S000-27"],
-    says="The 1x1 + 3x3 + 1x1 combination has the receptive field of two 3x3 convolutions.",
-    expected="refuted",
-    correction="A 1x1 conv does not grow the receptive field: the bottleneck sees 3x3, two 3x3 convs see 5x5.",
-)
-def _bottleneck_rf() -> Evidence:
-    bottle = block_receptive_field(lambda: blocks.Bottleneck(2, 2, 4, rngs=_rngs()), 2)
-    basic = block_receptive_field(lambda: blocks.BasicBlock(2, 2, rngs=_rngs()), 2)
-    predicted = (receptive_field([(1, 1, 0), (3, 1, 1), (1, 1, 0)])[-1][0], receptive_field([(3, 1, 1)] * 2)[-1][0])
-    # Refuted only when both measurements agree with the recursion and differ; a broken measurement fails.
-    refuted = (bottle, basic) == predicted and bottle != basic
-    return Evidence(
-        verdict=verdict(refuted, "refuted", "holds" if bottle == basic else "qualified"),
-        method="autodiff",
-        summary=f"gradient support of the centre output: Bottleneck {bottle}x{bottle}, BasicBlock (two 3x3) "
-        f"{basic}x{basic}; the receptive-field recursion predicts {predicted[0]} and {predicted[1]}",
-        samples=2,
-        details={"bottleneck": bottle, "basic": basic, "predicted": list(predicted)},
-    )
-
-
-# --- claims: 1x1, add/concat, FC as conv, separable ------------------------------------------------------------
-
-
-@claim(
-    "architectures/1x1-conv-is-a-dense-layer-at-every-pixel",
-    sources=["S001-02", "S002-17", "S000-03"],
-    says="A 1x1 convolution combines information across channels and raises or lowers the channel count.",
-    expected="holds",
-)
-def _one_by_one() -> Evidence:
-    conv = nnx.Conv(16, 6, (1, 1), rngs=_rngs(), param_dtype=jnp.float64)
-    dense = nnx.Linear(16, 6, rngs=nnx.Rngs(params=9), param_dtype=jnp.float64)
-    dense.kernel[...] = conv.kernel[...][0, 0]
-    dense.bias[...] = conv.bias[...]
-    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 5, 7, 16)))
-    cmp = compare(conv, lambda v: dense(v.reshape(-1, 16)).reshape(2, 5, 7, 6), [x])
-    return Evidence(
-        verdict=verdict(cmp.ok, "holds"),
-        method="measurement",
-        summary=f"nnx.Conv 1x1 16->6 = nnx.Linear(16, 6) applied to every pixel with the same weights: "
-        f"{cmp.describe()}",
-        max_abs_err=cmp.max_abs_err,
-        max_rel_err=cmp.max_rel_err,
-        samples=cmp.samples,
-        dtype=cmp.dtype,
-    )
 
 
 S004_21 = {"two 3x3x128": [(3, 3, 128), (128, 3, 128)], "3x3x128, 1x1x64, 3x3x128": [(3, 3, 128), (128, 1, 64),
@@ -673,62 +407,6 @@ def stack_macs_and_xla(stack, size: int = 24) -> tuple[int, int, float]:
 
     shapes = [jax.ShapeDtypeStruct((k_, k_, ci, co), jnp.float32) for ci, k_, co in stack]
     return notes, in_bounds, xla_flops(apply, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32), *shapes)
-
-
-@claim(
-    "architectures/1x1-reduction-cuts-the-24x24-example",
-    sources=["S004-21", "S000-03"],
-    says="On a 24x24x3 input, two 3x3x128 convs cost 24x24x3x3x3x128 + 24x24x128x3x3x128; with a 1x1x64 "
-    "between them 24x24x3x3x3x128 + 24x24x128x1x1x64 + 24x24x64x3x3x128, less.",
-    expected="holds",
-)
-def _example_24() -> Evidence:
-    rows = {name: stack_macs_and_xla(stack) for name, stack in S004_21.items()}
-    notes = {"two 3x3x128": 24 * 24 * 3 * 3 * 3 * 128 + 24 * 24 * 128 * 3 * 3 * 128,
-             "3x3x128, 1x1x64, 3x3x128": 24 * 24 * 3 * 3 * 3 * 128 + 24 * 24 * 128 * 64 + 24 * 24 * 64 * 3 * 3 * 128}
-    ok = all(rows[nm][0] == notes[nm] and rows[nm][2] == 2 * rows[nm][1] for nm in rows)
-    (a, a_in, a_x), (b, b_in, b_x) = rows.values()
-    return Evidence(
-        verdict=verdict(ok and b < a and b_x < a_x, "holds"),
-        method="measurement",
-        summary=f"the notes' products (every tap): {a} vs {b} MACs (ratio {a / b:.3f}), = conv_macs; XLA: "
-        f"{a_x:.0f} vs {b_x:.0f} flops = 2 x the in-bounds MACs {a_in} and {b_in} (ratio {a_x / b_x:.3f})",
-        samples=2,
-        details={nm: {"notes_macs": v[0], "in_bounds_macs": v[1], "xla_flops": v[2]} for nm, v in rows.items()},
-    )
-
-
-@claim(
-    "architectures/add-equals-concat-then-a-shared-kernel",
-    sources=["S001-08", "S002-15"],
-    says="add is equivalent to concat followed by a convolution in which corresponding channels share one "
-    "kernel; add saves parameters and computation (concat costs twice as much).",
-    expected="qualified",
-    correction="The equivalence is exact. 'Twice' is the next layer's weights and MACs only: its bias is "
-    "not doubled, and the concat itself and the add are copies, not MACs.",
-)
-def _add_vs_concat() -> Evidence:
-    rng = np.random.default_rng(4)
-    a, b = (jnp.asarray(rng.normal(size=(2, 6, 6, 5))) for _ in range(2))
-    kern = jnp.asarray(rng.normal(size=(3, 3, 5, 4)))
-    cmp = compare(lambda u, v: conv2d(u + v, kern, padding=1),
-                  lambda u, v: conv2d(jnp.concatenate([u, v], -1), jnp.concatenate([kern, kern], 2), padding=1),
-                  [a, b])  # fmt: skip
-    after_add = module_params(lambda: nnx.Conv(64, 64, (3, 3), rngs=_rngs()))
-    after_concat = module_params(lambda: nnx.Conv(128, 64, (3, 3), rngs=_rngs()))
-    macs = conv_macs(3, 3, 128, 64, 8, 8) / conv_macs(3, 3, 64, 64, 8, 8)
-    ok = cmp.ok and macs == 2 and 1.99 < after_concat / after_add < 2
-    return Evidence(
-        verdict=verdict(ok, "qualified"),
-        method="measurement",
-        summary=f"conv(a + b, K) = conv(concat(a, b), [K; K]): {cmp.describe()}; the next 3x3 conv to 64 "
-        f"channels: {after_add} params after add (64 ch), {after_concat} after concat (128 ch), ratio "
-        f"{after_concat / after_add:.4f}; MACs ratio {macs:g}",
-        max_abs_err=cmp.max_abs_err,
-        max_rel_err=cmp.max_rel_err,
-        samples=cmp.samples,
-        dtype=cmp.dtype,
-    )
 
 
 def score_map_flops(head: blocks.FCAsConv, lower_kernel: int | None, *, c_lower: int = 16,
@@ -752,131 +430,20 @@ def score_map_flops(head: blocks.FCAsConv, lower_kernel: int | None, *, c_lower:
     return converted, scores**2 * one
 
 
-@claim(
-    "architectures/fc-on-7x7x512-is-a-7x7-conv-that-slides",
-    sources=["S001-36", "S002-26"],
-    says="An FC layer on a 7x7x512 input is a 7x7 convolution; on a larger image the converted net gives a "
-    "map of class scores, more efficiently than running the net at every position.",
-    expected="holds",
-)
-def _fc_as_conv() -> Evidence:
-    head = blocks.FCAsConv(7, 7, 512, 10, rngs=_rngs(), dtype=jnp.float64)
-    rng = np.random.default_rng(7)
-    x7, x9 = jnp.asarray(rng.normal(size=(1, 7, 7, 512))), jnp.asarray(rng.normal(size=(1, 9, 9, 512)))
-    same = compare(lambda v: head(v)[:, 0, 0], lambda v: head.dense(v.reshape(1, -1)), [x7])
-
-    def windows(v):
-        return jnp.stack([jnp.stack([head.dense(v[:, i : i + 7, j : j + 7].reshape(1, -1))[0] for j in range(3)])
-                          for i in range(3)])[None]  # fmt: skip
-
-    slide = compare(head, windows, [x9])
-    head_once, head_windows = score_map_flops(head, None)
-    net_once, net_windows = score_map_flops(head, 3)
-    ok = same.ok and slide.ok and head_once == head_windows and net_once < net_windows
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"7x7x512 -> 10: dense = 7x7 VALID conv ({same.describe()}); on 9x9x512 the conv's 3x3x10 score "
-        f"map = the dense layer on each of the 9 windows ({slide.describe()}). XLA flops for the 3x3 score map: "
-        f"the head alone, once {head_once:.0f} vs per window {head_windows:.0f} (the same products); with a "
-        f"3x3 conv 16->512 below it, once on 11x11 {net_once:.0f} vs on each 9x9 window {net_windows:.0f} "
-        f"({net_windows / net_once:.2f}x): the saving is the overlap of the windows in the layers below",
-        max_abs_err=max(same.max_abs_err, slide.max_abs_err),
-        max_rel_err=max(same.max_rel_err, slide.max_rel_err),
-        samples=2,
-        dtype=same.dtype,
-    )
-
-
-@claim(
-    "architectures/separable-costs-one-over-cout-plus-one-over-k-squared",
-    sources=["S000-17", "S002-14"],
-    says="Depthwise separable: Kh Kw Cin Cout H W becomes Kh Kw Cin H W + 1 x 1 Cin Cout H W.",
-    expected="holds",
-)
-def _separable() -> Evidence:
-    ratio = separable_ratio().rhs
-    proved = sp.simplify(ratio - (1 / C_out + 1 / K**2)) == 0
-    rows = []
-    for ci, co, k_, size in itertools.product((8, 32), (16, 64), (3, 5), (8,)):
-        x = jax.ShapeDtypeStruct((1, size, size, ci), jnp.float32)
-        sep = xla_flops(blocks.depthwise_conv2d_grouped, x, jax.ShapeDtypeStruct((k_, k_, ci), jnp.float32)) + \
-            xla_flops(conv2d, x, jax.ShapeDtypeStruct((1, 1, ci, co), jnp.float32))
-        std = xla_flops(functools.partial(conv2d, padding=k_ // 2), x,
-                        jax.ShapeDtypeStruct((k_, k_, ci, co), jnp.float32))  # fmt: skip
-        taps = taps_in_bounds(size, k_, 1, k_ // 2) ** 2
-        rows.append((ci, co, k_, sep, std, 2 * (taps * ci + size**2 * ci * co), 2 * taps * ci * co,
-                     float(ratio.subs({C_out: co, K: k_}))))  # fmt: skip
-    ok = proved and all(sep == sep_ib and std == std_ib for _, _, _, sep, std, sep_ib, std_ib, _ in rows)
-    big = max(rows, key=lambda row_: row_[1])
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="symbolic",
-        summary=f"SymPy: separable / standard = 1/C_out + 1/K^2 (proved); XLA flops of the grouped depthwise + 1x1 and "
-        f"of the standard conv = 2 x their in-bounds MACs in all {len(rows)} configurations; e.g. C_in "
-        f"{big[0]}, C_out {big[1]}, K {big[2]} on 8x8: XLA ratio {big[3] / big[4]:.4f}, formula {big[7]:.4f} "
-        f"(higher on small maps: the standard KxK conv loses its padding taps, the 1x1 has none)",
-        samples=len(rows),
-        details={"rows_cin_cout_k_xla_sep_xla_std_inbounds_sep_inbounds_std_formula": rows},
-    )
-
-
-@claim(
-    "architectures/alexnet-crops-and-flips-give-2048-times-the-data",
-    sources=["S001-08"],
-    says="Random 224x224 crops of the 256x256 images (and their mirror images) multiply the data by "
-    "(256 - 224)^2 x 2 = 2048.",
-    expected="qualified",
-    correction="A 224-pixel window fits at 256 - 224 + 1 = 33 offsets per axis: 33^2 x 2 = 2178 distinct "
-    "crops (the paper's 2048 drops the + 1); neighbouring crops share most pixels, so they are far from 2178 "
-    "independent images.",
-)
-def _alexnet_crops() -> Evidence:
-    image = np.random.default_rng(0).integers(0, 256, size=(256, 256), dtype=np.uint8)
-    offsets = [o for o in range(256) if o + 224 <= 256]
-    crops = {
-        hash(view.tobytes())
-        for i, j in itertools.product(offsets, offsets)
-        for view in (image[i : i + 224, j : j + 224], image[i : i + 224, j : j + 224][:, ::-1])
-    }
-    count = len(crops)
-    ok = count == 2 * (256 - 224 + 1) ** 2 and count != 2 * (256 - 224) ** 2
-    return Evidence(
-        verdict=verdict(ok, "qualified"),
-        method="measurement",
-        summary=f"enumerating every 224x224 window of a random 256x256 image and its mirror: {count} distinct "
-        f"crops ({len(offsets)} offsets per axis), not {2 * (256 - 224) ** 2}",
-        samples=count,
-        details={"offsets_per_axis": len(offsets), "distinct": count},
-    )
-
-
-@claim(
-    "architectures/conv-has-far-fewer-parameters-than-dense-on-an-image",
-    sources=["S002-52", "S004-10"],
-    says="CNNs beat DNNs on images: local connection and weight sharing keep the spatial structure with far "
-    "fewer weights.",
-    expected="holds",
-)
-def _conv_vs_dense() -> Evidence:
-    conv = module_params(lambda: nnx.Conv(3, 64, (3, 3), rngs=_rngs()))
-    dense = conv_params(1, 1, 32 * 32 * 3, 32 * 32 * 64)
-    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 32, 32, 3)))
-    module = nnx.Conv(3, 64, (3, 3), rngs=_rngs(), param_dtype=jnp.float64)
-    shifted = compare(lambda v: module(jnp.roll(v, 4, axis=2))[:, 4:-4, 8:-4],
-                      lambda v: jnp.roll(module(v), 4, axis=2)[:, 4:-4, 8:-4], [x])  # fmt: skip
-    ok = dense / conv > 1e5 and shifted.ok
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"32x32x3 -> 32x32x64: a 3x3 conv has {conv} parameters (nnx.state), a dense layer {dense} "
-        f"({dense / conv:.2e} times more); away from the border a shifted input gives the shifted output "
-        f"({shifted.describe()})",
-        max_abs_err=shifted.max_abs_err,
-        max_rel_err=shifted.max_rel_err,
-        samples=2,
-        dtype="float64",
-    )
+def distinct_crops(image_size: int, crop: int, *, flips: bool = True, seed: int = 0) -> tuple[int, int]:
+    """(offsets per axis, distinct crops): every ``crop x crop`` window of a random ``image_size`` square
+    image, and with ``flips`` its mirror image, enumerated and counted by content."""
+    if not 1 <= crop <= image_size:
+        raise ValueError(f"crop must be in [1, {image_size}], got {crop}")
+    image = np.random.default_rng(seed).integers(0, 256, size=(image_size, image_size), dtype=np.uint8)
+    offsets = [o for o in range(image_size) if o + crop <= image_size]
+    seen = set()
+    for i, j in itertools.product(offsets, offsets):
+        view = image[i : i + crop, j : j + crop]
+        seen.add(view.tobytes())
+        if flips:
+            seen.add(view[:, ::-1].tobytes())
+    return len(offsets), len(seen)
 
 
 if __name__ == "__main__":

@@ -274,11 +274,13 @@ def claim(
     rtol: float = RTOL,
     atol: float = 0.0,
     tolerance: str | None = None,
+    aliases: tuple[str, ...] | list[str] = (),
 ) -> Callable[[Callable[..., Evidence]], Callable[..., Evidence]]:
     """Decorator: register the decorated function as the check of a claim.
 
     ``tolerance`` is the reason for an ``rtol`` above 1e-10 or a non-zero ``atol`` (or for any other
-    margin the check applies, such as a number of standard errors).
+    margin the check applies, such as a number of standard errors). ``aliases`` are the claim's old ids,
+    still accepted wherever a claim is named.
     """
 
     def decorate(check: Callable[..., Evidence]) -> Callable[..., Evidence]:
@@ -287,6 +289,7 @@ def claim(
         if check.__module__ != "__main__":
             register(Claim(id, tuple(sources), says, expected, check, dict(scope), correction,
                            Tolerance(rtol, atol, tolerance)))
+            ALIASES.update({old: id for old in aliases})
         return check
 
     return decorate
@@ -310,29 +313,57 @@ def all_claims() -> list[Claim]:
 
 
 def claims_for(names: list[str] | tuple[str, ...] = ()) -> list[Claim]:
-    """The claims named by chapter names and/or claim ids (all claims when ``names`` is empty).
+    """The claims named by chapter names, claim ids (or their old ids, see ``aliases``) and question ids
+    (``S002-41``: every claim that cites it); all claims when ``names`` is empty.
 
-    Only the chapters named are imported, so one chapter can be checked while another is broken.
+    Only the chapters named are imported, so one chapter can be checked while another is broken; a question
+    id imports every chapter. An unknown name is a ValueError with the nearest valid names.
     """
-    from derivations.chapters import CHAPTERS, load
+    from derivations.chapters import CHAPTERS, load, load_all
 
     if not names:
         return all_claims()
     chosen: list[Claim] = []
     for name in names:
+        if _SEED_ID.match(name):
+            load_all()
+            picked = [c for c in _ordered(_CLAIMS.values()) if name in c.sources]
+            if not picked:
+                raise ValueError(f"no claim cites question {name!r}{_suggest(name, _seed_ids())}")
+            chosen.extend(c for c in picked if c not in chosen)
+            continue
         chapter = name.split("/", 1)[0]
         if chapter not in CHAPTERS:
             what = f"claim id {name!r}" if "/" in name else f"chapter {name!r}"
-            raise ValueError(f"unknown {what}; {_valid_names()}")
+            raise ValueError(f"unknown {what}; {_valid_names()}{_suggest(name, list(CHAPTERS))}")
         load(chapter)
         if "/" in name:
-            if name not in _CLAIMS:
-                raise ValueError(f"unknown claim id {name!r}; see `workbook show {chapter}` for its claims")
-            picked = [_CLAIMS[name]]
+            real = ALIASES.get(name, name)
+            if real not in _CLAIMS:
+                mine = [c.id for c in _CLAIMS.values() if c.chapter == chapter] + [a for a in ALIASES if
+                                                                                    a.startswith(chapter + "/")]
+                raise ValueError(f"unknown claim id {name!r}{_suggest(name, mine)}; see `workbook list --chapter "
+                                 f"{chapter}` for its claims")
+            picked = [_CLAIMS[real]]
         else:
             picked = [c for c in _ordered(_CLAIMS.values()) if c.chapter == name]
         chosen.extend(c for c in picked if c not in chosen)
     return chosen
+
+
+# Old claim ids that now read differently (renamed so that the id names what the note says): old -> new.
+ALIASES: dict[str, str] = {}
+
+
+def _seed_ids() -> list[str]:
+    return sorted({s for c in _CLAIMS.values() for s in c.sources})
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    import difflib
+
+    near = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(n) for n in near)}?)" if near else ""
 
 
 def _ordered(claims) -> list[Claim]:
@@ -355,7 +386,8 @@ def derivations_for(chapter: str) -> list[Derivation]:
 def _valid_names() -> str:
     from derivations.chapters import CHAPTERS
 
-    return "valid chapters: " + ", ".join(CHAPTERS) + " (or a claim id 'chapter/slug', see `list`)"
+    return ("valid chapters: " + ", ".join(CHAPTERS)
+            + " (or a claim id 'chapter/slug', or a question id like 'S002-41'; see `workbook list`)")
 
 
 def _is_scalar(value: Any) -> bool:

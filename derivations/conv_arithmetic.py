@@ -102,6 +102,15 @@ def _integer(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
+def evaluate_exact(expr: sp.Expr, values: dict[sp.Symbol, int]) -> sp.Expr:
+    """``expr`` at integer ``values``, exactly (a SymPy number), recorded as evaluated (``bridge.mark_evaluated``).
+
+    xreplace rebuilds the tree with the integers in place, so Min/Max/floor of numbers evaluate at once;
+    ``subs`` first tries to simplify Max/Min of partly substituted symbols, which is ~100x slower here."""
+    mark_evaluated([expr])
+    return sp.sympify(expr).xreplace({sym: sp.Integer(v) for sym, v in values.items()})
+
+
 def evaluate_integer(expr: sp.Expr, values: dict[sp.Symbol, int]) -> int:
     """``expr`` at integer ``values``, exactly. A ``Sum`` is added up term by term: SymPy's closed-form
     summation of floor/ceiling terms is not reliable (it returned 3 for a sum whose one term is 4)."""
@@ -111,10 +120,7 @@ def evaluate_integer(expr: sp.Expr, values: dict[sp.Symbol, int]) -> int:
         ((var, low, high),) = expr.limits
         first, last = evaluate_integer(low, values), evaluate_integer(high, values)
         return sum(evaluate_integer(expr.function, {**values, var: i}) for i in range(first, last + 1))
-    mark_evaluated([expr])
-    # xreplace rebuilds the tree with integers in place (Min/Max/floor of numbers evaluate at once); subs
-    # would first try to simplify Max/Min of partly substituted symbols, which is ~100x slower here.
-    out = expr.xreplace({sym: sp.Integer(v) for sym, v in values.items()})
+    out = evaluate_exact(expr, values)
     if not out.is_Integer:
         raise ValueError(f"{expr} is not an integer at {values}: {out}")
     return int(out)

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 import sympy as sp
 
-from derivations.bridge import to_jax, value
+from derivations.bridge import mark_evaluated, to_jax, value
 from derivations.claims import derivation
 from models.optimizers import CONVENTIONS, DEFAULTS, LIBRARY_NAMES, NAMES, hyperparameters
 from models.optimizers import trajectory as _numeric_trajectory
@@ -118,24 +118,35 @@ def symbolic_trajectory(name: str, convention: str, steps: int, **options) -> li
     return out
 
 
-def _symbols_for(name: str, convention: str, steps: int) -> list[sp.Symbol]:
-    return [THETA0, *gradient_symbols(steps), eta, *(HYPER_SYMBOLS[k] for k in DEFAULTS[convention][name])]
-
-
 @functools.cache
-def _compiled(name: str, convention: str, steps: int, bias_correction: bool = True):
-    exprs = symbolic_trajectory(name, convention, steps, bias_correction=bias_correction)
-    return to_jax(exprs, _symbols_for(name, convention, steps))
+def _compiled_rule(name: str, convention: str, bias_correction: bool = True):
+    """The displayed one-step equations of ``name`` under ``convention``, lambdified (NumPy, float64) into
+    (theta_{t-1}, g_t, t, eta, hyper-parameters..., state_{t-1}...) -> [state_t..., theta_t]."""
+    equations = rule_equations(name, convention, bias_correction=bias_correction)
+    mark_evaluated(equations)  # evaluated below by lambdify: recorded for the displayed-equation check
+    arguments = [theta_prev, g, t, eta, *(HYPER_SYMBOLS[k] for k in DEFAULTS[convention][name]),
+                 *_state_symbols(name, "t-1")]
+    return sp.lambdify(arguments, [eq.rhs for eq in equations], modules="numpy")
 
 
 def symbolic_iterates(name: str, grads, *, convention: str, lr: float, params0, bias_correction: bool = True,
-                      **given) -> jax.Array:
-    """The SymPy unroll evaluated: theta_0 ... theta_T (shape (T + 1, d)), like ``trajectory``."""
+                      **given) -> np.ndarray:
+    """theta_0 ... theta_T (shape (T + 1, d)) from the SymPy one-step rule (the displayed equations), applied
+    step after step from the documented initial state; PyTorch's momentum buffer starts as b_1 = g_1."""
     h = hyperparameters(name, convention, given)
-    grads = jnp.asarray(grads)
-    params0 = jnp.asarray(params0)
-    rows = _compiled(name, convention, grads.shape[0], bias_correction)(params0, *grads, lr, *h.values())
-    return jnp.stack([params0, *rows])
+    rule = _compiled_rule(name, convention, bias_correction)
+    grads = np.asarray(grads, dtype=np.float64)
+    theta = np.asarray(params0, dtype=np.float64) + np.zeros(grads.shape[1])
+    state = [np.full(grads.shape[1], float(sp.sympify(s).subs({HYPER_SYMBOLS[k]: v for k, v in h.items()})))
+             for s in _initial_state(name, convention)]
+    out = [theta]
+    for k, grad in enumerate(grads, start=1):
+        values = dict(h)
+        if k == 1 and convention == "pytorch" and name == "momentum":
+            values["dampening"] = 0.0  # torch's b_1 = g_1: the first gradient is not damped
+        *state, theta = rule(out[-1], grad, k, lr, *values.values(), *state)
+        out.append(np.asarray(theta, dtype=np.float64) + np.zeros(grads.shape[1]))
+    return np.stack(out)
 
 
 def trajectory(name: str, grads, *, convention: str, lr: float, params0=None, **hyperparameters_given) -> jax.Array:
@@ -231,29 +242,12 @@ def _state_symbols(name: str, when: str) -> tuple[sp.Symbol, ...]:
     return tuple(sp.Symbol(f"{n}_{{{when}}}", real=True) for n in STATE_NAMES[name])
 
 
-def rule_equations(name: str, convention: str) -> list[sp.Eq]:
-    """The rule for a step t >= 2 as equations: each state_t, then theta_t, in the previous state."""
+def rule_equations(name: str, convention: str, *, bias_correction: bool = True) -> list[sp.Eq]:
+    """One step as equations: each state_t, then theta_t, in terms of theta_{t-1}, g_t and state_{t-1}."""
     previous = _state_symbols(name, "t-1")
-    new_theta, new_state = symbolic_step(name, convention, theta_prev, g, previous, t)
+    new_theta, new_state = symbolic_step(name, convention, theta_prev, g, previous, t, bias_correction=bias_correction)
     lines = [sp.Eq(sp.Symbol(f"{n}_t"), e, evaluate=False) for n, e in zip(STATE_NAMES[name], new_state, strict=True)]
     return [*lines, sp.Eq(sp.Symbol(r"\theta_t"), new_theta, evaluate=False)]
-
-
-def iterate_equations(name: str, convention: str, equations: list[sp.Eq], grads: np.ndarray, lr: float,
-                      params0: float, **given) -> np.ndarray:
-    """theta_0 ... theta_T of one coordinate, by evaluating the displayed equations step after step (the
-    first step from the documented initial state; PyTorch's momentum buffer starts as b_1 = g_1)."""
-    h = {HYPER_SYMBOLS[k]: v for k, v in hyperparameters(name, convention, given).items()}
-    subs_state = [float(sp.sympify(s).subs(h)) for s in _initial_state(name, convention)]
-    previous, thetas = _state_symbols(name, "t-1"), [float(params0)]
-    for k, grad in enumerate(np.asarray(grads, dtype=float), start=1):
-        subs = {eta: lr, g: float(grad), t: k, theta_prev: thetas[-1], **h,
-                **dict(zip(previous, subs_state, strict=True))}
-        if k == 1 and convention == "pytorch" and name == "momentum":
-            subs[tau] = 0.0  # torch's b_1 = g_1: the first gradient is not damped
-        subs_state = [value(eq, subs) for eq in equations[:-1]]
-        thetas.append(value(equations[-1], subs))
-    return np.asarray(thetas)
 
 
 def _rules(name: str) -> list[sp.Eq]:

@@ -194,3 +194,78 @@ def escape(text: str) -> str:
 
 
 _escape = escape
+
+
+# --- the notes, annotated ------------------------------------------------------------------------------
+
+_MATH = re.compile(r"(\$\$.+?\$\$|\$[^$\n]+?\$)", re.S)
+NOTE_BADGE = {**VERDICT_BADGE, "not-checkable": "NOT CHECKABLE"}
+
+
+def _note_text(text: str) -> str:
+    """A note's own Markdown shown as text, line by line, with its $...$ math kept for MathJax."""
+    parts = []
+    for i, piece in enumerate(_MATH.split(text)):
+        if i % 2:
+            parts.append(piece)
+        else:
+            parts.append("\\\n".join(_MARKDOWN_SPECIAL_ALL.sub(r"\\\1", line.strip()) for line in piece.split("\n")))
+    return "".join(parts).strip().removesuffix("\\")
+
+
+_MARKDOWN_SPECIAL_ALL = re.compile(r"([\\`*_{}\[\]<>|$#!+\-.~=:])")
+
+
+def claim_url(claim_id: str, prefix: str = "../") -> str:
+    chapter, slug = claim_id.split("/", 1)
+    return f"{prefix}chapters/{chapter}.html#{slug}"
+
+
+def badge(verdict: str | None, href: str | None = None) -> str:
+    """An accessible verdict badge (its word, not colour alone), as inline HTML."""
+    label = NOTE_BADGE.get(verdict, str(verdict).upper())
+    css = f"badge verdict verdict-{verdict or 'error'}"
+    return f'<a class="{css}" href="{href}">{label}</a>' if href else f'<span class="{css}">{label}</span>'
+
+
+def annotated_note(name: str) -> Markdown:
+    """One note, line by line: the original text, and beside it each statement's gloss with its verdict badge
+    linking to the claim that settles it (or the reason it is not checkable)."""
+    from derivations import notes
+
+    file = notes.resolve(name)
+    text = notes.lines(file)
+    out = []
+    for e in notes.load(file):
+        span = f"{e.first_line}" if e.first_line == e.last_line else f"{e.first_line}–{e.last_line}"
+        original = _note_text("\n".join(text[e.first_line - 1:e.last_line]))
+        out += [f"::::{{container}} note-entry note-{e.kind}", ":::{container} note-original",
+                f'<span class="note-line">{span}</span> {original}', ":::"]
+        if e.statements:
+            out += [":::{container} note-statements", ""]
+            for s in e.statements:
+                links = " ".join(f'<a class="claim-link" href="{claim_url(c)}">{c}</a>' for c in s.claims)
+                target = claim_url(s.claims[0]) if s.claims else None
+                why = f" — <em>{escape(s.reason)}</em>" if s.verdict == "not-checkable" and s.reason else ""
+                out.append(f"- {badge(s.verdict, target)} {escape(s.gloss)}{why} {links}".rstrip())
+            out += ["", ":::"]
+        else:
+            out += [":::{container} note-kind", f"<span class=\"note-kind-label\">{e.kind}</span>", ":::"]
+        out += ["::::", ""]
+    return Markdown("\n".join(out))
+
+
+def notes_summary(name: str | None = None) -> Markdown:
+    """Lines, entries, statements and verdict counts per note (one note, or all)."""
+    from derivations import notes
+
+    files = [notes.resolve(name)] if name else list(notes.NOTE_FILES)
+    rows = ["| note | lines | statements | " + " | ".join(notes.VERDICTS) + " |",
+            "|---|---|---|" + "---|" * len(notes.VERDICTS)]
+    for file in files:
+        c = notes.counts(notes.load(file))
+        lines_ = sum(1 for line in notes.lines(file) if line.strip())
+        link = f"[{file}]({file[:3]}.md)" if name is None else file
+        verdicts = " | ".join(str(c[v]) for v in notes.VERDICTS)
+        rows.append(f"| {link} | {lines_} | {c['statements']} | {verdicts} |")
+    return Markdown("\n".join(rows))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import sympy as sp
 
 from derivations.claims import derivation
@@ -128,30 +129,30 @@ def note_conv_costs(batch: int = 1) -> tuple[dict, ...]:
     return tuple(rows)
 
 
-def magnitude_prune(kernel: jax.Array, sparsity: float) -> jax.Array:
+def magnitude_prune(kernel: np.ndarray, sparsity: float) -> np.ndarray:
     """Unstructured pruning: the fraction ``sparsity`` of the weights smallest in magnitude set to 0."""
     if not 0 <= sparsity < 1:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-    threshold = jnp.quantile(jnp.abs(kernel), sparsity)
-    return jnp.where(jnp.abs(kernel) > threshold, kernel, 0.0)
+    kernel = np.asarray(kernel)
+    return np.where(np.abs(kernel) > np.quantile(np.abs(kernel), sparsity), kernel, 0.0)
 
 
-def removable_fraction(kernel: jax.Array) -> float:
+def removable_fraction(kernel: np.ndarray) -> float:
     """The fraction of a dense HWIO conv's MACs that can be removed by dropping whole input or output
     channels whose weights are all zero: what a dense kernel can skip (the rest it multiplies, zeros or not)."""
-    zero = kernel == 0
-    dead_out = jnp.all(zero, axis=(0, 1, 2))
-    dead_in = jnp.all(zero, axis=(0, 1, 3))
-    c_in, c_out = kernel.shape[2], kernel.shape[3]
-    kept = (c_in - int(jnp.sum(dead_in))) * (c_out - int(jnp.sum(dead_out)))
-    return 1.0 - kept / (c_in * c_out)
+    zero = np.asarray(kernel) == 0
+    c_in, c_out = zero.shape[2], zero.shape[3]
+    kept_in, kept_out = c_in - int(np.all(zero, axis=(0, 1, 3)).sum()), c_out - int(np.all(zero, axis=(0, 1, 2)).sum())
+    return 1.0 - kept_in * kept_out / (c_in * c_out)
 
 
-def prune_output_channels(kernel: jax.Array, keep: int) -> tuple[jax.Array, jax.Array]:
-    """Structured pruning: keep the ``keep`` output channels of largest L1 norm; returns (smaller kernel,
-    indices kept)."""
-    norms = jnp.sum(jnp.abs(kernel), axis=(0, 1, 2))
-    kept = jnp.sort(jnp.argsort(-norms)[:keep])
+def prune_output_channels(kernel: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Structured pruning: keep the ``keep`` output channels of largest L1 norm; returns (the smaller
+    kernel, the indices kept, ascending)."""
+    kernel = np.asarray(kernel)
+    if not 1 <= keep <= kernel.shape[-1]:
+        raise ValueError(f"keep must be in [1, {kernel.shape[-1]}], got {keep}")
+    kept = np.sort(np.argsort(-np.abs(kernel).sum(axis=(0, 1, 2)))[:keep])
     return kernel[..., kept], kept
 
 

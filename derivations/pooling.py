@@ -18,6 +18,7 @@ import sympy as sp
 from flax import nnx
 
 from derivations.claims import derivation
+from derivations.compare import RTOL, compare
 from models.conv import conv2d
 from models.pooling import (
     SpatialPyramidPooling,
@@ -82,15 +83,16 @@ def spp_output_length() -> sp.Eq:
     return sp.Eq(sp.Symbol("L"), C * sum(v**2 for v in levels), evaluate=False)
 
 
-# --- claims --------------------------------------------------------------------------------------------
+# --- measuring helpers --------------------------------------------------------------------------------------------
 
 BACKWARD_CASES = [(8, 2, 2), (9, 3, 2), (7, 3, 1), (8, 4, 4)]  # (size, window, stride): non-overlapping and overlapping
 
 
-def backward_check(derived, reference_pool, *, ties: bool = False) -> list:
-    """``derived(x, dy, window, stride)`` vs ``jax.vjp`` of ``reference_pool`` on BACKWARD_CASES."""
+def backward_check(derived, reference_pool, *, ties: bool = False, cases=BACKWARD_CASES, rtol: float = RTOL) -> list:
+    """``derived(x, dy, window, stride)`` vs ``jax.vjp`` of ``reference_pool`` on ``cases`` (size, window, stride):
+    one comparison per case."""
     out = []
-    for i, (size, win, stride) in enumerate(BACKWARD_CASES):
+    for i, (size, win, stride) in enumerate(cases):
         x = jnp.round(_random((2, size, size, 3), i)) if ties else _random((2, size, size, 3), i)
         y, pullback = jax.vjp(lambda v, win=win, stride=stride: reference_pool(v, win, stride), x)
         dy = _random(y.shape, 100 + i)
@@ -99,6 +101,7 @@ def backward_check(derived, reference_pool, *, ties: bool = False) -> list:
                 lambda v, dy=dy, win=win, stride=stride: derived(v, dy, win, stride),
                 lambda v, dy=dy, pullback=pullback: pullback(dy)[0],
                 [x],
+                rtol=rtol,
             )
         )
     return out
@@ -110,11 +113,16 @@ def gradient_sums(pool, x: jax.Array, dy: jax.Array) -> tuple[float, float]:
     return float(jnp.sum(dy)), float(jnp.sum(pullback(dy)[0]))
 
 
-def shift_change(x: jax.Array, shift: tuple[int, int], win: int = 2) -> float:
-    """Fraction of max-pooled outputs that change when ``x`` is shifted circularly by ``shift``."""
-    base = max_pool(x, win, win)
-    moved = max_pool(jnp.roll(x, shift, axis=(1, 2)), win, win)
-    return float(jnp.mean(jnp.abs(moved - base) > 0))
+def relative_change(before: jax.Array, after: jax.Array) -> float:
+    """||after - before|| / ||before|| (L2 over the whole array): how much a map changed, graded."""
+    return float(jnp.linalg.norm(after - before) / jnp.linalg.norm(before))
+
+
+def shift_damping(x: jax.Array, shift: tuple[int, int], win: int) -> tuple[float, float]:
+    """Relative L2 change of ``x`` and of its ``win x win``/``win`` max pooling under a circular shift by
+    ``shift`` (rows, cols): pooling damps the shift where the second is the smaller."""
+    moved = jnp.roll(x, shift, axis=(1, 2))
+    return relative_change(x, moved), relative_change(max_pool(x, win, win), max_pool(moved, win, win))
 
 
 if __name__ == "__main__":

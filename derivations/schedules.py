@@ -20,6 +20,7 @@ step = sp.Symbol("t", nonnegative=True)  # the update count, 0, 1, 2, ...
 init, peak, end = sp.symbols("eta_0 eta_max eta_end", positive=True)
 warmup, total, hold = sp.symbols("W T H", positive=True, integer=True)
 rate, period = sp.Symbol("gamma", positive=True), sp.Symbol("P", positive=True, integer=True)
+ETA = sp.Function("eta")(step)  # the learning rate at step t, as the pages name it
 
 # The configurations every check and figure uses (optax's argument names).
 WARMUP_COSINE = {"init_value": 1e-4, "peak_value": 0.1, "warmup_steps": 100, "decay_steps": 1000,
@@ -44,7 +45,7 @@ def warmup_cosine() -> sp.Eq:
     """Linear warm-up from eta_0 to eta_max over W steps, then cosine decay to eta_end at step T (S002-43);
     optax counts the warm-up inside T, so the cosine spans T - W steps."""
     phase = sp.pi * (step - warmup) / (total - warmup)
-    return sp.Eq(sp.Symbol(r"\eta(t)"), sp.Piecewise(
+    return sp.Eq(ETA, sp.Piecewise(
         (init + (peak - init) * step / warmup, step < warmup),
         (end + (peak - end) * (1 + sp.cos(phase)) / 2, step <= total),
         (end, True)), evaluate=False)
@@ -54,7 +55,7 @@ def warmup_cosine() -> sp.Eq:
 def warmup_plateau_cosine() -> sp.Eq:
     """The note's rise-flat-fall (S002-43): warm up over W steps, hold eta_max for H steps, cosine decay to T."""
     phase = sp.pi * (step - warmup - hold) / (total - warmup - hold)
-    return sp.Eq(sp.Symbol(r"\eta(t)"), sp.Piecewise(
+    return sp.Eq(ETA, sp.Piecewise(
         (init + (peak - init) * step / warmup, step < warmup),
         (peak, step < warmup + hold),
         (end + (peak - end) * (1 + sp.cos(phase)) / 2, step <= total),
@@ -77,14 +78,14 @@ def step_decay(boundaries_and_scales: dict[int, float]) -> sp.Expr:
 @derivation
 def step_decay_rule() -> sp.Eq:
     """Step decay (S000-09): the rate is multiplied by a factor at each boundary (0.1 at 300 and 600, 0.5 at 800)."""
-    return sp.Eq(sp.Symbol(r"\eta(t)"), step_decay(STEP_DECAY["boundaries_and_scales"]), evaluate=False)
+    return sp.Eq(ETA, step_decay(STEP_DECAY["boundaries_and_scales"]), evaluate=False)
 
 
 @derivation
 def exponential_decay() -> list[sp.Eq]:
     """Exponential decay (S000-09): eta_0 gamma^(t/P), continuous or, with a staircase, gamma^floor(t/P)."""
-    return [sp.Eq(sp.Symbol(r"\eta(t)"), init * rate ** (step / period), evaluate=False),
-            sp.Eq(sp.Symbol(r"\eta_{\mathrm{staircase}}(t)"), init * rate ** sp.floor(step / period), evaluate=False)]
+    return [sp.Eq(ETA, init * rate ** (step / period), evaluate=False),
+            sp.Eq(sp.Function("eta_staircase")(step), init * rate ** sp.floor(step / period), evaluate=False)]
 
 
 @derivation

@@ -10,6 +10,7 @@ Arrays are ``(batch, features)``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -84,7 +85,13 @@ def stacked_kernels(init: Initializer, key: jax.Array, depth: int, width: int, d
     (``vmap`` over keys), so the initializer sees fan_in = fan_out = width, not a 3-D receptive field."""
     if depth < 1 or width < 1:
         raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
-    return jax.vmap(lambda k: init(k, (width, width), dtype))(jax.random.split(key, depth))
+    return _kernel_drawer(init, depth, width, jnp.dtype(dtype))(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _kernel_drawer(init: Initializer, depth: int, width: int, dtype) -> Callable[[jax.Array], jax.Array]:
+    # One compiled draw per (initializer, depth, width, dtype): eager vmap would re-trace every call.
+    return jax.jit(lambda key: jax.vmap(lambda k: init(k, (width, width), dtype))(jax.random.split(key, depth)))
 
 
 class DeepMLP(nnx.Module):

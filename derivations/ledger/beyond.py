@@ -4,6 +4,8 @@ Dirac-GAN's rotation) and the softmax variants' gradients, each probed over the 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,8 +113,12 @@ def _qk_variance(scope) -> Evidence:
     sources=["S002-50"],
     says=_S002_50 + "This claim tests a gloss: without the 1/sqrt(d) scale the softmax of large dot products "
     "saturates and passes little gradient.",
-    expected="holds",
-    scope={"d": [16, 64, 512], "keys": [8, 32], "queries": 256, "entropy_fraction": 0.5,
+    expected="qualified",
+    correction="The weights saturate without the scale at every d in scope (their entropy falls well below the "
+    "scaled one), but the gradient the softmax passes shrinks only slowly with d: its Jacobian norm stays "
+    "comparable to the scaled one at d = 16 and 64 (partly peaked weights have the largest Jacobian) and "
+    "falls below half of it only at large d.",
+    scope={"d": [16, 64, 512], "keys": [8, 32], "queries": 128, "entropy_fraction": 0.5,
            "jacobian_fraction": 0.5},
 )
 def _scaling_saturation(scope) -> Evidence:
@@ -121,21 +127,37 @@ def _scaling_saturation(scope) -> Evidence:
         for keys in scope["keys"]:
             scaled = softmax_saturation(d, scaled=True, keys=keys, queries=scope["queries"])
             raw = softmax_saturation(d, scaled=False, keys=keys, queries=scope["queries"])
-            rows[f"d={d}, keys={keys}"] = {"scaled": scaled, "unscaled": raw, "uniform_entropy": float(np.log(keys))}
+            rows[(d, keys)] = {"scaled": scaled, "unscaled": raw, "uniform_entropy": float(np.log(keys)),
+                               "jacobian_ratio": raw["jacobian_norm"] / scaled["jacobian_norm"]}
     spread = all(v["scaled"]["entropy"] > scope["entropy_fraction"] * v["uniform_entropy"] for v in rows.values())
-    saturated = all(v["unscaled"]["entropy"] < scope["entropy_fraction"] * v["scaled"]["entropy"]
-                    and v["unscaled"]["jacobian_norm"] < scope["jacobian_fraction"] * v["scaled"]["jacobian_norm"]
-                    for v in rows.values())
-    ratio = max(v["unscaled"]["jacobian_norm"] / v["scaled"]["jacobian_norm"] for v in rows.values())
+    peaked = all(v["unscaled"]["entropy"] < scope["entropy_fraction"] * v["scaled"]["entropy"] for v in rows.values())
+    largest = scope["d"][-1]
+
+    def small_gradient(d):
+        return all(rows[(d, k)]["jacobian_ratio"] < scope["jacobian_fraction"] for k in scope["keys"])
+
     return evidence(
         "measurement",
         core(f"with the scale the weights stay spread (entropy above {scope['entropy_fraction']} of uniform) for "
              f"d in {scope['d']}, keys in {scope['keys']}", spread),
-        core(f"without it the entropy falls below {scope['entropy_fraction']} of the scaled one and the softmax "
-             f"Jacobian norm (jax.jacobian) below {scope['jacobian_fraction']} of it, everywhere in scope",
-             saturated, largest_jacobian_ratio=ratio, samples=scope["queries"] * len(rows), dtype="float64"),
-        details=rows,
+        core(f"without it the weights saturate: entropy below {scope['entropy_fraction']} of the scaled one, "
+             "everywhere in scope", peaked, samples=scope["queries"] * len(rows) * 2, dtype="float64"),
+        core(f"at d = {largest} the softmax Jacobian diag(p) - p p^T is below {scope['jacobian_fraction']} of the "
+             "scaled one (little gradient)", small_gradient(largest),
+             jacobian_ratio=max(rows[(largest, k)]["jacobian_ratio"] for k in scope["keys"])),
+        *(scoped(f"at d = {d} too the Jacobian is below {scope['jacobian_fraction']} of the scaled one",
+                 small_gradient(d), jacobian_ratio=max(rows[(d, k)]["jacobian_ratio"] for k in scope["keys"]))
+          for d in scope["d"][:-1]),
+        details={f"d={d}, keys={k}": v for (d, k), v in rows.items()},
     )
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _attention_and_backwards(q, k, v, d_out, scale):
+    """The forward output, the closed-form (dQ, dK, dV) and jax.vjp's, each flattened: one compile per shape."""
+    out, vjp = jax.vjp(lambda a, b, e: dot_product_attention(a, b, e, scale=scale), q, k, v)
+    flat = lambda ts: jnp.concatenate([jnp.ravel(t) for t in ts])  # noqa: E731
+    return jnp.ravel(out), flat(dot_product_attention_backward(q, k, v, d_out, scale=scale)), flat(vjp(d_out))
 
 
 @claim(
@@ -144,26 +166,27 @@ def _scaling_saturation(scope) -> Evidence:
     says=_S002_50 + "This claim tests a gloss, the mechanism that finds the relevant input: softmax-weighted "
     "dot products, and its closed-form backward pass.",
     expected="holds",
-    scope={"shapes": [(2, 7, 3, 8), (1, 1, 1, 4), (1, 5, 2, 16)], "scales": [None, 1.0, 0.05]},
+    scope={"shapes": [(2, 7, 3, 8), (1, 1, 1, 4), (1, 5, 2, 16)], "scales": [None, 0.05]},
 )
 def _attention_backward(scope, rtol) -> Evidence:
     product, _ = softmax_vjp_pair()
     zs = logits(3)
     p = softmax(zs)
     shown = instantiate(softmax_vjp(), {sp.Symbol(f"p{i + 1}", positive=True): p[i] for i in range(3)})
-    gs = sp.symbols("g1:4", real=True)
-    vjp_proofs = [prove_identity(shown[j], product[j], [*zs, *gs]) for j in range(3)]
+    gs, us = sp.symbols("g1:4", real=True), sp.symbols("u1:4", positive=True)
+    exps = {sp.exp(z): u for z, u in zip(zs, us, strict=True)}  # rational in u = e^z: SymPy decides it quickly
+    vjp_proofs = [prove_identity(shown[j].subs(exps), product[j].subs(exps), [*us, *gs],
+                                 sampler=lambda rng, n: rng.uniform(0.1, 3.0, n)) for j in range(3)]
     rng = np.random.default_rng(1)
     outputs, references, closed, autodiff, gaps = [], [], [], [], []
     for shape in scope["shapes"]:
         for scale in scope["scales"]:
             q, k, v, d_out = (jnp.asarray(rng.normal(size=shape)) for _ in range(4))
-            outputs.append(jnp.ravel(dot_product_attention(q, k, v, scale=scale)))
+            out, by_hand, by_vjp = _attention_and_backwards(q, k, v, d_out, scale)
+            outputs.append(out)
             references.append(jnp.ravel(jnp.asarray(_numpy_attention(q, k, v, scale=scale))))
-            _, vjp = jax.vjp(lambda a, b, e, s=scale: dot_product_attention(a, b, e, scale=s), q, k, v)
-            closed.append(jnp.concatenate([jnp.ravel(t) for t in dot_product_attention_backward(q, k, v, d_out,
-                                                                                              scale=scale)]))
-            autodiff.append(jnp.concatenate([jnp.ravel(t) for t in vjp(d_out)]))
+            closed.append(by_hand)
+            autodiff.append(by_vjp)
             if scale is None:
                 gaps.append(float(jnp.max(jnp.abs(jax.nn.dot_product_attention(q, k, v) - references[-1].reshape(shape)))))
     fwd = compare(lambda: jnp.concatenate(outputs), lambda: jnp.concatenate(references), [], rtol=rtol)
@@ -261,12 +284,11 @@ GAN_SCOPE = {"points": [2, 8, 64], "rivals": 2000, "pairs": "random, nearly disj
     "生成模型产生图片去欺骗判别模型,判别模型去判别真假). The claim tests a gloss: the best discriminator is "
     "D* = p_data / (p_data + p_g).",
     expected="holds",
-    scope=GAN_SCOPE,
-    atol=1e-12,
-    tolerance="the gradient of V at D* is 0 in exact arithmetic; float64 leaves a few ulps of the terms "
-    "p_data/D and p_g/(1 - D), which are at most ~1",
+    scope={**GAN_SCOPE, "points": [2, 64], "ulps": 8},
+    tolerance="the gradient of V at D* is 0 in exact arithmetic; in float64 each component is bounded by a few "
+    "ulps (scope: ulps) of (p_data + p_g) / min(D*, 1 - D*), the condition of forming 1 - D* and dividing by it",
 )
-def _optimal_discriminator(scope, atol) -> Evidence:
+def _optimal_discriminator(scope) -> Evidence:
     d_star_eq, curvature_eq = optimal_discriminator()
     stationary = sp.simplify(sp.diff(gan_pointwise_value(), disc).subs(disc, d_star_eq.rhs)) == 0
     optimum, curvature = to_jax(d_star_eq, (p_data, p_gen)), to_jax(curvature_eq, (p_data, p_gen))
@@ -275,7 +297,8 @@ def _optimal_discriminator(scope, atol) -> Evidence:
     for data, generated in _distribution_pairs(scope["points"]):
         data, generated = jnp.asarray(data), jnp.asarray(generated)
         d_star = optimum(data, generated)
-        grads.append(float(jnp.max(jnp.abs(jax.grad(gan_value)(d_star, data, generated)))))
+        bound = scope["ulps"] * np.finfo(np.float64).eps * (data + generated) / jnp.minimum(d_star, 1 - d_star)
+        grads.append(float(jnp.max(jnp.abs(jax.grad(gan_value)(d_star, data, generated)) / bound)))
         key, sub = jax.random.split(key)
         rivals = jax.random.uniform(sub, (scope["rivals"], data.size), dtype=jnp.float64, minval=1e-4, maxval=1 - 1e-4)
         rivals = jnp.concatenate([rivals, jnp.clip(d_star + 1e-3, 1e-9, 1 - 1e-9)[None]])
@@ -287,8 +310,9 @@ def _optimal_discriminator(scope, atol) -> Evidence:
         core("SymPy: dV/dD vanishes at D* = p_data / (p_data + p_g)", stationary),
         core("the second derivative there (the displayed formula) is negative at every point of every pair",
              max(curvatures) < 0, largest_curvature=max(curvatures)),
-        core(f"|jax.grad V| at D* is 0 to atol, for {len(grads)} pairs of distributions over {scope['points']} points",
-             max(grads) <= atol, max_abs_err=max(grads), dtype="float64"),
+        core(f"|jax.grad V| at D* is 0 up to rounding ({scope['ulps']} ulps of its condition), for {len(grads)} pairs "
+             f"of distributions over {scope['points']} points", max(grads) <= 1.0, largest_share_of_bound=max(grads),
+             dtype="float64"),
         core(f"{scope['rivals']} random discriminators and one near D* all score lower, for every pair",
              max(gaps) < 0, largest_gap=max(gaps), samples=scope["rivals"] * len(gaps)),
     )
@@ -435,7 +459,9 @@ def _temperature(scope, rtol) -> Evidence:
     got, want = [], []
     for i, (t, s) in enumerate((t, s) for t in scope["T"] for s in scope["logit_scales"]):
         rows = _rows(4 + i, scale=s)
-        got.append(jax.vmap(lambda row, t=t: formula(*row, t)[:, 0])(rows))
+        # softmax and its gradient are unchanged by z -> z - max z; shifted, the displayed formula cannot overflow.
+        shifted = rows.at[:, :K].add(-jnp.max(rows[:, :K], axis=1, keepdims=True))
+        got.append(jax.vmap(lambda row, t=t: formula(*row, t)[:, 0])(shifted))
         want.append(jax.vmap(jax.grad(lambda row, t=t: optax.softmax_cross_entropy(row[:K] / t, row[K:])))(rows)[:, :K])
     cmp = compare(lambda: jnp.concatenate(got), lambda: jnp.concatenate(want), [], rtol=rtol)
     return evidence(
@@ -454,8 +480,11 @@ def _temperature(scope, rtol) -> Evidence:
     "becomes softmax(z) minus that target.",
     expected="holds",
     scope={"alpha": [0.0, 0.1, 0.3, 1.0], "K": K, "logit_scales": [0.1, 2.0, 20.0]},
+    atol=1e-15,
+    tolerance="softmax(z)_k minus the target cancels two numbers below 1 (to ~1e-9 at alpha = 1, small logits): "
+    "an absolute error of a few float64 ulps (1e-15) is the rounding floor",
 )
-def _label_smoothing(scope, rtol) -> Evidence:
+def _label_smoothing(scope, rtol, atol) -> Evidence:
     zs, ys = logits(), targets()
     shown = label_smoothing_gradient()
     derived = [sp.diff(cross_entropy(zs, smoothed_target(ys)), v) for v in zs]
@@ -467,7 +496,7 @@ def _label_smoothing(scope, rtol) -> Evidence:
         got.append(jax.vmap(lambda row, a=a: formula(*row, a)[:, 0])(rows))
         want.append(jax.vmap(jax.grad(lambda row, a=a: optax.softmax_cross_entropy(
             row[:K], optax.smooth_labels(row[K:], a))))(rows)[:, :K])
-    cmp = compare(lambda: jnp.concatenate(got), lambda: jnp.concatenate(want), [], rtol=rtol)
+    cmp = compare(lambda: jnp.concatenate(got), lambda: jnp.concatenate(want), [], rtol=rtol, atol=atol)
     return evidence(
         "autodiff",
         *(proved(f"SymPy: dCE/dz_{j + 1} with the smoothed target equals the displayed softmax(z)_{j + 1} minus it",
@@ -484,8 +513,11 @@ def _label_smoothing(scope, rtol) -> Evidence:
     "cosine and scales by s; its gradient is s (p - y) through (w_hat - cos x_hat) / |x|.",
     expected="holds",
     scope={"s": [1.0, 30.0, 64.0], "m": [0.0, 0.35], "classes": 5, "features": 6, "batch": 64},
+    atol=1e-13,
+    tolerance="s (p_k - y_k) cancels p_k ~ 1 against y_k = 1 and multiplies by s <= 64: 64 x a few float64 ulps "
+    "(1e-13) is the rounding floor of an entry near 0",
 )
-def _additive_margin(scope, rtol) -> Evidence:
+def _additive_margin(scope, rtol, atol) -> Evidence:
     derived, _ = cosine_gradient_pair()
     shown_cos = cosine_gradient()
     xs = sp.symbols("x1:4", real=True)
@@ -499,16 +531,22 @@ def _additive_margin(scope, rtol) -> Evidence:
     x = jnp.asarray(rng.normal(size=(scope["batch"], n)))
     w = jnp.asarray(rng.normal(size=(classes, n)))
     labels = jnp.asarray(rng.integers(0, classes, scope["batch"]))
-    got_c, want_c, got_x, want_x = [], [], [], []
-    for s in scope["s"]:
-        for m in scope["m"]:
-            got_c.append(jax.vmap(lambda c, s=s, m=m: dl_dcos(*c, s, m)[:, 0])(cosines))
-            want_c.append(jax.vmap(jax.grad(lambda c, s=s, m=m: optax.softmax_cross_entropy_with_integer_labels(
-                s * (c - m * jax.nn.one_hot(0, 3)), 0)))(cosines))
-            got_x.append(jax.vmap(lambda a, b, s=s, m=m: am_softmax_input_gradient(a, w, b, s=s, m=m))(x, labels))
-            want_x.append(jax.vmap(jax.grad(lambda a, b, s=s, m=m: am_softmax_loss(a, w, b, s=s, m=m)))(x, labels))
-    by_cos = compare(lambda: jnp.concatenate(got_c), lambda: jnp.concatenate(want_c), [], rtol=rtol)
-    by_x = compare(lambda: jnp.concatenate(got_x), lambda: jnp.concatenate(want_x), [], rtol=rtol)
+    pairs = [(s, m) for s in scope["s"] for m in scope["m"]]
+
+    @jax.jit
+    def both(s, m):
+        by_formula = jax.vmap(lambda c: dl_dcos(*c, s, m)[:, 0])(cosines)
+        by_optax = jax.vmap(jax.grad(lambda c: optax.softmax_cross_entropy_with_integer_labels(
+            s * (c - m * jax.nn.one_hot(0, 3)), 0)))(cosines)
+        closed = jax.vmap(lambda a, b: am_softmax_input_gradient(a, w, b, s=s, m=m))(x, labels)
+        autodiff = jax.vmap(jax.grad(lambda a, b: am_softmax_loss(a, w, b, s=s, m=m)))(x, labels)
+        return by_formula, by_optax, closed, autodiff
+
+    results = [both(jnp.float64(s), jnp.float64(m)) for s, m in pairs]
+    by_cos = compare(lambda: jnp.concatenate([r[0] for r in results]), lambda: jnp.concatenate([r[1] for r in results]),
+                     [], rtol=rtol, atol=atol)
+    by_x = compare(lambda: jnp.concatenate([r[2] for r in results]), lambda: jnp.concatenate([r[3] for r in results]),
+                   [], rtol=rtol, atol=atol)
     return evidence(
         "autodiff",
         proved("SymPy: d cos(w, x)/dx_1 equals the displayed (w_hat - cos x_hat)_1 / |x|", cos_proof),

@@ -15,7 +15,7 @@ import sympy as sp
 from flax import nnx
 from jax import lax
 
-from derivations.bridge import instantiate, prove_identity, value
+from derivations.bridge import instantiate, mark_evaluated, prove_identity, value
 from derivations.claims import Evidence, claim, compared, core, evidence, proved, scoped
 from derivations.compare import compare
 from derivations.conv_arithmetic import (
@@ -29,6 +29,8 @@ from derivations.conv_arithmetic import (
     conv_output_size,
     conv_params,
     conv_transpose_output_size,
+    evaluate_exact,
+    evaluate_integer,
     d,
     equivariance_error,
     flax_output_size,
@@ -85,7 +87,7 @@ def _output_size(scope) -> Evidence:
     xla = {c: flax_output_size(*c) for c in grid}
     floor_wrong = [c for c in grid if conv_output_size(*c) != xla[c]]
     notes_eq = output_size()[1]
-    notes = {c: value(notes_eq, {n: c[0], k: c[1], s: c[2], p: c[3]}) for c in grid}
+    notes = {c: evaluate_exact(notes_eq.rhs, {n: c[0], k: c[1], s: c[2], p: c[3]}) for c in grid}
     undilated = [c for c in grid if c[4] == 1]
     whole = [c for c in undilated if float(notes[c]).is_integer()]
     notes_wrong = [c for c in undilated if notes[c] != xla[c]]
@@ -159,24 +161,21 @@ def _transpose_size(scope) -> Evidence:
         out = conv_output_size(n_, k_, s_, p_, d_)
         extra = (n_ + 2 * p_ - d_ * (k_ - 1) - 1) % s_  # the rows the floor dropped: output_padding a
         predicted = conv_transpose_output_size(out, k_, s_, p_, extra, d_)
-        conv = functools.partial(conv2d, kernel=jnp.ones((k_, k_, 1, 1)), stride=s_, padding=p_, dilation=d_)
         y = jax.ShapeDtypeStruct((1, out, out, 1), jnp.float64)
-        vjp_shape = jax.eval_shape(lambda v, yy, conv=conv: jax.vjp(conv, v)[1](yy)[0],
-                                   jax.ShapeDtypeStruct((1, n_, n_, 1), jnp.float64), y).shape[1]
         conv_t = functools.partial(conv2d_transpose, stride=s_, padding=p_, dilation=d_)
         xla_shape = jax.eval_shape(lambda q, conv_t=conv_t, k_=k_, n_=n_: conv_t(q, jnp.ones((k_, k_, 1, 1)), n_),
                                    y).shape[1]
         subs = {n: out, k: k_, s: s_, p: p_, d: d_}
-        back = [value(back_eq.lhs, {**subs, a: aa}) for aa in range(s_)]
-        rows.append((n_, k_, s_, p_, d_, out, predicted, vjp_shape, xla_shape, back, value(back_eq, subs)))
+        back = [evaluate_integer(back_eq.lhs, {**subs, a: aa}) for aa in range(s_)]
+        rows.append((n_, k_, s_, p_, d_, out, predicted, xla_shape, back, evaluate_integer(back_eq.rhs, subs)))
+    mark_evaluated([back_eq])  # both sides of the displayed identity were evaluated above
     return evidence(
         "measurement",
         core("(n_out - 1)s - 2p + d(k-1) + a + 1, a = the rows the conv's floor dropped, equals the conv's input size "
-             "(the shape of its VJP and of lax.conv_transpose)",
-             all(pr == n_ == v == x_ for n_, _, _, _, _, _, pr, v, x_, _, _ in rows), configurations=len(rows)),
+             "and the shape of lax.conv_transpose", all(r[6] == r[0] == r[7] for r in rows), configurations=len(rows)),
         core("the conv maps the transposed conv's output size back to n_out for every output_padding 0 <= a < s "
              "(the displayed identity, both sides)",
-             all(set(b) == {o} and r_ == o for *_, o, _, _, _, b, r_ in rows), configurations=len(rows)),
+             all(set(r[8]) == {r[5]} and r[9] == r[5] for r in rows), configurations=len(rows)),
         core("the output is larger than the input wherever the conv shrinks it",
              all(r[6] > r[5] for r in rows if r[5] < r[0])),
         details={"rows": [list(map(str, r)) for r in rows], "formula": str(named.rhs)},
@@ -375,10 +374,9 @@ def _flops(scope, rtol) -> Evidence:
     # The displayed per-axis tap count, evaluated: T = sum_t tau(t), tau from the output-size formula.
     T, tau, same3 = taps_in_bounds_formula()
     per_tap = instantiate(tau, {sp.Symbol("n_{out}"): output_size()[0].rhs})
-    tap_rows = []
-    for label, n_, k_, ci, co, s_, p_, d_, groups in cases:
-        conf = {n: n_, k: k_, s: s_, p: p_, d: d_}
-        tap_rows.append(int(instantiate(T, {sp.Function("tau")(t): per_tap.subs(conf), k: k_})))
+    mark_evaluated([T])  # the sum over t = 0 .. k - 1, added up term by term below
+    tap_rows = [sum(evaluate_integer(per_tap, {n: n_, k: k_, s: s_, p: p_, d: d_, t: tap}) for tap in range(k_))
+                for label, n_, k_, ci, co, s_, p_, d_, groups in cases]
     xla_in_bounds = all(row["xla_flops"] == 2 * tb * tb * (c[3] // c[8]) * c[4]
                         for row, tb, c in zip(rows, tap_rows, cases, strict=True))
     same = rows[0]

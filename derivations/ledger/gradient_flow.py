@@ -20,6 +20,7 @@ from derivations.gradient_flow import (
     DEPTH,
     DEPTH_SYMBOLIC,
     INIT,
+    INITIALIZERS,
     RESIDUAL_N,
     RESIDUAL_PLACEHOLDERS,
     WEIGHT_VARIANCE,
@@ -48,6 +49,14 @@ from derivations.gradient_flow import (
 from models.mlp_stacks import dense_stack, residual_block, stacked_kernels
 
 
+@jax.jit
+def _input_gradient(kernels: jax.Array, readout: jax.Array) -> jax.Array:
+    """d (y . readout) / dx at x = 1 for the linear stack y = x W_1 ... W_L."""
+    zeros = jnp.zeros(kernels.shape[:2], kernels.dtype)
+    return jax.grad(lambda v: dense_stack(v, kernels, zeros, activation="linear")[0] @ readout)(
+        jnp.ones(kernels.shape[1], kernels.dtype))
+
+
 @claim(
     "gradient_flow/deep-linear-gradient-is-a-product-of-weights",
     sources=["S002-23", "S000-05"],
@@ -69,14 +78,14 @@ def _linear_product(scope, rtol) -> Evidence:
     chain = compare(to_jax(linear_chain_gradient(), symbols), autodiff, points)
     readout = jax.random.normal(jax.random.key(1), (WIDTH,), jnp.float64)
     measured, exact, rows = [], [], {}
-    for depth, s in itertools.product(scope["depths"], scope["weight_scales"]):
-        kernels = stacked_kernels(INIT.orthogonal(scale=s), jax.random.fold_in(jax.random.key(3), depth), depth,
-                                  WIDTH, jnp.float64)
-        grad = jax.grad(lambda v, k=kernels, d=depth: dense_stack(v, k, jnp.zeros((d, WIDTH)),
-                                                                 activation="linear")[0] @ readout)(jnp.ones(WIDTH))
-        measured.append(float(jnp.linalg.norm(grad) / jnp.linalg.norm(readout)))
-        exact.append(s**depth)
-        rows[f"depth {depth}, s {s}"] = measured[-1]
+    for depth in scope["depths"]:
+        orthogonal = stacked_kernels(INIT.orthogonal(), jax.random.fold_in(jax.random.key(3), depth), depth, WIDTH,
+                                     jnp.float64)
+        for s in scope["weight_scales"]:
+            grad = _input_gradient(s * orthogonal, readout)
+            measured.append(float(jnp.linalg.norm(grad) / jnp.linalg.norm(readout)))
+            exact.append(s**depth)
+            rows[f"depth {depth}, s {s}"] = measured[-1]
     deep = compare(lambda: jnp.asarray(measured), lambda: jnp.asarray(exact), [], rtol=rtol)
     small = [m for (d, s), m in zip(itertools.product(scope["depths"], scope["weight_scales"]), measured, strict=True)
              if s < 1]
@@ -119,7 +128,7 @@ def _product_only_linear(scope, rtol) -> Evidence:
     for activation in scope["activations"]:
         product_ok, homogeneous_ok, errors = True, True, []
         for depth in scope["depths"]:
-            kernels = stacked_kernels(INIT.glorot_normal(), jax.random.fold_in(jax.random.key(5), depth), depth, width,
+            kernels = stacked_kernels(INITIALIZERS["Xavier"], jax.random.fold_in(jax.random.key(5), depth), depth, width,
                                       jnp.float64)
             zeros = jnp.zeros((depth, width))
             product = xs @ functools.reduce(jnp.matmul, list(kernels))

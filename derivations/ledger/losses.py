@@ -644,4 +644,175 @@ def _weighted_ce(scope, rtol) -> Evidence:
     )
 
 
-@functools_cache := None  # placeholder removed below
+
+def _rare_share(gamma_value: float, rare_easy: bool, scope) -> float:
+    """The rare class's share of the total |dL/dz| over an imbalanced set of fixed logits, under focal loss
+    with ``gamma_value`` (0: cross-entropy). The majority (label 0) and the minority (label 1) are each easy
+    (p_t = sigma(easy_logit) on average) or hard (logits around hard_logit)."""
+    rng = np.random.default_rng(9)
+    n_major, n_minor = scope["majority"], scope["minority"]
+    easy, hard, spread = scope["easy_logit"], scope["hard_logit"], scope["spread"]
+    major = rng.normal(hard if rare_easy else -easy, spread, n_major)  # label 0: easy means a negative logit
+    minor = rng.normal(easy if rare_easy else hard, spread, n_minor)
+    logit_values = jnp.asarray(np.concatenate([major, minor]))
+    targets = jnp.asarray(np.concatenate([np.zeros(n_major), np.ones(n_minor)]))
+    grads = jnp.abs(jax.vmap(jax.grad(lambda v, t: optax.sigmoid_focal_loss(v, t, gamma=gamma_value)))(
+        logit_values, targets))
+    return float(jnp.sum(grads[n_major:]) / jnp.sum(grads))
+
+
+@claim(
+    "losses/focal-loss-derivative-matches-autodiff-and-is-ce-at-gamma-zero",
+    sources=["S002-33", "S000-11"],
+    says="\"在loss方面，采用focal loss等loss进行控制不平衡样本\" (on the loss side, use a loss such as focal loss to "
+    "control the imbalanced samples) (S002-33).",
+    expected="qualified",
+    correction="Focal loss reweights examples by difficulty, not by class: its gradient is cross-entropy's times "
+    "r(p) = (1 - p)^gamma (1 + gamma p (-log p) / (1 - p)), which falls with p and tends to (1 + gamma)(1 - p)^gamma "
+    "(not (1 - p)^gamma, the loss ratio) for easy examples. It controls imbalance when the abundant class supplies "
+    "the easy examples (dense detection's background, for which Lin et al. designed it): the rare class's share of "
+    "the gradient rises. When the rare class is the easy one, focal loss lowers its share further.",
+    scope={"gammas": ["0", "1/2", "2"], "labels": [1, 0], "p_grid": [0.01, 0.99, 99],
+           "share_gammas": [0.5, 1.0, 2.0, 5.0],
+           "imbalance": {"majority": 1000, "minority": 20, "easy_logit": 3.0, "hard_logit": 0.0, "spread": 1.0}},
+)
+def _focal(scope, rtol) -> Evidence:
+    claimed = focal_loss_claimed()
+    findings = []
+    for g in map(sp.Rational, scope["gammas"]):
+        for label in scope["labels"]:
+            # A negative example is the positive-example formula at -z, by 1 - sigma(z) = sigma(-z).
+            sign = 1 if label else -1
+            run = harness.derivative_check(
+                focal_loss(sign * z, g), sign * claimed.subs(gamma, g).subs(z, sign * z),
+                lambda v, gg=float(g), lab=float(label): optax.sigmoid_focal_loss(v, lab, gamma=gg),
+                z, domain=SMOOTH_DOMAIN, extremes=(-40.0, -20.0, 20.0, 40.0), rtol=rtol)
+            findings += _labelled(f"gamma = {g}, y = {label}", run.findings)
+    reduces = prove_identity(focal_loss().subs(gamma, 0), binary_cross_entropy(sigmoid()).subs(y, 1), [z])
+    # The displayed forms in p, evaluated at p = sigma(z) against optax.
+    lo_, hi_, n = scope["p_grid"]
+    probs = jnp.linspace(lo_, hi_, int(n))
+    grid = jnp.log(probs / (1 - probs))
+    shown, ratio_eqs = focal_loss_derivative(), focal_gradient_ratio()
+    displayed = []
+    for g in (0.5, 2.0):
+        fl = jax.vmap(lambda v, gg=g: optax.sigmoid_focal_loss(v, 1.0, gamma=gg))(grid)
+        dfl = jax.vmap(jax.grad(lambda v, gg=g: optax.sigmoid_focal_loss(v, 1.0, gamma=gg)))(grid)
+        dce = jax.vmap(jax.grad(lambda v: optax.sigmoid_binary_cross_entropy(v, 1.0)))(grid)
+        displayed += [
+            compare(lambda gg=g: to_jax(shown[0], [p, gamma])(probs, gg), lambda r=fl: r, [], rtol=rtol),
+            compare(lambda gg=g: to_jax(shown[1], [p, gamma])(probs, gg), lambda r=dfl: r, [], rtol=rtol),
+            compare(lambda gg=g: to_jax(ratio_eqs[0], [p, gamma])(probs, gg), lambda r=dfl / dce: r, [], rtol=rtol),
+        ]
+    at_zero = compare(lambda: jnp.broadcast_to(to_jax(shown[2], [p])(probs), probs.shape),
+                      lambda: jax.vmap(jax.grad(lambda v: optax.sigmoid_binary_cross_entropy(v, 1.0)))(grid), [],
+                      rtol=rtol)
+    loss_ratio = prove_identity(focal_loss_of_p_ratio(), (1 - p) ** gamma, [p, gamma],
+                                sampler=lambda rng, k: rng.uniform(0.01, 0.99, k))
+    ratio = to_jax(ratio_eqs[0], [p, gamma])
+    falls = all(bool(jnp.all(jnp.diff(ratio(probs, g)) < 0)) for g in scope["share_gammas"])
+    at = {"p": 0.9, "gamma": 2.0}
+    gradient_ratio, loss_ratio_value = float(ratio(at["p"], at["gamma"])), (1 - at["p"]) ** at["gamma"]
+    imbalance = scope["imbalance"]
+    ce_share = {easy: _rare_share(0.0, easy, imbalance) for easy in (False, True)}
+    shares = {easy: [_rare_share(g, easy, imbalance) for g in scope["share_gammas"]] for easy in (False, True)}
+    worst = max(displayed, key=lambda r: r.max_rel_err)
+    return evidence(
+        "autodiff",
+        *findings,
+        proved("SymPy: focal loss at gamma = 0 is binary cross-entropy", reduces),
+        compared("the displayed FL(p), dFL/dz and r(p) equal optax's loss, jax.grad and the ratio of jax.grads",
+                 dataclasses.replace(worst, ok=all(r.ok for r in displayed))),
+        compared("the displayed dFL/dz at gamma = 0 equals BCE's jax.grad", at_zero),
+        proved("the loss ratio FL / CE is (1 - p)^gamma", loss_ratio),
+        core(f"the gradient ratio r(p) falls with p for gamma = {scope['share_gammas']}: easy examples are "
+             "down-weighted (by r, not by (1 - p)^gamma)", falls,
+             gradient_ratio_at_p_09_gamma_2=gradient_ratio, loss_ratio_at_p_09_gamma_2=loss_ratio_value),
+        core(f"{imbalance['minority']} hard positives among {imbalance['majority']} easy negatives: focal loss raises "
+             f"the rare class's share of the gradient above cross-entropy's at gamma = {scope['share_gammas']}",
+             all(v > ce_share[False] for v in shares[False]), ce_share=ce_share[False], focal_share=shares[False][2]),
+        scoped("the same when the rare class is the easy one (hard negatives, easy positives)",
+               all(v > ce_share[True] for v in shares[True]), ce_share=ce_share[True], focal_share=shares[True][2]),
+        details={"rare_share": {"ce, rare hard": ce_share[False], "focal, rare hard": shares[False],
+                                "ce, rare easy": ce_share[True], "focal, rare easy": shares[True]}},
+    )
+
+
+def focal_loss_of_p_ratio() -> sp.Expr:
+    """FL / CE for a positive example, in p: the loss's factor."""
+    from derivations.losses import focal_loss_of_p
+
+    return sp.simplify(focal_loss_of_p() / -sp.log(p))
+
+
+# --- a head with one output too many ----------------------------------------------------------------
+
+
+@claim(
+    "losses/sliced-extra-output-gets-exactly-zero-gradient",
+    sources=["S003-03"],
+    says="Seven classes but one output too many: \"使用切片：截取前七个输出与目标匹配并输入到损失函数中\" (slice: take "
+    "the first seven outputs, match them with the targets and feed them to the loss) (S003-03).",
+    expected="holds",
+    scope={"classes": 7, "outputs": 8, "features": 6, "batch": 32, "seeds": [0, 1, 2]},
+)
+def _sliced_head(scope, rtol) -> Evidence:
+    shown = extra_output_softmax()
+    zero = value(shown[2], {})
+    exact_zero, kept = True, []
+    for seed in scope["seeds"]:
+        head, x, targets = eight_output_head(seed)
+        grads = nnx.grad(lambda m, x=x, t=targets: m.loss(x, t))(head).linear
+        exact_zero &= bool(jnp.all(grads.kernel[...][:, 7] == 0)) and float(grads.bias[...][7]) == 0.0
+        derived = x.T @ (jax.nn.softmax(head(x)) - targets) / x.shape[0]
+        kept.append(compare(lambda d=derived: d, lambda g=grads.kernel[...][:, :7]: g, [], rtol=rtol))
+    return evidence(
+        "autodiff",
+        core("SymPy: the displayed dL/dz_8 of the sliced loss is 0", zero == 0.0),
+        core("nnx.grad of an 8-output Flax head trained on 7 classes gives the 8th kernel column and bias exactly 0",
+             exact_zero, heads=len(scope["seeds"])),
+        compared("the other seven columns get x^T (s - y) / B", dataclasses.replace(
+            max(kept, key=lambda r: r.max_rel_err), ok=all(r.ok for r in kept))),
+    )
+
+
+@claim(
+    "losses/keeping-the-extra-output-changes-the-seven-probabilities",
+    sources=["S003-03"],
+    says="Seven classes but eight outputs: the extra output has to go before the loss (S003-03 slices it off, or "
+    "maps it to a class of its own). Tested: left in the softmax, it changes the seven probabilities.",
+    expected="holds",
+    scope={"classes": 7, "outputs": 8, "batch": 32, "seeds": [0, 1], "visible_shift": 1e-3},
+)
+def _unsliced_head(scope, rtol) -> Evidence:
+    zs8 = logits(8)
+    shown = extra_output_softmax()
+    proof = prove_identity(to_jax_free(shown[0]), shown[1].rhs, zs8)
+    shifts, relations = [], []
+    for seed in scope["seeds"]:
+        head, x, _ = eight_output_head(seed)
+        all_logits = head.all_logits(x)
+        eight, seven = jax.nn.softmax(all_logits), jax.nn.softmax(all_logits[:, :7])
+        relations.append(compare(lambda e=eight: e[:, :7], lambda s=seven, e=eight: s * (1 - e[:, 7:]), [], rtol=rtol))
+        shifts.append(float(jnp.max(jnp.abs(eight[:, :7] - seven))))
+    return evidence(
+        "autodiff",
+        proved("SymPy: s_i^(8) = s_i^(7) (1 - s_8)", proof),
+        compared("on the Flax head the 8-way softmax's first seven probabilities are the 7-way ones times 1 - s_8",
+                 dataclasses.replace(max(relations, key=lambda r: r.max_rel_err), ok=all(r.ok for r in relations))),
+        core(f"they differ visibly from the 7-way softmax (by more than {scope['visible_shift']:g})",
+             min(shifts) > scope["visible_shift"], smallest_max_shift=min(shifts)),
+        details={"max_probability_shift": shifts},
+    )
+
+
+def to_jax_free(eq: sp.Eq) -> sp.Expr:
+    """The right-hand side of a displayed definition, recorded as evaluated (it is compared by prove_identity)."""
+    instantiate(eq)
+    return eq.rhs
+
+
+if __name__ == "__main__":
+    from derivations.cli import main
+
+    raise SystemExit(main(["check", "losses"]))
