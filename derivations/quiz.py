@@ -109,7 +109,8 @@ def anki(path: Path, claims: list[Claim]) -> int:
         chapter, slug = c.id.split("/", 1)
         fields = [c.id, _html(" / ".join(f"{s}: {texts.get(s, '')}" for s in c.sources)), _html(c.says),
                   c.expected_on(backend).upper(), _html(c.correction or ""),
-                  _html(evidence.get(c.id, {}).get("summary") or ""), f"book/_build/html/chapters/{chapter}.html#{slug}"]
+                  _html(evidence.get(c.id, {}).get("summary") or ""),
+                  f"book/_build/html/chapters/{chapter}.html#{slug}"]
         deck.add_note(genanki.Note(model=model, fields=fields, guid=genanki.guid_for(c.id), tags=[chapter]))
     genanki.Package(deck).write_to_file(str(path))
     return len(claims)
