@@ -1,10 +1,12 @@
 """Sphinx configuration for the DL Derivation Workbook (myst-nb pages executed at build time)."""
 
 import os
+import sys
 from pathlib import Path
 
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
+sys.path.insert(0, str(BOOK / "_ext"))
 
 # Notebook kernels inherit this environment: JAX on CPU in float64 without XLA log noise, and
 # `import derivations` works from a plain checkout.
@@ -25,6 +27,8 @@ extensions = [
     "sphinx-mathjax-offline",
     # Papers' and libraries' statements that a verdict rests on are cited on the page: {cite}`key`.
     "sphinxcontrib.bibtex",
+    # Plumbing cells (calls of derivations.pages) shown without their source; long code folded.
+    "workbook_cells",
 ]
 bibtex_bibfiles = ["references.bib"]
 bibtex_default_style = "plain"
@@ -50,6 +54,7 @@ nb_render_markdown_format = "myst"
 html_theme = "sphinx_book_theme"
 html_static_path = ["_static"]
 html_css_files = ["workbook.css"]
+html_js_files = ["ledger.js"]
 html_title = project
 # pydata-sphinx-theme seeds the mode with "" on a first visit and then logs a console error about it;
 # an explicit default keeps the console clean.

@@ -128,8 +128,10 @@ def rrelu_expected_slope() -> list[sp.Eq]:
     Xu et al. (2015) run a ~ U(3, 8) as a divisor (y = x / a) and test with x / ((l + u)/2): the mean
     slope there is E[1/a] = ln(u/l)/(u - l), not 1/E[a]."""
     a = stats.Uniform("a", lower, upper)
+    v = sp.Symbol("a", positive=True)
+    density = 1 / (upper - lower)  # U(l, u) with 0 < l < u, as both conventions have
     return [sp.Eq(sp.Symbol("E[a]"), sp.simplify(stats.E(a)), evaluate=False),
-            sp.Eq(sp.Symbol("E[1/a]"), sp.simplify(stats.E(1 / a)), evaluate=False)]
+            sp.Eq(sp.Symbol("E[1/a]"), sp.integrate(density / v, (v, lower, upper)), evaluate=False)]
 
 
 @derivation

@@ -17,20 +17,15 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.signal
 import sympy as sp
 from flax import nnx
-from jax import lax
 
 from derivations.bridge import mark_evaluated
 from derivations.claims import derivation
 from derivations.harness import gradient_support, support_extent, xla_flops
 from models.conv import (
-    bilinear_upsample_2x,
-    circular_conv2d,
     conv2d,
     conv2d_transpose,
-    conv2d_transpose_by_zero_insertion,
 )
 
 n, k, s, d = sp.symbols("n k s d", integer=True, positive=True)

@@ -1,8 +1,8 @@
 """Initialisation: Xavier/Glorot and Kaiming/He derived from variance propagation, checked against
 ``jax.nn.initializers``, measured through a 50-layer Flax MLP, and zero initialisation made precise.
 
-Seeds: S001-15, S002-20, S002-19, S001-37. Run ``python -m derivations.init`` to print the derivations
-and check the claims.
+Seeds: S001-15, S002-20, S002-19, S001-37. The claims are in ``derivations/ledger/init.py``; run
+``python -m derivations.init`` to print the derivations and check the claims.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import sympy as sp
 import sympy.stats as stats
 from flax import nnx
 
-from derivations.claims import Evidence, claim, derivation
-from derivations.harness import verdict
+from derivations.claims import derivation
 from models.mlp_stacks import TwoLayerMLP, layer_profile, stacked_kernels
 
 fan_in, fan_out = sp.symbols("n_in n_out", positive=True)
@@ -169,7 +168,7 @@ def _summary(rows: dict[str, dict[str, float]]) -> str:
 
 # --- depth -------------------------------------------------------------------------------------------
 
-# name -> (activation, initializer, weight variance or None where not a plain normal of known variance)
+# name -> (activation, initializer, weight variance of the square WIDTH x WIDTH layers)
 PROFILES: dict[str, tuple[str, Callable[..., jax.Array], float]] = {
     "ReLU, He (2/n)": ("relu", jax.nn.initializers.he_normal(), 2 / WIDTH),
     "ReLU, Xavier (1/n)": ("relu", jax.nn.initializers.glorot_normal(), 1 / WIDTH),
@@ -182,28 +181,73 @@ PROFILES: dict[str, tuple[str, Callable[..., jax.Array], float]] = {
 @functools.cache
 def variance_profiles() -> dict[str, dict[str, np.ndarray]]:
     """Each configuration of PROFILES through a DEPTH-layer, WIDTH-wide MLP at initialisation: the variance
-    of every layer's output and the norm of the gradient reaching it (fixed seeds, float64)."""
+    of every layer's output and the norm of the gradient reaching it (float64). Each configuration draws
+    from its own key: with one key, he_normal's kernels would be exactly sqrt(2) x glorot_normal's and the
+    two ReLU curves one draw seen twice."""
     x = jax.random.normal(jax.random.key(0), (BATCH, WIDTH), jnp.float64)
     readout = jax.random.normal(jax.random.key(1), (WIDTH,), jnp.float64)
     out = {}
-    for name, (activation, init, _) in PROFILES.items():
-        kernels = stacked_kernels(init, jax.random.key(2), DEPTH, WIDTH, jnp.float64)
+    for i, (name, (activation, init, _)) in enumerate(PROFILES.items()):
+        kernels = stacked_kernels(init, jax.random.fold_in(jax.random.key(2), i), DEPTH, WIDTH, jnp.float64)
         variance, grad_norm = layer_profile(x, kernels, jnp.zeros((DEPTH, WIDTH)), readout, activation=activation)
         out[name] = {"variance": np.asarray(variance), "grad_norm": np.asarray(grad_norm)}
     return out
 
 
+# --- one layer, forward and backward -------------------------------------------------------------------
+
+
+def layer_gains(shape: tuple[int, int], variance: float, *, activation: str = "linear", draws: int = 64,
+                batch: int = 256, seed: int = 0) -> dict[str, float]:
+    """Forward and backward gain of one dense layer ``z -> act(z) @ W`` with ``W ~ N(0, variance)`` drawn
+    directly (``jax.random.normal``, not an initializer), inputs z ~ N(0, 1) and output gradients ~ N(0, 1):
+    forward E[y^2] / E[z^2], backward E[(dL/dz)^2] / E[(dL/dy)^2] (the backward pass by ``jax.vjp``). Returns
+    each gain's mean over ``draws`` independent layers and its standard error."""
+    if len(shape) != 2 or min(shape) < 1 or variance <= 0:
+        raise ValueError(f"shape must be a dense (n_in, n_out) and variance > 0, got {shape}, {variance}")
+    forward, backward = _gains(tuple(shape), activation, draws, batch)(jax.random.key(seed), variance)
+    forward, backward = np.asarray(forward), np.asarray(backward)
+    se = lambda v: float(v.std(ddof=1) / np.sqrt(v.size))  # noqa: E731
+    return {"forward": float(forward.mean()), "forward_se": se(forward), "backward": float(backward.mean()),
+            "backward_se": se(backward), "draws": draws}
+
+
+_ACT = {"linear": lambda v: v, "relu": jax.nn.relu, "tanh": jnp.tanh}
+
+
+@functools.cache
+def _gains(shape: tuple[int, int], activation: str, draws: int, batch: int):
+    act = _ACT[activation]
+
+    def one(key, variance):
+        kw, kz, kg = jax.random.split(key, 3)
+        w = jnp.sqrt(variance) * jax.random.normal(kw, shape, jnp.float64)
+        z = jax.random.normal(kz, (batch, shape[0]), jnp.float64)
+        y, pullback = jax.vjp(lambda v: act(v) @ w, z)
+        gy = jax.random.normal(kg, y.shape, jnp.float64)
+        (gz,) = pullback(gy)
+        return jnp.mean(y**2) / jnp.mean(z**2), jnp.mean(gz**2) / jnp.mean(gy**2)
+
+    return jax.jit(lambda key, variance: jax.vmap(one, (0, None))(jax.random.split(key, draws), variance))
+
+
 # --- zero initialisation -------------------------------------------------------------------------------
 
 
-def zero_init_run(activation: str, steps: int = 20, lr: float = 0.1) -> tuple[TwoLayerMLP, list[float], jax.Array]:
-    """A 4-8-1 MLP with every weight and bias 0, trained by SGD on a fixed regression problem; returns the
-    trained model, the loss per step and the targets."""
+def zero_init_run(activation: str, steps: int = 20, lr: float = 0.1, *, hidden_bias_sd: float = 0.0,
+                  hidden: int = 8) -> tuple[TwoLayerMLP, list[float], jax.Array]:
+    """A 4-``hidden``-1 MLP with every weight 0 (and every bias 0, unless ``hidden_bias_sd`` > 0 draws the
+    hidden biases from N(0, sd^2)), trained by SGD on a fixed regression problem; returns the trained model,
+    the loss per step and the targets."""
+    if steps < 1 or lr <= 0 or hidden_bias_sd < 0:
+        raise ValueError(f"steps >= 1, lr > 0 and hidden_bias_sd >= 0 required, got {steps}, {lr}, {hidden_bias_sd}")
     rng = np.random.default_rng(3)
     x = jnp.asarray(rng.normal(size=(64, 4)))
     y = jnp.asarray(x @ rng.normal(size=(4, 1)) + 0.5)
-    model = TwoLayerMLP(4, 8, 1, activation=activation, kernel_init=jax.nn.initializers.zeros,
+    model = TwoLayerMLP(4, hidden, 1, activation=activation, kernel_init=jax.nn.initializers.zeros,
                         bias_init=jax.nn.initializers.zeros, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
+    if hidden_bias_sd:
+        model.hidden.bias[...] = jnp.asarray(np.random.default_rng(5).normal(0, hidden_bias_sd, hidden))
 
     def loss(m: TwoLayerMLP) -> jax.Array:
         return jnp.mean((m(x) - y) ** 2)
@@ -218,168 +262,6 @@ def zero_init_run(activation: str, steps: int = 20, lr: float = 0.1) -> tuple[Tw
 
     losses = [float(step(model, optimizer)) for _ in range(steps)]
     return model, losses, y
-
-
-# --- claims ------------------------------------------------------------------------------------------
-
-
-@claim(
-    "init/xavier-variance-is-two-over-fan-in-plus-fan-out",
-    sources=["S001-15"],
-    says="Xavier initialisation: Var(W) = 2/(n_in + n_out), the compromise between keeping the forward-pass "
-    "variance (which needs 1/n_in) and the backward-pass variance (which needs 1/n_out).",
-    expected="holds",
-    tolerance=f"Monte-Carlo: each empirical variance within {Z_MAX} standard errors of the derived one",
-)
-def _xavier() -> Evidence:
-    derived = xavier_variance()[2].rhs
-    limit = xavier_uniform_limit().rhs
-    ok_n, rows_n = initializer_variance_check(jax.nn.initializers.glorot_normal(), _as_function(derived),
-                                              DENSE_AND_CONV)
-    ok_u, rows_u = initializer_variance_check(jax.nn.initializers.glorot_uniform(), _as_function(limit**2 / 3),
-                                              DENSE_AND_CONV, seed=10)
-    return Evidence(
-        verdict=verdict(ok_n and ok_u, "holds"),
-        method="measurement",
-        summary=f"derived Var(W) = {derived}; glorot_normal: {_summary(rows_n)}; glorot_uniform (a = {limit}): "
-        f"max z {max(r['z'] for r in rows_u.values()):.1f}",
-        samples=sum(r["draws"] for r in (*rows_n.values(), *rows_u.values())),
-        dtype="float64",
-        details={"glorot_normal": rows_n, "glorot_uniform": rows_u},
-    )
-
-
-@claim(
-    "init/kaiming-variance-is-two-over-fan-in-for-relu",
-    sources=["S001-15", "S002-20"],
-    says="Kaiming initialisation for ReLU: Var(W) = 2/n_in.",
-    expected="holds",
-    tolerance=f"Monte-Carlo: each empirical variance within {Z_MAX} standard errors of the derived one",
-)
-def _kaiming() -> Evidence:
-    derived = kaiming_variance().rhs
-    ok_n, rows_n = initializer_variance_check(jax.nn.initializers.he_normal(), _as_function(derived), DENSE_AND_CONV,
-                                              seed=20)
-    ok_u, rows_u = initializer_variance_check(jax.nn.initializers.he_uniform(), _as_function(derived), DENSE_AND_CONV,
-                                              seed=30)
-    return Evidence(
-        verdict=verdict(ok_n and ok_u and relu_second_moment().rhs == sp.Symbol("sigma", positive=True) ** 2 / 2,
-                        "holds"),
-        method="measurement",
-        summary=f"E[relu(z)^2] = sigma^2/2 (sympy.stats) gives Var(W) = {derived}; he_normal: {_summary(rows_n)}; "
-        f"he_uniform: max z {max(r['z'] for r in rows_u.values()):.1f}",
-        samples=sum(r["draws"] for r in (*rows_n.values(), *rows_u.values())),
-        dtype="float64",
-        details={"he_normal": rows_n, "he_uniform": rows_u},
-    )
-
-
-@claim(
-    "init/matched-initialisation-keeps-activations-from-vanishing-or-exploding",
-    sources=["S002-20"],
-    says="Initialisation exists to stop the layers' activations from exploding or vanishing in the forward pass.",
-    expected="holds",
-    tolerance=f"the measured per-layer log growth of the variance (mean of {DEPTH - 1} layer ratios) within "
-    f"{Z_MAX} standard errors of log(n sigma_w^2 / 2); 'stays' means within a factor 4 over {DEPTH} layers",
-)
-def _depth() -> Evidence:
-    profiles = variance_profiles()
-    factor = relu_layer_factor().rhs
-    rows, law_ok = {}, True
-    for name, (activation, _, variance) in PROFILES.items():
-        v = profiles[name]["variance"]
-        row = {"first": float(v[0]), "last": float(v[-1]), "ratio": float(v[-1] / v[0])}
-        if activation == "relu":
-            logs = np.diff(np.log(v))
-            predicted = float(factor.subs({sigma_w: sp.sqrt(variance), fan_in: WIDTH}))
-            z_score = abs(logs.mean() - np.log(predicted)) / (logs.std(ddof=1) / np.sqrt(logs.size))
-            row.update(measured_factor=float(np.exp(logs.mean())), derived_factor=predicted, z=float(z_score))
-            law_ok = law_ok and z_score <= Z_MAX
-        rows[name] = row
-    stays = 0.25 <= rows["ReLU, He (2/n)"]["ratio"] <= 4
-    breaks = (rows["ReLU, Xavier (1/n)"]["ratio"] < 1e-10 and rows["ReLU, N(0, 0.01^2)"]["ratio"] < 1e-10
-              and rows["ReLU, N(0, 1)"]["ratio"] > 1e10)
-    return Evidence(
-        verdict=verdict(law_ok and stays and breaks, "holds"),
-        method="measurement",
-        summary=f"{DEPTH}-layer, width-{WIDTH} MLP, variance of layer {DEPTH}'s output / layer 1's: "
-        + "; ".join(f"{n}: {r['ratio']:.2e}" + _per_layer_law(r) for n, r in rows.items()),
-        samples=BATCH * WIDTH * DEPTH,
-        dtype="float64",
-        details=rows,
-    )
-
-
-@claim(
-    "init/zero-init-relu-and-tanh-learn-only-the-output-bias",
-    sources=["S001-37", "S002-19"],
-    says="If all weights are initialised to zero with ReLU there will be no learning.",
-    expected="qualified",
-    correction="Every hidden weight and bias and every output weight gets exactly zero gradient forever (the "
-    "output weights are 0, so no error reaches the hidden layer, and the hidden outputs are 0, so the "
-    "output weights get no gradient); the same holds for tanh. But the output bias learns: the network "
-    "converges to the constant mean of the targets.",
-)
-def _zero_relu_tanh() -> Evidence:
-    rows, ok = {}, True
-    for activation in ("relu", "tanh"):
-        model, losses, y = zero_init_run(activation)
-        frozen = [model.hidden.kernel[...], model.hidden.bias[...], model.out.kernel[...]]
-        all_zero = all(bool(jnp.all(p == 0.0)) for p in frozen)
-        # MSE's gradient in the bias is 2 (b - mean y), so SGD gives b_t = mean(y) (1 - (1 - 2 lr)^t).
-        expected_bias = float(jnp.mean(y)) * (1 - (1 - 2 * 0.1) ** len(losses))
-        bias = float(model.out.bias[...][0])
-        bias_ok = abs(bias - expected_bias) <= 1e-10 * abs(expected_bias)
-        ok = ok and all_zero and bias_ok and losses[-1] < losses[0]
-        rows[activation] = {"frozen_all_zero": all_zero, "output_bias": bias, "closed_form_bias": expected_bias,
-                            "loss_first": losses[0], "loss_last": losses[-1]}
-    return Evidence(
-        verdict=verdict(ok, "qualified"),
-        method="autodiff",
-        summary="after 20 SGD steps from all-zero init: " + "; ".join(
-            f"{a}: hidden W, b and output W all exactly 0: {r['frozen_all_zero']}, output bias {r['output_bias']:.6f} "
-            f"= closed form {r['closed_form_bias']:.6f}, loss {r['loss_first']:.3f} -> {r['loss_last']:.3f}"
-            for a, r in rows.items()),
-        max_abs_err=max(abs(r["output_bias"] - r["closed_form_bias"]) for r in rows.values()),
-        samples=64,
-        dtype="float64",
-        details=rows,
-    )
-
-
-@claim(
-    "init/zero-init-sigmoid-trains-but-hidden-units-stay-identical",
-    sources=["S002-19"],
-    says="A network initialised with zero weights cannot train: every input gives the same result and the "
-    "network cannot update.",
-    expected="refuted",
-    correction="With sigmoid hidden units (sigmoid(0) = 1/2 != 0) the weights do update, the loss falls and the "
-    "outputs come to depend on the input. What fails is symmetry breaking: every hidden unit receives the "
-    "same gradient, so all hidden units stay identical forever and the hidden layer acts as one unit.",
-)
-def _zero_sigmoid() -> Evidence:
-    model, losses, _ = zero_init_run("sigmoid")
-    kernel = np.asarray(model.hidden.kernel[...])
-    spread = float(np.max(np.abs(kernel - kernel[:, :1])))
-    out_spread = float(np.ptp(np.asarray(model.out.kernel[...])))
-    moved = float(np.max(np.abs(kernel)))
-    x = jnp.asarray(np.random.default_rng(4).normal(size=(5, 4)))
-    outputs = np.asarray(model(x))[:, 0]
-    depends_on_input = float(np.ptp(outputs)) > 1e-6
-    identical = spread == 0.0 and out_spread == 0.0
-    note_holds = moved == 0.0 or not depends_on_input
-    return Evidence(
-        verdict=verdict(note_holds, "holds", "refuted" if identical and losses[-1] < losses[0] else "qualified"),
-        method="autodiff",
-        summary=f"sigmoid, 20 SGD steps from all-zero init: hidden weights moved (max |W| = {moved:.3e}), loss "
-        f"{losses[0]:.3f} -> {losses[-1]:.3f}, outputs on 5 inputs span {np.ptp(outputs):.3e}; yet all 8 hidden "
-        f"units' weight columns differ by at most {spread:g} and the output weights by {out_spread:g}",
-        max_abs_err=spread,
-        samples=64,
-        dtype="float64",
-        details={"max_abs_hidden_weight": moved, "column_spread": spread, "outputs": outputs.tolist(),
-                 "losses": losses},
-    )
 
 
 if __name__ == "__main__":

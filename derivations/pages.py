@@ -158,18 +158,66 @@ def claims_table(chapter: str) -> Markdown:
 
 
 def ledger() -> Markdown:
-    """Every claim of every chapter in one table: chapter (linked), claim, seeds, what the note says,
-    verdict, the evidence summary. Slugs are plain text so that the browser can wrap them at hyphens."""
+    """Every claim of every chapter in one filterable, sortable table (``book/_static/ledger.js``): chapter,
+    claim (linked to its evidence), seeds, what the note says, verdict badge, correction, evidence summary.
+    Filters also work from the URL: ``ledger.html?verdict=refuted&chapter=losses&seed=S002-41&q=batchnorm``."""
+    from derivations.claims import ALIASES
+
     full = report()
     require_passing(full["claims"], full["derivations"])
-    rows = ["| chapter | claim | seeds | the note says | verdict | evidence |", "|---|---|---|---|---|---|"]
+    old_ids: dict[str, list[str]] = {}
+    for old, new in ALIASES.items():
+        old_ids.setdefault(new, []).append(old)
+    chapters = "".join(f'<option value="{c}">{c}</option>' for c in CHAPTERS)
+    verdicts = "".join(f'<option value="{v}">{v}</option>' for v in ("holds", "qualified", "refuted"))
+    html = [
+        '<div id="ledger-tool" class="ledger-tool">',
+        '<form class="ledger-filters" role="search" onsubmit="return false">',
+        '<label>verdict <select name="verdict"><option value="">any</option>' + verdicts + "</select></label>",
+        '<label>chapter <select name="chapter"><option value="">any</option>' + chapters + "</select></label>",
+        '<label>question <input name="seed" size="8" placeholder="S002-41"></label>',
+        '<label>text <input name="q" size="16" placeholder="batchnorm"></label>',
+        '<output class="ledger-count" aria-live="polite"></output>',
+        "</form>",
+        '<table class="ledger"><thead><tr><th data-sort>chapter</th><th data-sort>claim</th><th data-sort>seeds</th>'
+        "<th>the note says</th><th data-sort>verdict</th><th>correction</th><th>evidence</th></tr></thead><tbody>",
+    ]
     for c in full["claims"]:
         chapter, slug = c["id"].split("/", 1)
-        rows.append(
-            f"| [{chapter}](chapters/{chapter}.md) | {slug} | {' '.join(c['sources'])} | {escape(c['says'])} "
-            f"| **{VERDICT_BADGE[c['verdict']]}** | {escape(c['summary'])} |"
+        ids = " ".join([c["id"], *old_ids.get(c["id"], [])])
+        html.append(
+            f'<tr data-verdict="{c["verdict"]}" data-chapter="{chapter}" data-seeds="{" ".join(c["sources"])}" '
+            f'data-ids="{_html(ids)}">'
+            f'<td data-label="chapter"><a href="chapters/{chapter}.html">{chapter}</a></td>'
+            f'<td data-label="claim"><a href="{claim_url(c["id"], "")}">{_html(slug)}</a></td>'
+            f'<td data-label="seeds">{" ".join(c["sources"])}</td>'
+            f'<td data-label="the note says">{_html(c["says"])}</td>'
+            f'<td data-label="verdict" data-value="{c["verdict"]}">{badge(c["verdict"])}</td>'
+            f'<td data-label="correction">{_html(c["correction"] or "—")}</td>'
+            f'<td data-label="evidence">{_html(c["summary"])}</td></tr>'
         )
-    return Markdown("\n".join(rows))
+    html += ["</tbody></table>", "</div>"]
+    return Markdown("\n".join(html))
+
+
+def corrections() -> Markdown:
+    """Every qualified and refuted claim as the note's statement and its correction, grouped by chapter."""
+    full = report()
+    out = []
+    for chapter in CHAPTERS:
+        mine = [c for c in full["claims"] if c["chapter"] == chapter and c["verdict"] in ("qualified", "refuted")]
+        if not mine:
+            continue
+        out.append(f"## {chapter.replace('_', ' ').capitalize()}\n")
+        for c in mine:
+            out.append(f"- {badge(c['verdict'], claim_url(c['id'], ''))} "
+                       f"**{escape(c['says'])}** ({', '.join(c['sources'])}) → {escape(c['correction'])}\n")
+    return Markdown("\n".join(out))
+
+
+def _html(text: str) -> str:
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+            .replace("$", "&#36;"))
 
 
 def headline() -> Markdown:
@@ -177,10 +225,12 @@ def headline() -> Markdown:
     full = report()
     s = full["summary"]
     chapters = {c["chapter"] for c in full["claims"]}
+    links = {v: f'<a href="ledger.html?verdict={v}">{s[v]} {word}</a>'
+             for v, word in (("holds", "hold"), ("qualified", "qualified"), ("refuted", "refuted"))}
     return Markdown(
         f"**{s['claims']} claims** in {len(chapters)} chapter{'s' if len(chapters) != 1 else ''}, "
-        f"checked when this book was built: **{s['holds']}** hold, **{s['qualified']}** qualified, "
-        f"**{s['refuted']}** refuted; {s['ok']} of {s['claims']} checks agree with the recorded verdict; "
+        f"checked when this book was built: {links['holds']}, {links['qualified']}, {links['refuted']}; "
+        f"{s['ok']} of {s['claims']} checks agree with the recorded verdict; "
         f"{s['equations'] - s['equations_unchecked']} of {s['equations']} displayed equations verified."
     )
 

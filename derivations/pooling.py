@@ -8,28 +8,15 @@ the claims.
 
 from __future__ import annotations
 
-import functools
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
-from flax import nnx
 
 from derivations.claims import derivation
 from derivations.compare import RTOL, compare
-from models.conv import conv2d
 from models.pooling import (
-    SpatialPyramidPooling,
-    avg_pool,
-    avg_pool_as_conv,
-    avg_pool_backward,
-    global_avg_pool,
-    global_max_pool,
     max_pool,
-    max_pool_backward,
-    max_unpool,
 )
 
 window = sp.symbols("x1:5", real=True)  # one 2x2 window, row-major

@@ -197,7 +197,7 @@ def _attention_backward(scope, rtol) -> Evidence:
         *(proved(f"SymPy: the displayed softmax VJP p_j (g_j - sum_i p_i g_i) equals (J^T g)_{j + 1}", proof)
           for j, proof in enumerate(vjp_proofs)),
         compared(f"the forward pass equals a NumPy float64 reference in {configurations} "
-                 "configurations (length 1, scales 1/sqrt(d), 1, 0.05)", fwd),
+                 "configurations (length 1 included; scales {scope['scales']}, None = 1/sqrt(d))", fwd),
         compared(f"the closed-form (dQ, dK, dV) equals jax.vjp in {configurations} configurations", bwd),
         details={"jax_nn_dot_product_attention_max_abs_err_float32_softmax": max(gaps)},
     )
@@ -322,8 +322,9 @@ def _generator_gradient(theta: float, width: float, grid: np.ndarray) -> float:
     """d/dtheta of V(D*, G) = -log 4 + 2 JSD for p_data a bump at 0 and p_g the same bump at theta."""
 
     def jsd_value(t):
-        pd = jnp.exp(-0.5 * (grid / width) ** 2)
-        pg = jnp.exp(-0.5 * ((grid - t) / width) ** 2)
+        # A floor of 1e-30 keeps D* = pd / (pd + pg) defined where both bumps underflow.
+        pd = jnp.exp(-0.5 * (grid / width) ** 2) + 1e-30
+        pg = jnp.exp(-0.5 * ((grid - t) / width) ** 2) + 1e-30
         pd, pg = pd / jnp.sum(pd), pg / jnp.sum(pg)
         return gan_value(pd / (pd + pg), pd, pg)
 

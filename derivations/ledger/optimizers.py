@@ -386,8 +386,8 @@ def _newton(scope, rtol) -> Evidence:
              all(p.holds for p in lands)),
         compared("one Newton step with jax.hessian hits x* of quadratics with condition numbers "
                  f"{scope['quadratic_condition_numbers']}", worst),
-        core(f"GD (lr 1/L) needs many steps, growing with the condition number, exactly as the contraction "
-             f"1 - lambda/L predicts: {', '.join(f'{k}: {v['gd']}' for k, v in steps.items())}",
+        core("GD (lr 1/L) needs many steps, growing with the condition number, exactly as the contraction "
+             "1 - lambda/L predicts: " + ", ".join(f"kappa {k}: {v['gd']}" for k, v in steps.items()),
              all(r["gd"] == r["predicted"] for r in steps.values()) and counts[-1] > 10 * counts[1]
              and all(c > 1 for c in counts[1:])),
         compared("sqrt(1 + x^2): the derived Newton map -x^3 equals x - f'/f'' from autodiff", map_check),

@@ -1,0 +1,678 @@
+"""The claims of the architectures chapter: the blocks' closed-form counts against Flax and XLA over drawn
+configurations, receptive fields against gradient support, the notes' design ratios over channel widths and
+with and without biases, and what a residual block and an SE gate do, measured."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+from flax import nnx
+
+from derivations.architectures import (
+    C,
+    H,
+    K,
+    S004_21,
+    C_in,
+    C_mid,
+    C_out,
+    G,
+    W,
+    _rngs,
+    add_is_concat_with_shared_kernel,
+    basic_layers,
+    block_cases,
+    block_count_rows,
+    block_macs,
+    block_parameters,
+    block_receptive_field,
+    bottleneck_layers,
+    distinct_crops,
+    fit_identity,
+    im2col_conv,
+    r,
+    score_map_flops,
+    se_input_gradient,
+    separable_ratio,
+    stack_macs_and_xla,
+    stack_vs_big,
+    stacked_small_kernels,
+    total,
+)
+from derivations.bridge import instantiate, prove_identity, value
+from derivations.claims import Evidence, claim, compared, core, evidence, proved, scoped
+from derivations.compare import compare
+from derivations.conv_arithmetic import conv_macs, conv_params, receptive_field, taps_in_bounds
+from derivations.harness import gradient_support, module_params, support_extent, xla_flops
+from models import blocks
+from models.conv import conv2d
+
+# --- the blocks ---------------------------------------------------------------------------------------------------
+
+BLOCKS = ["VGG stack", "Inception", "ResNet basic", "ResNet bottleneck", "ResNeXt", "SE", "DenseNet",
+          "depthwise separable", "GAP head"]  # fmt: skip
+
+
+def _displayed_parameter_counts(scope) -> list[tuple[str, int, int]]:
+    """The displayed closed forms (block_parameters) at the scope's widths against nnx.state."""
+    p_vgg, p_basic, p_bottle, p_se, p_sep = block_parameters()
+    rows = []
+    for ci, co, mid, groups in itertools.product(scope["c_in"], scope["c_out"], scope["c_mid"], scope["groups"]):
+        cases = [
+            (p_vgg, {C_in: ci, C_out: co}, lambda: blocks.VGGStack(ci, co, convs=2, pool=False, rngs=_rngs())),
+            (p_basic, {C_in: ci, C_out: co}, lambda: blocks.BasicBlock(ci, co + (ci == co), rngs=_rngs())),
+            (p_bottle, {C_in: ci, C_mid: mid, C_out: co, G: groups},
+             lambda: blocks.Bottleneck(ci, mid, co + (ci == co), groups=groups, rngs=_rngs())),
+            (p_se, {C: co, r: groups}, lambda: blocks.SEBlock(co, reduction=groups, rngs=_rngs())),
+            (p_sep, {C_in: ci, C_out: co, K: 3}, lambda: blocks.DepthwiseSeparable(ci, co, kernel=3, rngs=_rngs())),
+        ]
+        for eq, subs, factory in cases:
+            if eq is p_basic or eq is p_bottle:  # the displayed forms have the projection: channels must change
+                subs = {**subs, C_out: co + (ci == co)}
+            rows.append((str(eq.lhs), int(round(value(eq, subs))), module_params(factory)))
+    return rows
+
+
+@claim(
+    "architectures/block-parameter-counts-match-flax",
+    sources=["S000-06", "S001-08"],
+    says="The common classification networks and their key points: AlexNet, VGG (stacked 3x3 convolutions), "
+    "GoogLeNet's Inception module, ResNet, SENet, DenseNet (S001-08; S000-06 asks to introduce the main "
+    "feature-extraction networks). The claim tests a gloss: the blocks, as built here, have the parameter "
+    "counts of their closed forms.",
+    expected="holds",
+    scope={"blocks": BLOCKS, "draws": 3, "seed": 0, "c_in": [4, 8, 16], "c_out": [8, 16, 32], "c_mid": [4, 8],
+           "groups": [2, 4], "displayed_widths": {"c_in": [4, 16], "c_out": [8, 16], "c_mid": [4], "groups": [2, 4]}},
+)
+def _block_params(scope) -> Evidence:
+    rows = block_count_rows(block_cases(seed=scope["seed"], draws=scope["draws"]), xla=False)
+    displayed = _displayed_parameter_counts(scope["displayed_widths"])
+    wrong = [r_ for r_ in rows if r_["params_formula"] != r_["params_flax"]]
+    return evidence(
+        "measurement",
+        core(f"the closed-form count (a sum over the block's table) = nnx.state size in all {len(rows)} drawn "
+             f"configurations of {len({r_['block'] for r_ in rows})} blocks", not wrong,
+             wrong=len(wrong), samples=len(rows)),
+        core(f"the displayed formulas (VGG stack, basic, bottleneck/ResNeXt, SE, separable), evaluated at "
+             f"{len(displayed)} widths, = nnx.state", all(a == b for _, a, b in displayed), samples=len(displayed)),
+        details={"rows": rows, "displayed": displayed},
+    )
+
+
+@claim(
+    "architectures/block-macs-match-xla",
+    sources=["S000-06", "S002-14"],
+    says="The computation of a convolution is Kh x Kw x Cin x Cout x H x W (S002-14); a block's is the sum over "
+    "its convolutions.",
+    expected="holds",
+    scope={"blocks": BLOCKS, "draws": 1, "seed": 1, "size": 8,
+           "conventions": {"every tap (the notes, the papers, torchvision/fvcore, im2col + GEMM)": "kh kw Cin/G Cout H W",
+                           "in-bounds taps (XLA's cost analysis of its convolution)": "padding taps skipped"}},
+)
+def _block_macs(scope) -> Evidence:
+    size = scope["size"]
+    rows = block_count_rows(block_cases(seed=scope["seed"], draws=scope["draws"]), size)
+    every = [r_ for r_ in rows if r_["im2col_flops"] != 2 * r_["macs_every_tap"]]
+    bounded = [r_ for r_ in rows if r_["xla_contraction_flops"] != 2 * r_["macs_in_bounds"]]
+    # The displayed MAC formulas, evaluated, against the programs that execute them.
+    m_vgg, m_bottle, m_sep, m_bottle_xla = block_macs()
+    ci, mid, co, groups = 8, 4, 16, 2
+    subs = {C_in: ci, C_mid: mid, C_out: co, G: groups, K: 3, H: size, W: size}
+    x = jax.ShapeDtypeStruct((1, size, size, ci), jnp.float32)
+    bottleneck = blocks.Bottleneck(ci, mid, co, groups=groups, rngs=_rngs())
+    from derivations.architectures import contraction_flops, im2col_flops, separable_layers, vgg_layers
+
+    bottleneck.eval()
+    shortcut = 2 * size * size * ci * co  # the projection's 1x1 conv, not in the displayed (no-projection) form
+    displayed = [
+        (value(m_vgg, subs), im2col_flops(vgg_layers(ci, co, 2), size) / 2),
+        (value(m_bottle, subs), im2col_flops(bottleneck_layers(ci, mid, co, groups, False), size) / 2),
+        (value(m_sep, subs), im2col_flops(separable_layers(ci, co, 3), size) / 2),
+        (value(m_bottle_xla, subs), (contraction_flops(lambda v: bottleneck.residual(v), x)) / 2),
+    ]
+    ratio = max(r_["macs_every_tap"] / r_["macs_in_bounds"] for r_ in rows)
+    return evidence(
+        "measurement",
+        core(f"every tap counted: the block tables' kh kw (Cin/G) Cout H W = half XLA's flops of the same "
+             f"convolutions run as im2col + GEMM, in all {len(rows)} blocks", not every, wrong=len(every)),
+        core(f"in-bounds taps: XLA's cost analysis of the blocks' own convolutions = 2 x the closed form that "
+             f"skips padding taps (3H - 2 per axis for a 3x3), in all {len(rows)} blocks", not bounded,
+             wrong=len(bounded)),
+        core("the displayed formulas (VGG stack, bottleneck, separable: every tap; bottleneck: in bounds), "
+             "evaluated, equal the programs' MACs", all(a == b for a, b in displayed)),
+        details={"rows": rows, "displayed": displayed, "shortcut_macs": shortcut // 2,
+                 "every_tap_over_in_bounds_max": ratio, "size": size},
+    )
+
+
+RF_CASES = {
+    "VGG stack, 3 convs": (lambda: blocks.VGGStack(1, 2, convs=3, pool=False, rngs=_rngs()), 1, [(3, 1, 1)] * 3),
+    "ResNet basic": (lambda: blocks.BasicBlock(2, 2, rngs=_rngs()), 2, [(3, 1, 1)] * 2),
+    "ResNet bottleneck": (lambda: blocks.Bottleneck(2, 2, 4, rngs=_rngs()), 2, [(1, 1, 0), (3, 1, 1), (1, 1, 0)]),
+    "Inception (5x5 branch widest)": (lambda: blocks.InceptionModule(
+        2, c1=1, c3_reduce=1, c3=1, c5_reduce=1, c5=1, pool_proj=1, rngs=_rngs()), 2, [(1, 1, 0), (5, 1, 2)]),
+    "DenseNet, 3 layers": (lambda: blocks.DenseBlock(2, growth=2, layers=3, rngs=_rngs()), 2, [(3, 1, 1)] * 3),
+    "depthwise separable 5x5": (lambda: blocks.DepthwiseSeparable(2, 2, kernel=5, rngs=_rngs()), 2,
+                                [(5, 1, 2), (1, 1, 0)]),
+    "SE (global pool)": (lambda: blocks.SEBlock(4, reduction=2, rngs=_rngs()), 4, None),  # the whole input
+}  # fmt: skip
+
+
+@claim(
+    "architectures/block-receptive-fields-match-gradient-support",
+    sources=["S000-06", "S002-44"],
+    says="Two 3x3 convolution kernels in series have the same receptive field as one 5x5 (S002-44); stacking "
+    "small kernels grows the receptive field layer by layer (the claim tests the recursion on every block).",
+    expected="holds",
+    scope={"blocks": list(RF_CASES), "input": 16, "output_pixel": "centre", "kernels": "all ones"},
+)
+def _block_rf(scope) -> Evidence:
+    size = scope["input"]
+    rows = {}
+    for name, (factory, c_in, path) in RF_CASES.items():
+        predicted = size if path is None else receptive_field(path)[-1][0]
+        rows[name] = (block_receptive_field(factory, c_in, size), predicted)
+    return evidence(
+        "autodiff",
+        *(core(f"{name}: the support of d(centre output)/d(input) = the recursion over its longest path",
+               measured == predicted, measured=measured, predicted=predicted)
+          for name, (measured, predicted) in rows.items()),
+    )
+
+
+@claim(
+    "architectures/residual-block-can-learn-the-identity",
+    sources=["S001-08"],
+    says="ResNet: x goes through two layers to give F(x) and is also short-cut two layers ahead, so the block "
+    "outputs H(x) = F(x) + x. If a layer's output already fits the desired result well, adding more layers "
+    "does not make the model worse: the output is short-cut past the two layers, which amounts to learning an "
+    "identity mapping directly.",
+    expected="holds",
+    scope={"block": "BasicBlock(3 -> 3), BatchNorm in evaluation mode", "input": (2, 6, 6, 3), "seeds": [0, 1, 2],
+           "steps": 60, "lr": 0.5, "reach": 0.01,
+           "compared_with": "the same layers and initialisation without the shortcut (H = F)"},
+)
+def _residual_identity(scope) -> Evidence:
+    x = jnp.asarray(np.random.default_rng(3).normal(size=scope["input"]))
+    rows = []
+    for seed in scope["seeds"]:
+        factory = functools.partial(blocks.BasicBlock, 3, 3, rngs=nnx.Rngs(params=seed), dtype=jnp.float64)
+        res = fit_identity(factory, x, steps=scope["steps"], lr=scope["lr"])
+        plain = fit_identity(factory, x, steps=scope["steps"], lr=scope["lr"], shortcut=False)
+        rows.append({"seed": seed, "residual": res, "plain": plain})
+    reach = scope["reach"]
+    res_worst = max(r_["residual"][1] / r_["residual"][0] for r_ in rows)
+    plain_best = min(r_["plain"][1] / r_["plain"][0] for r_ in rows)
+    x_power = float(jnp.mean(x**2))
+    return evidence(
+        "autodiff",
+        core(f"with the shortcut, {scope['steps']} steps of gradient descent from the initialisation bring "
+             f"mean (H(x) - x)^2 below {reach:g} of where it started (F is driven to 0), for every seed",
+             res_worst < reach, worst_fraction=res_worst),
+        core(f"the same layers without the shortcut do not reach that in the same steps (they must build the "
+             f"identity through ReLU), for any seed", plain_best >= reach, best_fraction=plain_best,
+             plain_final_over_x_power=min(r_["plain"][1] for r_ in rows) / x_power),
+        details={"rows": rows, "x_power": x_power},
+    )
+
+
+@claim(
+    "architectures/se-gate-gradient-matches-autodiff",
+    sources=["S001-08"],
+    says="SENet uses a 'feature recalibration' strategy: it learns the importance of each feature channel "
+    "automatically, then uses it to boost the useful features and suppress those of little use for the task. "
+    "The claim tests a gloss: the gate is one factor in (0, 1) per channel and example, and its hand-derived "
+    "input gradient is what autodiff computes.",
+    expected="holds",
+    scope={"shapes": [(3, 4, 4, 8), (1, 1, 1, 8), (2, 5, 3, 8)], "reduction": 2, "dtype": "float64",
+           "bias_shift": [0.1, -0.5]},
+)
+def _se_gradient(scope, rtol) -> Evidence:
+    rng = np.random.default_rng(5)
+    se = blocks.SEBlock(8, reduction=scope["reduction"], rngs=_rngs(), dtype=jnp.float64)
+    comparisons, gates, per_channel = [], [], True
+    for shape, shift in itertools.product(scope["shapes"], scope["bias_shift"]):
+        x, dy = (jnp.asarray(rng.normal(size=shape)) for _ in range(2))
+        params = (se.squeeze.kernel[...], se.squeeze.bias[...] + shift, se.excite.kernel[...], se.excite.bias[...])
+        autodiff = lambda v, p=params, d=dy: jax.vjp(lambda z: blocks.se_gate(z, *p), v)[1](d)[0]  # noqa: E731
+        comparisons.append(compare(lambda v, p=params, d=dy: se_input_gradient(v, *p, d), autodiff, [x], rtol=rtol))
+        out = blocks.se_gate(x, *params)
+        ratio = out / jnp.where(x == 0, 1.0, x)  # per pixel: the gate of its channel and example
+        per_channel &= bool(jnp.allclose(ratio, ratio[:, :1, :1, :], rtol=1e-12, atol=0))
+        gates.append(ratio[:, 0, 0, :])
+    gates = jnp.concatenate(gates)
+    worst = max(comparisons, key=lambda c: c.max_rel_err)
+    return evidence(
+        "autodiff",
+        compared(f"hand-derived SE input gradient = jax.vjp over {len(comparisons)} shapes and gate biases",
+                 worst),
+        core("every comparison agrees", all(c.ok for c in comparisons)),
+        core("the output is the input times one gate in (0, 1) per channel and example (the same at every pixel)",
+             per_channel and bool(jnp.all((gates > 0) & (gates < 1))),
+             gate_min=float(gates.min()), gate_max=float(gates.max())),
+    )
+
+
+# --- small kernels ---------------------------------------------------------------------------------------------------
+
+
+def _stack_rows(scope) -> dict[int, dict]:
+    """The displayed table (stacked_small_kernels) at C = the scope's width, beside the measurements."""
+    table = instantiate(stacked_small_kernels(), {C: scope["C"]})
+    out = {}
+    for depth, row in zip((2, 3, 5), table.tolist(), strict=True):
+        measured = stack_vs_big(depth, 2 * depth + 1, scope["C"])
+        out[depth] = {"table": [float(v) for v in row], **measured}
+    return out
+
+
+def _bias_ratio(depth: int, kernel: int, c: int) -> float:
+    return (depth * conv_params(3, 3, c, c)) / conv_params(kernel, kernel, c, c)
+
+
+@claim(
+    "architectures/three-3x3-have-the-field-of-a-7x7-with-half-the-parameters",
+    sources=["S000-02", "S004-12"],
+    says="How to choose the kernel: three 3*3 kernels are equivalent to one 7*7, with half the parameters.",
+    expected="qualified",
+    correction="Same receptive field (7), but 27C^2 vs 49C^2 weights: 55% of the 7x7's, 45% fewer, not half.",
+    scope={"C": 8, "widths": [1, 8, 256], "bias": [False, True], "half_within": 0.02},
+)
+def _three_vs_seven(scope) -> Evidence:
+    row = _stack_rows(scope)[3]
+    ratios = [27 / 49] + [_bias_ratio(3, 7, c) for c in scope["widths"]]
+    table_ok = row["table"] == [row["stack_rf"], row["stack_params"] / scope["C"] ** 2 * scope["C"] ** 2,
+                                row["big_params"], row["ratio"]]
+    return evidence(
+        "measurement",
+        core("three stacked 3x3 see what one 7x7 sees (gradient support)", row["stack_rf"] == row["big_rf"] == 7,
+             stack=row["stack_rf"], big=row["big_rf"]),
+        core("the displayed table's row (field, weights of the stack, of the 7x7, ratio) = nnx.state and the "
+             "measured field", table_ok, ratio=row["ratio"]),
+        core("fewer parameters, with or without biases, at every width", max(ratios) < 1),
+        scoped(f"half the parameters (within {scope['half_within']:g}), with or without biases, at every width",
+               all(abs(q - 0.5) <= scope["half_within"] for q in ratios), worst=max(ratios)),
+    )
+
+
+@claim(
+    "architectures/two-3x3-have-the-field-of-a-5x5-with-fewer-parameters",
+    sources=["S002-44", "S004-12"],
+    says="Two 3*3 kernels in series have the same receptive field as one 5*5, with fewer parameters; several "
+    "3*3 kernels have more layers of non-linearity than one larger kernel.",
+    expected="holds",
+    scope={"C": 8, "widths": [1, 8, 256], "bias": [False, True]},
+)
+def _two_vs_five(scope) -> Evidence:
+    row = _stack_rows(scope)[2]
+    ratios = [18 / 25] + [_bias_ratio(2, 5, c) for c in scope["widths"]]
+    return evidence(
+        "measurement",
+        core("two stacked 3x3 see what one 5x5 sees", row["stack_rf"] == row["big_rf"] == 5),
+        core("the displayed row = nnx.state", row["table"] == [5, row["stack_params"], row["big_params"], row["ratio"]],
+             ratio=row["ratio"]),
+        core("fewer parameters, with or without biases, at every width", max(ratios) < 1, worst=max(ratios)),
+    )
+
+
+@claim(
+    "architectures/three-3x3-replace-an-11x11",
+    sources=["S001-42"],
+    says="Multiple small filters are better than 1 big filter. For e.g. three 3x3 filters instead of single "
+    "11x11 filter.",
+    expected="qualified",
+    correction="Three 3x3 see 7x7, not 11x11: matching an 11x11 takes five 3x3 (45C^2 weights vs 121C^2, 37%).",
+    scope={"C": 8, "depths": [3, 5], "big": 11},
+)
+def _three_vs_eleven(scope) -> Evidence:
+    rows = _stack_rows(scope)
+    big = stack_vs_big(scope["depths"][0], scope["big"], scope["C"])
+    five = rows[5]
+    return evidence(
+        "measurement",
+        core("small filters stacked to the 11x11's field (five 3x3) have fewer parameters",
+             five["stack_rf"] == big["big_rf"] == 11 and five["stack_params"] < big["big_params"],
+             ratio=five["stack_params"] / big["big_params"]),
+        core("the displayed row for five 3x3 = nnx.state",
+             five["table"] == [11, five["stack_params"], five["big_params"], five["ratio"]]),
+        scoped("three 3x3 stand in for one 11x11 (the same receptive field)", rows[3]["stack_rf"] == big["big_rf"],
+               three=rows[3]["stack_rf"], eleven=big["big_rf"]),
+    )
+
+
+@claim(
+    "architectures/1x3-then-3x1-replace-a-3x3-with-half-the-parameters",
+    sources=["S000-25"],
+    says="Google's 1*3 and 3*1 in place of 3*3: the two have the same receptive field, so the features "
+    "extracted are not affected; the same receptive field, and the weights are reduced by half.",
+    expected="qualified",
+    correction="Same 3x3 receptive field, but 6C^2 vs 9C^2 weights: a third fewer, not half. (It is also a "
+    "rank-1-per-channel-pair restriction, not an equivalent layer.)",
+    scope={"widths": [1, 8, 64], "half_within": 0.02, "input": 15},
+)
+def _asymmetric(scope) -> Evidence:
+    apply = lambda v: conv2d(conv2d(v, jnp.ones((1, 3, 1, 1)), padding=0), jnp.ones((3, 1, 1, 1)), padding=0)  # noqa: E731
+    size = scope["input"]
+    field = support_extent(gradient_support(lambda v: jnp.pad(apply(v), ((0, 0), (1, 1), (1, 1), (0, 0))), size,
+                                            (size // 2, size // 2)))  # fmt: skip
+    ratios = []
+    for c in scope["widths"]:
+        pair = module_params(lambda c=c: nnx.Conv(c, c, (1, 3), use_bias=False, rngs=_rngs())) + module_params(
+            lambda c=c: nnx.Conv(c, c, (3, 1), use_bias=False, rngs=_rngs()))
+        ratios.append(pair / module_params(lambda c=c: nnx.Conv(c, c, (3, 3), use_bias=False, rngs=_rngs())))
+    return evidence(
+        "measurement",
+        core("1x3 then 3x1 sees a 3x3 field (gradient support)", field == (3, 3), field=f"{field[0]}x{field[1]}"),
+        core("fewer weights at every width", max(ratios) < 1, ratio=max(ratios)),
+        scoped(f"half the weights (within {scope['half_within']:g})",
+               all(abs(q - 0.5) <= scope["half_within"] for q in ratios), ratio=max(ratios)),
+    )
+
+
+@claim(
+    "architectures/bottleneck-has-17x-fewer-parameters-than-two-3x3",
+    sources=["S000-27", "S002-17"],
+    says="The 1*1 + 3*3 + 1*1 block: the first 1*1 reduces the channels, the 3*3 then computes less, the last "
+    "1*1 restores the channels; compared with 2 3*3 convolutions the parameters are nearly 17 times fewer.",
+    expected="holds",
+    scope={"widths": [64, 256, 1024, 2048], "reduction": 4, "nearly": [16, 18], "batchnorm": [False, True]},
+)
+def _bottleneck_params(scope) -> Evidence:
+    c = sp.Symbol("C", positive=True, integer=True)
+    weights = lambda layers: sum(la.params() for la in layers if True) - sum(2 * la.bn for la in layers)  # noqa: E731
+    two = weights(basic_layers(c, c, False))
+    bottle = weights(bottleneck_layers(c, c / scope["reduction"], c, 1, False))
+    proof = prove_identity(two / bottle, sp.Rational(18 * 16, 17), [c], sampler=lambda rng, n: rng.uniform(1, 4096, n))
+    rows = []
+    for width in scope["widths"]:
+        mid = width // scope["reduction"]
+        basic = module_params(lambda w_=width: blocks.BasicBlock(w_, w_, rngs=_rngs()))
+        bott = module_params(lambda w_=width, m_=mid: blocks.Bottleneck(w_, m_, w_, rngs=_rngs()))
+        formula = (int(total(basic_layers(width, width, False), "params")),
+                   int(total(bottleneck_layers(width, mid, width, 1, False), "params")))
+        rows.append({"width": width, "basic": basic, "bottleneck": bott, "ratio": basic / bott,
+                     "formula_ok": (basic, bott) == formula})
+    low, high = scope["nearly"]
+    # He et al. pair the 256-d bottleneck with a 64-d basic block of similar cost, not with a 256-d one.
+    paper = module_params(lambda: blocks.BasicBlock(64, 64, rngs=_rngs())) / rows[1]["bottleneck"]
+    return evidence(
+        "measurement",
+        proved("conv weights: two 3x3 C -> C over 1x1 C -> C/4, 3x3, 1x1 C/4 -> C = 18C^2 / (17C^2/16) = 288/17 "
+               "for every C", proof),
+        core(f"with BatchNorm's parameters too (nnx.state = the closed forms), the ratio lies in [{low}, {high}] "
+             "at every width", all(r_["formula_ok"] and low <= r_["ratio"] <= high for r_ in rows),
+             ratio_at_256=rows[1]["ratio"]),
+        details={"rows": rows, "basic64_over_bottleneck256": paper},
+    )
+
+
+@claim(
+    "architectures/bottleneck-has-the-receptive-field-of-two-3x3",
+    sources=["S000-27"],
+    says="The receptive field of this 1*1 + 3*3 + 1*1 combination is equivalent to that of 2 3*3 convolutions.",
+    expected="refuted",
+    correction="A 1x1 conv does not grow the receptive field: the bottleneck sees 3x3, two 3x3 convs see 5x5.",
+    scope={"blocks": ["Bottleneck(2, 2, 4)", "BasicBlock(2, 2)"], "input": 16},
+)
+def _bottleneck_rf(scope) -> Evidence:
+    bottle = block_receptive_field(lambda: blocks.Bottleneck(2, 2, 4, rngs=_rngs()), 2, scope["input"])
+    basic = block_receptive_field(lambda: blocks.BasicBlock(2, 2, rngs=_rngs()), 2, scope["input"])
+    predicted = (receptive_field([(1, 1, 0), (3, 1, 1), (1, 1, 0)])[-1][0], receptive_field([(3, 1, 1)] * 2)[-1][0])
+    return evidence(
+        "autodiff",
+        core("the bottleneck's receptive field (gradient support) equals two 3x3's", bottle == basic,
+             bottleneck=bottle, two_3x3=basic),
+        core("both measurements equal the receptive-field recursion", (bottle, basic) == predicted,
+             predicted=str(predicted)),
+    )
+
+
+# --- 1x1, add/concat, FC as conv, separable ---------------------------------------------------------------------------
+
+
+@claim(
+    "architectures/1x1-conv-is-a-dense-layer-at-every-pixel",
+    sources=["S001-02", "S002-17", "S000-03"],
+    says="1x1 convolution can organise information across channels, improving the network's expressiveness, and "
+    "can raise or lower the number of output channels.",
+    expected="holds",
+    scope={"c_in": 16, "c_out": [6, 16, 40], "input": (2, 5, 7, 16), "dtype": "float64"},
+)
+def _one_by_one(scope, rtol) -> Evidence:
+    x = jnp.asarray(np.random.default_rng(2).normal(size=scope["input"]))
+    comparisons, mixes = [], True
+    for co in scope["c_out"]:
+        conv = nnx.Conv(scope["c_in"], co, (1, 1), rngs=_rngs(), param_dtype=jnp.float64)
+        dense = nnx.Linear(scope["c_in"], co, rngs=nnx.Rngs(params=9), param_dtype=jnp.float64)
+        dense.kernel[...] = conv.kernel[...][0, 0]
+        dense.bias[...] = conv.bias[...]
+        shape = (*x.shape[:3], co)
+        comparisons.append(compare(conv, lambda v, d=dense, s=shape: d(v.reshape(-1, scope["c_in"])).reshape(s),
+                                   [x], rtol=rtol))
+        # Mixing: each output channel depends on every input channel (a non-zero Jacobian column).
+        jac = jax.jacobian(lambda v, c_=conv: c_(v)[0, 0, 0])(x[:1, :1, :1])[:, 0, 0, 0]
+        mixes &= bool(jnp.all(jac != 0))
+    return evidence(
+        "measurement",
+        compared("nnx.Conv 1x1 = nnx.Linear applied to every pixel with the same weights, for fewer, equal and "
+                 "more output channels", max(comparisons, key=lambda c: c.max_rel_err)),
+        core("all widths agree", all(c.ok for c in comparisons)),
+        core("every output channel depends on every input channel", mixes),
+    )
+
+
+@claim(
+    "architectures/1x1-reduction-cuts-the-24x24-example",
+    sources=["S004-21", "S000-03"],
+    says="1x1 convolutions do channel reduction, lowering the computation: for a 24x24x3 input, two 3x3x128 "
+    "convolutions cost 24x24x3x3x3x128 + 24x24x128x3x3x128; 3x3x128, 1x1x64, 3x3x128 cost 24x24x3x3x3x128 + "
+    "24x24x128x1x1x64 + 24x24x64x3x3x128.",
+    expected="holds",
+    scope={"size": 24, "stacks": S004_21, "conventions": ["every tap (the note)", "in bounds (XLA)"]},
+)
+def _example_24(scope) -> Evidence:
+    rows = {name: stack_macs_and_xla(stack, scope["size"]) for name, stack in scope["stacks"].items()}
+    note = {"two 3x3x128": 24 * 24 * 3 * 3 * 3 * 128 + 24 * 24 * 128 * 3 * 3 * 128,
+            "3x3x128, 1x1x64, 3x3x128": 24 * 24 * 3 * 3 * 3 * 128 + 24 * 24 * 128 * 64 + 24 * 24 * 64 * 3 * 3 * 128}
+    (a, a_in, a_x), (b, b_in, b_x) = rows.values()
+    return evidence(
+        "measurement",
+        core("the note's products = conv_macs (every tap) for both stacks", all(rows[n][0] == note[n] for n in rows),
+             two_3x3=a, with_1x1=b),
+        core("XLA's flops = 2 x the in-bounds MACs for both stacks", all(v[2] == 2 * v[1] for v in rows.values())),
+        core("the 1x1 reduction lowers the cost in both conventions", b < a and b_x < a_x,
+             ratio_every_tap=a / b, ratio_xla=a_x / b_x),
+        details={n: {"every_tap_macs": v[0], "in_bounds_macs": v[1], "xla_flops": v[2]} for n, v in rows.items()},
+    )
+
+
+@claim(
+    "architectures/add-equals-concat-then-a-shared-kernel",
+    sources=["S001-08", "S002-15"],
+    says="add is equivalent to concat followed by a convolution in which corresponding channels share the same "
+    "kernel. When the two inputs have 'corresponding channels of similar meaning', add can replace concat and "
+    "saves parameters and computation (concat is 2 times add).",
+    expected="holds",
+    scope={"channels": [4, 64], "c_out": [3, 64], "kernels": [1, 3], "input": (2, 6, 6), "dtype": "float64",
+           "twice": "the next layer's weights and MACs (its bias is not doubled: reported)"},
+)
+def _add_vs_concat(scope, rtol) -> Evidence:
+    rng = np.random.default_rng(4)
+    comparisons, weights, macs, with_bias = [], [], [], []
+    for c, co, k_ in itertools.product(scope["channels"], scope["c_out"], scope["kernels"]):
+        if c == 64 and co == 64 and k_ == 3:  # the one large case kept: the 3x3 64 -> 64 of a ResNet stage
+            pass
+        a, b = (jnp.asarray(rng.normal(size=(*scope["input"], c))) for _ in range(2))
+        kern = jnp.asarray(rng.normal(size=(k_, k_, c, co)))
+        comparisons.append(compare(lambda u, v, w_=kern: conv2d(u + v, w_, padding=k_ // 2),
+                                   lambda u, v, w_=kern: conv2d(jnp.concatenate([u, v], -1),
+                                                                jnp.concatenate([w_, w_], 2), padding=k_ // 2),
+                                   [a, b], rtol=rtol))  # fmt: skip
+        after_add = module_params(lambda: nnx.Conv(c, co, (k_, k_), use_bias=False, rngs=_rngs()))
+        after_concat = module_params(lambda: nnx.Conv(2 * c, co, (k_, k_), use_bias=False, rngs=_rngs()))
+        weights.append(after_concat / after_add)
+        macs.append(conv_macs(k_, k_, 2 * c, co, 8, 8) / conv_macs(k_, k_, c, co, 8, 8))
+        with_bias.append(conv_params(k_, k_, 2 * c, co) / conv_params(k_, k_, c, co))
+    # The displayed identity, per output channel at one pixel of a 1x1 conv: sum_c k_c (a_c + b_c).
+    eq = add_is_concat_with_shared_kernel()
+    c_sym, n = sp.Symbol("C", integer=True, positive=True), 4
+    a_, b_, k_s = sp.IndexedBase("a"), sp.IndexedBase("b"), sp.IndexedBase("k")
+    va, vb, vk = (rng.normal(size=n) for _ in range(3))
+    point = {**{a_[i + 1]: va[i] for i in range(n)}, **{b_[i + 1]: vb[i] for i in range(n)},
+             **{k_s[i + 1]: vk[i] for i in range(n)}}
+    free = {s for s in eq.free_symbols if s.name == "C"}
+    subs = {s: n for s in free} or {c_sym: n}
+    lhs = float(instantiate(eq.lhs, subs).subs(point))
+    rhs = float(instantiate(eq, subs).subs(point))
+    conv_side = float(conv2d(jnp.asarray(va + vb).reshape(1, 1, 1, n), jnp.asarray(vk).reshape(1, 1, n, 1))[0, 0, 0, 0])
+    displayed = compare(lambda: np.array([lhs, rhs]), lambda: np.array([conv_side, conv_side]), [], rtol=rtol)
+    return evidence(
+        "measurement",
+        compared(f"conv(a + b, K) = conv(concat(a, b), [K; K]) over {len(comparisons)} widths and kernels",
+                 max(comparisons, key=lambda c_: c_.max_rel_err)),
+        core("every configuration agrees", all(c_.ok for c_ in comparisons)),
+        compared("the displayed sum, both sides, = the 1x1 conv of a + b at a pixel", displayed),
+        core("after concat the next conv has exactly 2x the weights and 2x the MACs, in every configuration",
+             set(weights) == {2.0} and set(macs) == {2.0}),
+        details={"params_ratio_with_bias": with_bias, "min_with_bias": min(with_bias)},
+    )
+
+
+@claim(
+    "architectures/fc-on-7x7x512-is-a-7x7-conv-that-slides",
+    sources=["S001-36", "S002-26"],
+    says="Can FC be converted to a convolutional layer? If the input of the FC layer is 7*7*512, set the filter "
+    "size to 7. Passing a larger image through the converted convnet is more efficient: it gives a map of class "
+    "scores across spatial positions, computationally more efficient than iterating a single convnet over the "
+    "positions.",
+    expected="holds",
+    scope={"window": (7, 7, 512), "classes": 10, "larger_image": 9, "score_map": 3, "layer_below": "3x3 conv 16 -> 512",
+           "dtype": "float64"},
+)
+def _fc_as_conv(scope, rtol) -> Evidence:
+    head = blocks.FCAsConv(*scope["window"], scope["classes"], rngs=_rngs(), dtype=jnp.float64)
+    rng = np.random.default_rng(7)
+    side, scores = scope["larger_image"], scope["score_map"]
+    x7, x9 = (jnp.asarray(rng.normal(size=(1, s, s, scope["window"][2]))) for s in (7, side))
+    same = compare(lambda v: head(v)[:, 0, 0], lambda v: head.dense(v.reshape(1, -1)), [x7], rtol=rtol)
+
+    def windows(v):
+        return jnp.stack([jnp.stack([head.dense(v[:, i : i + 7, j : j + 7].reshape(1, -1))[0] for j in range(scores)])
+                          for i in range(scores)])[None]  # fmt: skip
+
+    slide = compare(head, windows, [x9], rtol=rtol)
+    head_once, head_windows = score_map_flops(head, None, scores=scores)
+    net_once, net_windows = score_map_flops(head, 3, scores=scores)
+    return evidence(
+        "measurement",
+        compared("7x7x512 -> 10: the dense layer = a 7x7 VALID conv", same),
+        compared(f"on {side}x{side}x512 the conv's {scores}x{scores} score map = the dense layer on each window", slide),
+        core("the head alone does the same products either way (XLA flops)", head_once == head_windows,
+             flops=head_once),
+        core("with a 3x3 conv below the head, the converted net run once costs fewer flops than the net run on "
+             "each window", net_once < net_windows, saving=net_windows / net_once),
+    )
+
+
+@claim(
+    "architectures/separable-costs-one-over-cout-plus-one-over-k-squared",
+    sources=["S000-17", "S002-14"],
+    says="Depthwise separable convolution: the computation Kh x Kw x Cin x Cout x H x W becomes Kh x Kw x Cin x "
+    "H x W + 1 x 1 x Cin x Cout x H x W.",
+    expected="holds",
+    scope={"c_in": [8, 32], "c_out": [16, 64], "kernels": [3, 5], "size": 8},
+)
+def _separable(scope) -> Evidence:
+    eq = separable_ratio()
+    proof = prove_identity(eq.lhs, 1 / C_out + 1 / K**2, [C_out, K, C_in, H, W],
+                           sampler=lambda rng, n: rng.integers(1, 512, n).astype(float))
+    size, rows = scope["size"], []
+    for ci, co, k_ in itertools.product(scope["c_in"], scope["c_out"], scope["kernels"]):
+        x = jax.ShapeDtypeStruct((1, size, size, ci), jnp.float32)
+        dw_shape = jax.ShapeDtypeStruct((k_, k_, ci), jnp.float32)
+        sep = xla_flops(blocks.depthwise_conv2d_grouped, x, dw_shape) + \
+            xla_flops(conv2d, x, jax.ShapeDtypeStruct((1, 1, ci, co), jnp.float32))
+        std = xla_flops(functools.partial(conv2d, padding=k_ // 2), x,
+                        jax.ShapeDtypeStruct((k_, k_, ci, co), jnp.float32))  # fmt: skip
+        sep_tap = xla_flops(functools.partial(im2col_conv, groups=ci), x,
+                            jax.ShapeDtypeStruct((k_, k_, 1, ci), jnp.float32)) + \
+            xla_flops(im2col_conv, x, jax.ShapeDtypeStruct((1, 1, ci, co), jnp.float32))  # fmt: skip
+        std_tap = xla_flops(im2col_conv, x, jax.ShapeDtypeStruct((k_, k_, ci, co), jnp.float32))
+        taps = taps_in_bounds(size, k_, 1, k_ // 2) ** 2
+        rows.append({"c_in": ci, "c_out": co, "k": k_, "formula": value(eq, {C_out: co, K: k_}),
+                     "every_tap": sep_tap / std_tap, "xla": sep / std,
+                     "xla_is_in_bounds": sep == 2 * (taps * ci + size**2 * ci * co) and std == 2 * taps * ci * co})
+    return evidence(
+        "symbolic",
+        proved("SymPy: separable / standard = 1/C_out + 1/K^2", proof),
+        core(f"every tap counted (im2col + GEMM, XLA's flops): the ratio = 1/C_out + 1/K^2 in all {len(rows)} "
+             "configurations", all(abs(r_["every_tap"] - r_["formula"]) <= 1e-12 for r_ in rows)),
+        core("XLA's cost analysis of its own convolutions = 2 x their in-bounds MACs in every configuration "
+             "(so its ratio is higher on small maps: the KxK conv loses padding taps, the 1x1 none)",
+             all(r_["xla_is_in_bounds"] for r_ in rows)),
+        details={"rows": rows},
+    )
+
+
+@claim(
+    "architectures/alexnet-crops-and-flips-give-2048-times-the-data",
+    sources=["S001-08"],
+    says="Data augmentation: random 224 x 224 crops of the 256 x 256 original images (and their horizontal "
+    "mirror images) amount to (256-224)^2 * 2 = 2048 times more data.",
+    expected="qualified",
+    correction="A 224-pixel window fits at 256 - 224 + 1 = 33 offsets per axis: 33^2 x 2 = 2178 distinct "
+    "crops (the paper's 2048 drops the + 1); neighbouring crops share most pixels, so they are far from 2178 "
+    "independent images.",
+    scope={"image": 256, "crop": 224, "flips": True, "about": 0.1},
+    rtol=0.1,
+    tolerance="'2048 times' read as the order of the count: within 10%",
+)
+def _alexnet_crops(scope, rtol) -> Evidence:
+    offsets, count = distinct_crops(scope["image"], scope["crop"], flips=scope["flips"])
+    formula = (scope["image"] - scope["crop"]) ** 2 * 2
+    return evidence(
+        "measurement",
+        core(f"the distinct crops and mirror images are about (256 - 224)^2 x 2 (within {rtol:g})",
+             abs(count - formula) <= rtol * formula, distinct=count, offsets_per_axis=offsets),
+        scoped("(256 - 224)^2 x 2 is their number", count == formula, formula=formula),
+    )
+
+
+@claim(
+    "architectures/conv-has-far-fewer-parameters-than-dense-on-an-image",
+    sources=["S002-52", "S004-10"],
+    says="DNN inputs are vectors and ignore the planar structure; a CNN's input can be a tensor, and filters "
+    "extract local features, keeping the planar structure (S002-52). Conv layers over FC: spatial structure "
+    "kept, translation invariance, weight sharing, local connection (S004-10).",
+    expected="holds",
+    scope={"images": [(16, 16, 3), (32, 32, 3)], "c_out": 64, "kernel": 3, "far": 1000, "shift": 4,
+           "dtype": "float64"},
+)
+def _conv_vs_dense(scope, rtol) -> Evidence:
+    ratios, shifted = [], []
+    s = scope["shift"]
+    for h_, w_, c_ in scope["images"]:
+        conv = module_params(lambda c_=c_: nnx.Conv(c_, scope["c_out"], (3, 3), rngs=_rngs()))
+        ratios.append(conv_params(1, 1, h_ * w_ * c_, h_ * w_ * scope["c_out"]) / conv)
+        x = jnp.asarray(np.random.default_rng(1).normal(size=(1, h_, w_, c_)))
+        module = nnx.Conv(c_, scope["c_out"], (3, 3), rngs=_rngs(), param_dtype=jnp.float64)
+        shifted.append(compare(lambda v, m=module: m(jnp.roll(v, s, axis=2))[:, s:-s, 2 * s : -s],
+                               lambda v, m=module: jnp.roll(m(v), s, axis=2)[:, s:-s, 2 * s : -s], [x], rtol=rtol))
+    return evidence(
+        "measurement",
+        core(f"a dense layer image -> image has over {scope['far']} times the 3x3 conv's parameters (nnx.state), "
+             "on every image size", min(ratios) > scope["far"], smallest_ratio=min(ratios)),
+        compared("away from the border, a shifted input gives the shifted output (weight sharing)",
+                 max(shifted, key=lambda c: c.max_rel_err)),
+    )
+
+
+if __name__ == "__main__":
+    from derivations.cli import main
+
+    raise SystemExit(main(["check", "architectures"]))

@@ -1,0 +1,496 @@
+"""The claims of the pooling chapter: the backward rules against ``jax.vjp`` of Flax's pooling over window/stride
+cases (overlapping included, ties included), the gradient-sum rule over pooling variants, unpooling, SPP and
+global pooling, and how invariant max pooling is, measured graded (correlation) over shifts, rotations, zooms."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.ndimage
+from flax import nnx
+
+from derivations.bridge import instantiate, to_jax, value
+from derivations.claims import Evidence, claim, compared, core, evidence, scoped
+from derivations.compare import compare
+from derivations.conv_arithmetic import conv_output_size
+from derivations.harness import module_params, xla_flops
+from derivations.pooling import (
+    BACKWARD_CASES,
+    C,
+    _random,
+    average_pool_gradient,
+    backward_check,
+    gradient_sum,
+    gradient_sums,
+    levels,
+    max_pool_gradient,
+    relative_change,
+    spp_output_length,
+    window,
+)
+from models.conv import conv2d
+from models.pooling import (
+    SpatialPyramidPooling,
+    avg_pool,
+    avg_pool_as_conv,
+    avg_pool_backward,
+    global_avg_pool,
+    global_max_pool,
+    max_pool,
+    max_pool_backward,
+    max_unpool,
+)
+
+
+def _worst(found, proposition, **figures):
+    """One finding for a list of comparisons: the worst one when all agree, else a failed core finding."""
+    if all(c.ok for c in found):
+        return compared(proposition, max(found, key=lambda c: c.max_rel_err), cases=len(found), **figures)
+    return core(proposition, False, failing=sum(not c.ok for c in found), cases=len(found))
+
+
+def _reference_pool(x: np.ndarray, win: int, reduce) -> np.ndarray:
+    """Non-overlapping ``win x win`` pooling in numpy, from the definition (reshape, reduce over each window)."""
+    b, h, w, c = x.shape
+    oh, ow = h // win, w // win
+    return reduce(x[:, : oh * win, : ow * win].reshape(b, oh, win, ow, win, c), axis=(2, 4))
+
+
+@claim(
+    "pooling/pooling-has-no-parameters",
+    sources=["S000-22", "S002-35", "S003-10", "S000-07"],
+    says="Neither max pooling nor mean pooling has parameters to learn, so in training a CNN the pooling layer "
+    "only passes the error term on to the layer before and computes no gradient.",
+    expected="holds",
+    scope={"windows": [2, 3], "inputs": [[1, 9, 9, 2], [2, 8, 6, 3]], "modules": ["SpatialPyramidPooling"],
+           "control": "nnx.Conv 3x3 (has parameters)"},
+)
+def _no_params(scope, rtol) -> Evidence:
+    found, closed = [], []
+    for (i, shape), win in itertools.product(enumerate(scope["inputs"]), scope["windows"]):
+        x = _random(tuple(shape), i)
+        for pool, reduce in ((max_pool, np.max), (avg_pool, np.mean)):
+            found.append(compare(lambda v, pool=pool, win=win: pool(v, win, win),
+                                 lambda v, reduce=reduce, win=win: _reference_pool(np.asarray(v), win, reduce), [x],
+                                 rtol=rtol))
+            closed.append(len(jax.make_jaxpr(lambda v, pool=pool, win=win: pool(v, win, win))(x).consts))
+    conv = nnx.Conv(2, 2, (3, 3), rngs=nnx.Rngs(0))
+    control = len(jax.make_jaxpr(lambda v: conv(v))(_random((1, 9, 9, 2), 0)).consts)
+    spp = module_params(lambda: SpatialPyramidPooling(levels=(1, 2, 4)))
+    return evidence(
+        "measurement",
+        _worst(found, "max and mean pooling = the numpy definition from the input alone (no weights), every case"),
+        core("their jaxprs capture no constants (nothing learned), every case", not any(closed)),
+        scoped("the constant count sees a layer that has weights (control: a 3x3 conv)", control > 0,
+               conv_constants=control),
+        core("SpatialPyramidPooling has no nnx.Param", spp == 0, params=spp),
+    )
+
+
+@claim(
+    "pooling/max-routes-gradient-to-argmax",
+    sources=["S000-22", "S002-35", "S003-10", "S004-18", "S001-05"],
+    says="Max pooling: the forward pass records the index of the maximum, and the backward pass passes the error "
+    "to that neuron unchanged; the other neurons get 0.",
+    expected="holds",
+    scope={"cases_size_window_stride": [list(c) for c in BACKWARD_CASES], "inputs": ["random normal",
+                                                                                   "rounded (ties)"],
+           "tie": "the first maximum in row-major order (XLA's select-and-scatter)"},
+)
+def _max_backward(scope, rtol) -> Evidence:
+    cases = [tuple(c) for c in scope["cases_size_window_stride"]]
+    plain = backward_check(max_pool_backward, max_pool, cases=cases, rtol=rtol)
+    tied = backward_check(max_pool_backward, max_pool, ties=True, cases=cases, rtol=rtol)
+    # The displayed derivative of Max, evaluated, against jax.grad of a max over one window (no ties).
+    derived = to_jax(max_pool_gradient(), list(window))
+    points = np.random.default_rng(3).normal(size=(256, 4))
+    window_grad = compare(lambda q: derived(*q.T), jax.vmap(jax.grad(lambda v: jnp.max(v))), [points], rtol=rtol)
+    return evidence(
+        "autodiff",
+        _worst(plain, "dy routed to each window's argmax (summed where windows overlap) = jax.vjp(nnx.max_pool)"),
+        _worst(tied, "with ties, routed to the first maximum = jax.vjp(nnx.max_pool)"),
+        compared("the displayed dy/dx1 (Heaviside of the differences) = jax.grad of the window's max", window_grad),
+    )
+
+
+@claim(
+    "pooling/average-spreads-gradient-evenly",
+    sources=["S004-18", "S002-35", "S003-10", "S001-05"],
+    says="Mean pooling: the error term of the next layer is divided evenly among all the neurons of the "
+    "corresponding block of the layer before.",
+    expected="holds",
+    scope={"cases_size_window_stride": [list(c) for c in BACKWARD_CASES]},
+)
+def _avg_backward(scope, rtol) -> Evidence:
+    cases = [tuple(c) for c in scope["cases_size_window_stride"]]
+    found = backward_check(avg_pool_backward, avg_pool, cases=cases, rtol=rtol)
+    displayed = np.asarray(instantiate(average_pool_gradient()), dtype=np.float64).ravel()
+    one_window = np.asarray(jax.grad(lambda v: avg_pool(v, 2, 2)[0, 0, 0, 0])(_random((1, 2, 2, 1), 4))).ravel()
+    return evidence(
+        "autodiff",
+        _worst(found, "dy / k^2 added to every entry of each window = jax.vjp(nnx.avg_pool)"),
+        compared("the displayed gradient of a 2x2 mean (1/4 each) = jax.grad of nnx.avg_pool",
+                 compare(lambda: displayed, lambda: one_window, [], rtol=rtol)),
+    )
+
+
+@claim(
+    "pooling/gradient-sum-is-preserved",
+    sources=["S000-22", "S002-35", "S004-18"],
+    says="Follow the principle that the sum of the propagated gradients stays unchanged.",
+    expected="qualified",
+    correction="True for max pooling (ties included: the tie goes to one entry) and for average pooling over "
+    "windows inside the input, overlapping or not; false for average pooling with zero padding counted in the "
+    "divisor (count_include_pad, Flax's default for SAME): the share that falls on padding is lost.",
+    rtol=1e-12,
+    tolerance="sums of ~50 float64 terms in different orders (a few ulps of the sum)",
+    scope={"input": [1, 7, 7, 2], "poolings": ["max 2x2/2", "max 3x3/2", "avg 2x2/2", "avg 3x3/2",
+                                               "avg 3x3/1 SAME padding counted", "avg 3x3/1 SAME padding not counted"],
+           "inputs": ["random", "all tied (max)"]},
+)
+def _gradient_sum(scope, rtol) -> Evidence:
+    x, tied = _random(tuple(scope["input"]), 1), jnp.ones(tuple(scope["input"]))
+    poolings = {
+        "max 2x2/2": lambda v: nnx.max_pool(v, (2, 2), (2, 2)),
+        "max 3x3/2": lambda v: nnx.max_pool(v, (3, 3), (2, 2)),
+        "avg 2x2/2": lambda v: nnx.avg_pool(v, (2, 2), (2, 2)),
+        "avg 3x3/2": lambda v: nnx.avg_pool(v, (3, 3), (2, 2)),
+        "avg 3x3/1 SAME padding counted": lambda v: nnx.avg_pool(v, (3, 3), (1, 1), "SAME"),
+        "avg 3x3/1 SAME padding not counted": lambda v: nnx.avg_pool(v, (3, 3), (1, 1), "SAME",
+                                                                     count_include_pad=False),
+    }
+    rows = {}
+    for name in scope["poolings"]:
+        pool = poolings[name]
+        dy = _random(jax.eval_shape(pool, x).shape, 2)
+        rows[name] = gradient_sums(pool, x, dy)
+        if name.startswith("max"):
+            rows[name + ", all tied"] = gradient_sums(pool, tied, dy)
+    kept = {name: abs(a - b) <= rtol * abs(a) for name, (a, b) in rows.items()}
+    displayed = [value(eq) for eq in gradient_sum()]
+    return evidence(
+        "autodiff",
+        core("the displayed window sums of the gradient (mean; max at x = (3,1,2,0)) are 1",
+             displayed == [1.0, 1.0]),
+        core("max pooling keeps the sum, overlapping and tied included",
+             all(v for nm, v in kept.items() if nm.startswith("max"))),
+        core("average pooling over windows inside the input keeps it, overlapping included",
+             all(v for nm, v in kept.items() if nm.startswith("avg") and "SAME" not in nm)),
+        scoped("average pooling with SAME zero padding keeps it too (padding counted in the divisor)",
+               kept["avg 3x3/1 SAME padding counted"], sum_dy=rows["avg 3x3/1 SAME padding counted"][0],
+               sum_dx=rows["avg 3x3/1 SAME padding counted"][1]),
+        scoped("average pooling with SAME padding not counted keeps it", kept["avg 3x3/1 SAME padding not counted"]),
+        details={n_: {"sum_dy": a, "sum_dx": b, "preserved": kept[n_]} for n_, (a, b) in rows.items()},
+    )
+
+
+@claim(
+    "pooling/max-unpooling-is-the-vjp-of-max-pooling",
+    sources=["S002-09", "S000-22"],
+    says="Max Unpooling: record the index of the maximum in max pooling; when unpooling, put each value back at "
+    "that index and fill the other positions with 0.",
+    expected="holds",
+    scope={"input": [2, 8, 8, 3], "window": 2, "stride": 2, "reference": "numpy argmax scatter"},
+)
+def _unpool(scope, rtol) -> Evidence:
+    b_, hh, ww, cc = scope["input"]
+    win = scope["window"]
+    oh, ow = hh // win, ww // win
+    x = _random(tuple(scope["input"]), 3)
+    values = _random((b_, oh, ow, cc), 4)
+    unpooled = max_unpool(values, x, win, scope["stride"])
+    windows = np.asarray(x).reshape(b_, oh, win, ow, win, cc).transpose(0, 1, 3, 5, 2, 4).reshape(b_, oh, ow, cc, -1)
+    arg = windows.argmax(-1)
+    expected = np.zeros((b_, oh, win, ow, win, cc))
+    b, i, jj, c = np.indices(arg.shape)
+    expected[b, i, arg // win, jj, arg % win, c] = np.asarray(values)
+    cmp = compare(lambda: unpooled, lambda: jnp.asarray(expected.reshape(b_, hh, ww, cc)), [], rtol=rtol)
+    nonzero = int(np.count_nonzero(np.asarray(unpooled)))
+    return evidence(
+        "autodiff",
+        compared("jax.vjp(nnx.max_pool) applied to the values = the values scattered to each window's argmax", cmp),
+        core("one non-zero per window, zeros elsewhere", nonzero == values.size, nonzero=nonzero, size=unpooled.size),
+    )
+
+
+@claim(
+    "pooling/spp-output-length-is-independent-of-input-size",
+    sources=["S001-05"],
+    says="Spatial pyramid pooling mainly describes multi-scale information: e.g. it computes 1x1, 2x2 and 4x4 "
+    "poolings at once and concatenates the results as the next layer's input.",
+    expected="holds",
+    scope={"levels": [[1, 2, 4], [1, 3, 6]], "channels": 5, "heights": [6, 7, 13, 32], "widths": [6, 16, 29]},
+)
+def _spp(scope, rtol) -> Evidence:
+    rows, predicted = {}, {}
+    for lv in map(tuple, scope["levels"]):
+        module = SpatialPyramidPooling(levels=lv)
+        predicted[lv] = int(value(spp_output_length(), {C: scope["channels"], **dict(zip(levels, lv, strict=True))}))
+        rows[lv] = {(hh, ww): nnx.eval_shape(lambda hh=hh, ww=ww, module=module: module(
+            jnp.zeros((2, hh, ww, scope["channels"])))).shape[1]
+            for hh, ww in itertools.product(scope["heights"], scope["widths"])}
+    x = _random((1, 8, 8, scope["channels"]), 6)
+    top = compare(lambda v: SpatialPyramidPooling(levels=(1, 2, 4))(v)[:, : scope["channels"]], global_max_pool, [x],
+                  rtol=rtol)
+    return evidence(
+        "measurement",
+        core("the output length is C sum n_i^2 (displayed formula) for every input size and pyramid",
+             all(set(r.values()) == {predicted[lv]} for lv, r in rows.items()),
+             sizes=len(rows[next(iter(rows))]), length=predicted[(1, 2, 4)]),
+        compared("the 1x1 level is global max pooling", top),
+        details={str(lv): {f"{hh}x{ww}": v for (hh, ww), v in r.items()} for lv, r in rows.items()},
+    )
+
+
+@claim(
+    "pooling/global-average-pooling-replaces-flatten-with-hw-times-fewer-weights",
+    sources=["S003-04", "S000-07"],
+    says="Global average pooling (GAP): averages all the values of each channel and outputs one global value; it "
+    "greatly reduces the model's parameters and eases overfitting (GMP takes each channel's maximum).",
+    expected="holds",
+    scope={"maps_h_w_c": [[7, 7, 512], [4, 6, 64]], "classes": 10, "input": [2, 6, 5, 3]},
+)
+def _global(scope, rtol) -> Evidence:
+    heads = {}
+    for hh, ww, cc in scope["maps_h_w_c"]:
+        flatten = module_params(lambda n_=hh * ww * cc: nnx.Linear(n_, scope["classes"], use_bias=False,
+                                                                    rngs=nnx.Rngs(0)))
+        gap = module_params(lambda cc=cc: nnx.Linear(cc, scope["classes"], use_bias=False, rngs=nnx.Rngs(0)))
+        heads[(hh, ww, cc)] = (flatten, gap)
+    x = _random(tuple(scope["input"]), 7)
+    _, hh, ww, _ = scope["input"]
+    gap = compare(global_avg_pool, lambda v: nnx.avg_pool(v, (hh, ww))[:, 0, 0, :], [x], rtol=rtol)
+    gmp = compare(global_max_pool, lambda v: nnx.max_pool(v, (hh, ww))[:, 0, 0, :], [x], rtol=rtol)
+    grad = jax.grad(lambda v: global_avg_pool(v)[0, 0])(x)[0, :, :, 0]
+    even = compare(lambda: grad, lambda: jnp.full((hh, ww), 1.0) / (hh * ww), [], rtol=rtol)
+    first = next(iter(heads.values()))
+    return evidence(
+        "measurement",
+        compared("GAP = avg_pool over the whole map", gap),
+        compared("GMP = max_pool over the whole map", gmp),
+        compared("GAP's gradient is 1/(HW) on every pixel", even),
+        core("a dense head after GAP has HW times fewer weights than after Flatten, every map",
+             all(f == g * (h_ * w_) for (h_, w_, _), (f, g) in heads.items()), flatten=first[0], gap=first[1]),
+    )
+
+
+@claim(
+    "pooling/average-pooling-is-a-fixed-stride-k-conv",
+    sources=["S002-10", "S001-30"],
+    says="Downsampling: a. a pooling layer with stride 2 (max or average pooling); b. a convolution layer with "
+    "stride 2: pooling is not learnable, and a learnable stride-2 convolution can replace it for better results.",
+    expected="holds",
+    scope={"windows": [2, 4], "input": [2, 8, 8, 3]},
+)
+def _avg_as_conv(scope, rtol) -> Evidence:
+    found = [compare(lambda v, win=win: avg_pool_as_conv(v, win), lambda v, win=win: avg_pool(v, win, win),
+                     [_random(tuple(scope["input"]), win)], rtol=rtol) for win in scope["windows"]]
+    # A conv is linear, so it can only express a pooling that is: is max_pool(u + v) = max_pool(u) + max_pool(v)?
+    u, v = _random(tuple(scope["input"]), 10), _random(tuple(scope["input"]), 11)
+    additive = compare(lambda q: max_pool(q + v, 2, 2), lambda q: max_pool(q, 2, 2) + max_pool(v, 2, 2), [u],
+                       rtol=rtol)
+    return evidence(
+        "measurement",
+        _worst(found, "k x k average pooling, stride k = a depthwise stride-k conv with the fixed kernel 1/k^2"),
+        core("max pooling is not linear, so no conv computes it (a learned conv replaces it, not reproduces it)",
+             not additive.ok, additivity_error=additive.max_abs_err),
+    )
+
+
+@claim(
+    "pooling/pool-output-size-follows-the-conv-formula",
+    sources=["S000-07", "S001-05"],
+    says="Overlapping pooling uses a stride smaller than the window width, so neighbouring windows overlap as they "
+    "slide.",
+    expected="holds",
+    scope={"n": [6, 7, 13, 27, 55], "window": [2, 3], "stride": [1, 2, 3]},
+)
+def _pool_sizes(scope) -> Evidence:
+    rows = []
+    for size, win, stride in itertools.product(scope["n"], scope["window"], scope["stride"]):
+        got = jax.eval_shape(lambda v, win=win, stride=stride: nnx.max_pool(v, (win, win), (stride, stride)),
+                             jax.ShapeDtypeStruct((1, size, size, 1), jnp.float64)).shape[1]
+        rows.append((size, win, stride, conv_output_size(size, win, stride), got))
+    overlapping = [r for r in rows if r[2] < r[1]]
+    return evidence(
+        "measurement",
+        core("nnx.max_pool's output size = conv_output_size(n, window, stride) in every case",
+             all(a_ == b_ for *_, a_, b_ in rows), cases=len(rows)),
+        core("with stride < window, neighbouring windows share inputs (more outputs than n / window)",
+             all(got > size // win for size, win, _, _, got in overlapping), overlapping=len(overlapping)),
+        details={"rows_n_window_stride_formula_flax": rows},
+    )
+
+
+# --- invariance -----------------------------------------------------------------------------------------
+
+
+def _correlation(a: jax.Array, b: jax.Array) -> float:
+    """Pearson correlation of two maps (means removed): 1 = the same up to scale and offset, 0 = unrelated.
+
+    The graded measure of invariance here. A relative L2 change ||P(Tx) - P(x)|| / ||P(x)|| is not: max-pooled
+    maps have a large mean (the expected maximum), which shrinks that ratio for any change at all, a 90-degree
+    rotation of white noise included."""
+    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
+def _inputs(scope) -> dict[str, jax.Array]:
+    """White noise and smooth noise (a circular box filter of radius ``smoothing``) of the scope's shape."""
+    x = _random(tuple(scope["input"]), 9)
+    r = scope["smoothing"]
+    smooth = sum(jnp.roll(x, (i, j), axis=(1, 2)) for i in range(-r, r + 1) for j in range(-r, r + 1))
+    return {"white noise": x, "smooth noise": smooth / (2 * r + 1) ** 2}
+
+
+def _transformed(x: jax.Array, kind: str, amount) -> jax.Array:
+    """x shifted (pixels, circular), rotated (degrees, bilinear, wrapped) or zoomed about the centre (factor)."""
+    if kind == "shift":
+        return jnp.roll(x, (0, amount), axis=(1, 2))
+    v = np.asarray(x)
+    if kind == "rotation":
+        return jnp.asarray(scipy.ndimage.rotate(v, amount, axes=(1, 2), reshape=False, order=1, mode="grid-wrap"))
+    zoomed = scipy.ndimage.zoom(v, (1, amount, amount, 1), order=1, mode="grid-wrap")
+    offset = (zoomed.shape[1] - v.shape[1]) // 2
+    return jnp.asarray(zoomed[:, offset : offset + v.shape[1], offset : offset + v.shape[2]])
+
+
+def _invariance_table(scope, kind: str) -> list[dict]:
+    """Correlation of input and transformed input, and of their max poolings, for every input, window, amount."""
+    rows = []
+    for (name, x), win, amount in itertools.product(_inputs(scope).items(), scope["windows"], scope[kind]):
+        moved = _transformed(x, kind, amount)
+        rows.append({"input": name, "window": win, kind: amount, "input_corr": _correlation(x, moved),
+                     "pooled_corr": _correlation(max_pool(x, win, win), max_pool(moved, win, win)),
+                     "pooled_rel_l2": relative_change(max_pool(x, win, win), max_pool(moved, win, win))})
+    return rows
+
+
+INVARIANCE_SCOPE = {"input": [8, 32, 32, 4], "smoothing": 2, "windows": [2, 4], "measure": "Pearson correlation",
+                    "agreement_correlation": 0.5}
+
+
+@claim(
+    "pooling/max-pooling-is-approximately-invariant-to-small-translations",
+    sources=["S001-05", "S003-04", "S004-20"],
+    says="The essence of pooling is downsampling, which markedly reduces the parameters; besides, it keeps "
+    "invariance to translation (shifting) operations.",
+    expected="qualified",
+    correction="Approximately, and only for shifts smaller than the window: a 1-pixel shift leaves max-pooled maps "
+    "more alike than the inputs (correlation up from ~0 to ~0.4 for white noise at 2x2, ~0.7 at 4x4), but the "
+    "pooled map still changes, and a shift by the stride just moves it by one cell (no invariance left). Exact "
+    "translation invariance needs global pooling (conv_arithmetic/conv-is-translation-invariant).",
+    scope={**INVARIANCE_SCOPE, "shift": [1, 2, 3, 4]},
+)
+def _translation(scope) -> Evidence:
+    rows = _invariance_table(scope, "shift")
+    small = [r for r in rows if r["shift"] < r["window"]]
+    agree = scope["agreement_correlation"]
+    x = _inputs(scope)["white noise"]
+    cell = all(bool(jnp.array_equal(max_pool(jnp.roll(x, (0, win), axis=(1, 2)), win, win),
+                                    jnp.roll(max_pool(x, win, win), (0, 1), axis=(1, 2)))) for win in scope["windows"])
+    one = next(r for r in rows if r["input"] == "white noise" and r["window"] == 2 and r["shift"] == 1)
+    exact = all(r["pooled_corr"] == 1.0 for r in rows if r["shift"] == 1)
+    return evidence(
+        "measurement",
+        core("pooling makes shifted maps more alike than the inputs, for every shift below the window, input and "
+             "window", all(r["pooled_corr"] > r["input_corr"] for r in small),
+             input_corr=one["input_corr"], pooled_corr=one["pooled_corr"]),
+        scoped("exact invariance: a 1-pixel shift leaves the pooled map unchanged", exact),
+        scoped(f"the pooled maps still agree (correlation >= {agree}) at every shift up to the window",
+               all(r["pooled_corr"] >= agree for r in rows if r["shift"] <= r["window"]),
+               worst=min(r["pooled_corr"] for r in rows if r["shift"] <= r["window"])),
+        scoped("a shift by the stride moves the pooled map by exactly one cell (equivariance on the pooled grid)",
+               cell),
+        details={"rows": rows, "note": "pooled_rel_l2 is the relative L2 change; it is small even for unrelated "
+                 "maps (see _correlation) and decides nothing"},
+    )
+
+
+@claim(
+    "pooling/max-pooling-is-invariant-to-scale-and-rotation",
+    sources=["S001-05", "S003-04", "S004-20"],
+    says="Pooling keeps invariance to scaling (伸缩) and rotation (旋转) operations.",
+    expected="qualified",
+    correction="Only approximately and only for small changes: max pooling makes a 5-degree rotation or a 1.1x zoom "
+    "more alike than the inputs, but a 90-degree rotation or a 2x zoom leaves the pooled maps unrelated (a 90-degree "
+    "rotation rotates the pooled map: equivariance, not invariance).",
+    scope={**INVARIANCE_SCOPE, "rotation": [5, 15, 90], "zoom": [1.1, 1.25, 2.0], "small": {"rotation": 5,
+                                                                                           "zoom": 1.1}},
+)
+def _scale_rotation(scope) -> Evidence:
+    rotation, zoom = _invariance_table(scope, "rotation"), _invariance_table(scope, "zoom")
+    agree = scope["agreement_correlation"]
+    x = _inputs(scope)["white noise"]
+    equivariant = bool(jnp.array_equal(max_pool(jnp.rot90(x, axes=(1, 2)), 2, 2), jnp.rot90(max_pool(x, 2, 2),
+                                                                                             axes=(1, 2))))
+    small_r = [r for r in rotation if r["rotation"] == scope["small"]["rotation"]]
+    small_z = [r for r in zoom if r["zoom"] == scope["small"]["zoom"]]
+    largest_r = [r for r in rotation if r["rotation"] == max(scope["rotation"])]
+    largest_z = [r for r in zoom if r["zoom"] == max(scope["zoom"])]
+    return evidence(
+        "measurement",
+        core(f"a {scope['small']['rotation']}-degree rotation: pooled maps more alike than the inputs, every input "
+             "and window", all(r["pooled_corr"] > r["input_corr"] for r in small_r)),
+        core(f"a {scope['small']['zoom']}x zoom: pooled maps more alike than the inputs, every input and window",
+             all(r["pooled_corr"] > r["input_corr"] for r in small_z)),
+        scoped(f"at every rotation up to {max(scope['rotation'])} degrees the pooled maps agree (correlation >= "
+               f"{agree})", all(r["pooled_corr"] >= agree for r in rotation),
+               worst=min(r["pooled_corr"] for r in largest_r)),
+        scoped(f"at every zoom up to {max(scope['zoom'])}x the pooled maps agree (correlation >= {agree})",
+               all(r["pooled_corr"] >= agree for r in zoom), worst=min(r["pooled_corr"] for r in largest_z)),
+        scoped("a 90-degree rotation rotates the pooled map (equivariance)", equivariant),
+        details={"rotation": rotation, "zoom": zoom},
+    )
+
+
+@claim(
+    "pooling/pooling-reduces-the-next-dense-layers-parameters",
+    sources=["S003-04", "S004-20"],
+    says="Pooling can also control overfitting to some degree: by shrinking the feature map, it reduces the "
+    "number of parameters in the model and lowers its complexity.",
+    expected="qualified",
+    correction="Pooling has no parameters to remove; it shrinks the feature map, which divides the weights of a "
+    "dense layer that follows by k^2 (for k x k pooling), and leaves a following convolution's parameters "
+    "unchanged; only its FLOPs fall, with the k^2 times fewer output positions (at least k^2-fold in XLA's "
+    "count, which leaves out the taps on zero padding, a larger share of a smaller map).",
+    scope={"map": [1, 16, 16, 32], "pool": [1, 2, 4], "classes": 10, "next_conv": "3x3 same, 32 -> 32"},
+)
+def _fewer_params(scope) -> Evidence:
+    _, hh, _, cc = scope["map"]
+    x = _random(tuple(scope["map"]), 12)
+    kernel = _random((3, 3, cc, cc), 13)
+    rows = {}
+    for win in scope["pool"]:
+        pooled = max_pool(x, win, win)
+        features = int(np.prod(pooled.shape[1:]))
+        # The weights a following conv actually uses: the kernel entries its output depends on (gradient support).
+        used = jax.grad(lambda q, pooled=pooled: jnp.sum(conv2d(pooled, q, padding=1) ** 2))(kernel)
+        rows[win] = {"dense": module_params(lambda f=features: nnx.Linear(f, scope["classes"], use_bias=False,
+                                                                         rngs=nnx.Rngs(0))),
+                     "conv_weights_used": int(np.count_nonzero(np.asarray(used))),
+                     "conv_xla_flops": xla_flops(functools.partial(conv2d, padding=1), pooled, kernel)}
+    base = rows[1]
+    return evidence(
+        "measurement",
+        core("k x k pooling divides a following dense layer's weights by k^2",
+             all(base["dense"] == row["dense"] * win**2 for win, row in rows.items()),
+             dense_weights=str([row["dense"] for row in rows.values()])),
+        scoped("it reduces a following conv's parameters (the weights its output depends on)",
+               all(row["conv_weights_used"] < base["conv_weights_used"] for win, row in rows.items() if win > 1),
+               conv_weights_used=str([row["conv_weights_used"] for row in rows.values()])),
+        core("it divides a following conv's XLA flops by at least k^2",
+             all(row["conv_xla_flops"] * win**2 <= base["conv_xla_flops"] for win, row in rows.items())),
+        details={str(win): row for win, row in rows.items()},
+    )
+
+
+if __name__ == "__main__":
+    from derivations.cli import main
+
+    raise SystemExit(main(["check", "pooling"]))
