@@ -44,7 +44,8 @@ book: report
 
 browser-check: $(STAMP)
 	sh book/ensure_chromium.sh
-	$(BIN)/python book/check_browser.py $(HTML) index.html ledger.html appendix.html $$(cd $(HTML) && ls chapters/*.html)
+	$(BIN)/python book/check_browser.py $(HTML) index.html ledger.html corrections.html appendix.html references.html \
+		$$(cd $(HTML) && ls chapters/*.html notes/*.html)
 
 # Speed and memory, measured side by side (never asserted in tests): benchmarks/results/<backend>.json.
 bench: $(STAMP)

@@ -3,14 +3,17 @@
     python book/check_browser.py book/_build/html [PAGE ...]
 
 For each page: every formula typeset by MathJax 3 (no TeX error, no raw delimiters left in the text),
-every image loaded, no request leaving the machine, no JavaScript error. A full-page screenshot goes to
-book/_build/screenshots/<page>.png. Prints one line per page; exits 1 if any check failed.
+every image loaded, no request leaving the machine, no JavaScript error, no stray emphasis (italics or bold
+inside a word: a `*` or `_` that Markdown ate) and no leftover `**`, no horizontal overflow at a 420 px wide
+phone viewport, verdict badges on the pages that show claims. Then every link to an anchor of a checked page
+must resolve, and the ledger's filters must work from the URL and by typing. Full-page screenshots go to
+book/_build/screenshots/<page>.png (and <page>-420.png). Prints one line per page; exits 1 if any check failed.
 """
 
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from playwright.sync_api import BrowserContext, sync_playwright
 
@@ -59,9 +62,36 @@ async () => {
   }
   const broken = [...document.images].filter(img => !(img.complete && img.naturalWidth > 0));
   broken.forEach(img => problems.push(`image not loaded: ${img.getAttribute("src")}`));
-  return {problems, formulas: formulas.length, typeset, images: document.images.length};
+  const main = document.querySelector("main, article, .bd-article") || document.body;
+  const prose = [...main.querySelectorAll("em, strong")]
+    .filter(el => !el.closest("pre, code, .highlight, mjx-container"));
+  const word = /[A-Za-z0-9]/;
+  const stray = prose.filter(el => {
+    const before = el.previousSibling?.textContent?.slice(-1) || "";
+    const after = el.nextSibling?.textContent?.slice(0, 1) || "";
+    return word.test(before) || word.test(after);
+  });
+  stray.slice(0, 3).forEach(el => problems.push(`stray emphasis around "${el.textContent.slice(0, 30)}"`));
+  if (text.includes("**")) problems.push("raw ** in text");
+  const ids = [...document.querySelectorAll("[id]")].map(el => el.id);
+  const links = [...document.querySelectorAll("a[href*='#']")].map(a => a.href).filter(h => h.startsWith("file:"));
+  const badges = document.querySelectorAll(".badge.verdict, .admonition.claim").length;
+  return {problems, formulas: formulas.length, typeset, images: document.images.length, ids, links, badges};
 }
 """
+
+OVERFLOW_JS = """
+() => {
+  const width = window.innerWidth;
+  const over = document.documentElement.scrollWidth - width;
+  if (over <= 1) return [];
+  const culprits = [...document.querySelectorAll("body *")].filter(el => el.getBoundingClientRect().right > width + 1
+    && !el.closest("pre, .highlight, mjx-container, .MathJax, .bd-sidebar-primary, .bd-sidebar-secondary"))
+    .slice(0, 2).map(el => el.tagName.toLowerCase() + (el.className ? "." + String(el.className).split(" ")[0] : ""));
+  return [`${over} px of horizontal overflow at ${width} px (${culprits.join(", ")})`];
+}
+"""
+BADGED = ("chapters/", "ledger.html", "notes/0", "corrections.html")
 
 
 def is_local(url: str) -> bool:
@@ -69,8 +99,10 @@ def is_local(url: str) -> bool:
     return parsed.scheme in LOCAL_SCHEMES or parsed.hostname in LOCAL_HOSTS
 
 
-def check_page(context: BrowserContext, html_dir: Path, page: str, shots: Path) -> list[str]:
-    """Load one page and return its problems (empty when everything passed)."""
+def check_page(context: BrowserContext, html_dir: Path, page: str, shots: Path, anchors: dict,
+               links: list) -> list[str]:
+    """Load one page and return its problems (empty when everything passed); records its ids in ``anchors``
+    and its links with a fragment in ``links``."""
     path = html_dir / page
     if not path.is_file():
         return [f"missing {path}"]
@@ -83,14 +115,63 @@ def check_page(context: BrowserContext, html_dir: Path, page: str, shots: Path) 
     tab.goto(path.resolve().as_uri(), wait_until="load")
     result = tab.evaluate(INSPECT_JS)
     problems += result["problems"]
+    anchors[path.resolve().as_uri()] = set(result["ids"])
+    links.extend((page, href) for href in result["links"])
+    if page.startswith(BADGED) and not result["badges"]:
+        problems.append("no verdict badge on a page that shows claims")
     shot = shots / Path(page).with_suffix(".png")
     shot.parent.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=shot, full_page=True)
+    tab.set_viewport_size({"width": 420, "height": 900})
+    tab.wait_for_timeout(100)
+    problems += tab.evaluate(OVERFLOW_JS)
+    tab.screenshot(path=shot.with_name(shot.stem + "-420.png"), full_page=False)
     tab.close()
     if not problems:
         counts = f"{result['typeset']} formulas typeset, {result['images']} images"
         print(f"OK   {page}: {counts}, screenshot {shot}")
     return list(dict.fromkeys(problems))  # a failed load is reported by several events
+
+
+LEDGER_JS = """
+() => {
+  const rows = [...document.querySelectorAll("#ledger-tool tbody tr")];
+  const shown = rows.filter(r => !r.hidden);
+  return {total: rows.length, shown: shown.length, verdicts: [...new Set(shown.map(r => r.dataset.verdict))],
+          seeds: shown.map(r => r.dataset.seeds), chapters: [...new Set(shown.map(r => r.dataset.chapter))],
+          count: document.querySelector(".ledger-count")?.textContent || ""};
+}
+"""
+
+
+def check_ledger(context: BrowserContext, html_dir: Path, shots: Path) -> list[str]:
+    """The ledger's filters from the URL (verdict, seed, chapter + text) and by typing."""
+    problems = []
+    tab = context.new_page()
+    url = (html_dir / "ledger.html").resolve().as_uri()
+    tab.goto(url + "?verdict=refuted", wait_until="load")
+    state = tab.evaluate(LEDGER_JS)
+    if not state["shown"] or state["verdicts"] != ["refuted"] or str(state["shown"]) not in state["count"]:
+        problems.append(f"?verdict=refuted shows {state['shown']} rows with verdicts {state['verdicts']}")
+    tab.screenshot(path=shots / "ledger-refuted.png", full_page=False)
+    tab.goto(url + "?seed=S002-43", wait_until="load")
+    state = tab.evaluate(LEDGER_JS)
+    if not state["shown"] or not all("S002-43" in s.split() for s in state["seeds"]):
+        problems.append(f"?seed=S002-43 shows {state['shown']} rows")
+    tab.goto(url + "?chapter=schedules&q=warm", wait_until="load")
+    state = tab.evaluate(LEDGER_JS)
+    if not state["shown"] or state["chapters"] != ["schedules"]:
+        problems.append(f"?chapter=schedules&q=warm shows {state['shown']} rows of {state['chapters']}")
+    tab.goto(url, wait_until="load")
+    everything = tab.evaluate(LEDGER_JS)["shown"]
+    tab.fill("input[name=q]", "exponential decay")
+    state = tab.evaluate(LEDGER_JS)
+    if not 0 < state["shown"] < everything:
+        problems.append(f"typing 'exponential decay' shows {state['shown']} of {everything} rows")
+    if "q=exponential" not in tab.url:
+        problems.append("typing does not update the address")
+    tab.close()
+    return problems
 
 
 def main(argv: list[str]) -> int:
@@ -110,11 +191,26 @@ def main(argv: list[str]) -> int:
             args=FLAGS,
             viewport={"width": 1280, "height": 900},
         )
+        anchors: dict[str, set[str]] = {}
+        links: list[tuple[str, str]] = []
         for page in pages:
-            problems = check_page(context, html_dir, page, shots)
+            problems = check_page(context, html_dir, page, shots, anchors, links)
             if problems:
                 failed = True
                 print(f"FAIL {page}: " + "; ".join(problems))
+        dangling = sorted({f"{page} -> {href.split('/html/', 1)[-1]}" for page, href in links
+                           if href.split("#", 1)[0] in anchors and href.split("#", 1)[1]
+                           and unquote(href.split("#", 1)[1]) not in anchors[href.split("#", 1)[0]]})
+        if dangling:
+            failed = True
+            print(f"FAIL anchors: {len(dangling)} links to a missing anchor: " + "; ".join(dangling[:8]))
+        else:
+            print(f"OK   anchors: {len(links)} links with a fragment resolve")
+        if "ledger.html" in pages:
+            problems = check_ledger(context, html_dir, shots)
+            failed = failed or bool(problems)
+            detail = ": " + "; ".join(problems) if problems else ""
+            print(("FAIL" if problems else "OK  ") + " ledger filters" + detail)
         context.close()
     return 1 if failed else 0
 

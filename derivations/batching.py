@@ -2,9 +2,12 @@
 minibatch gradient is unbiased with variance falling as 1/B, and averaging per-device gradients across 8
 XLA devices gives the full-batch gradient.
 
-Seeds: S000-18, S001-34, S001-39, S002-18, S002-30, S002-32. Run ``python -m derivations.batching`` to
-print the derivations and check the claims. The multi-device checks run ``derivations._sharded_gradient``
-in a child process (XLA reads ``--xla_force_host_platform_device_count`` only when JAX starts).
+Seeds: S000-18, S001-34, S001-39, S002-18, S002-30, S002-32. This module is the library (the problem, the
+losses, per-example gradients, an independent NumPy backpropagation for the reference gradient, the
+minibatch statistics, the multi-device run); the claims are in ``derivations/ledger/batching.py``. Run
+``python -m derivations.batching`` to print the derivations and check the claims. The multi-device checks run
+``derivations._sharded_gradient`` in a child process (XLA reads ``--xla_force_host_platform_device_count``
+only when JAX starts).
 """
 
 from __future__ import annotations
@@ -23,9 +26,7 @@ import numpy as np
 import sympy as sp
 from flax import nnx
 
-from derivations.claims import Evidence, claim, derivation
-from derivations.compare import compare
-from derivations.harness import verdict
+from derivations.claims import derivation
 from models.mlp import MLP, mlp
 
 N, B = sp.symbols("N B", positive=True, integer=True)
@@ -87,36 +88,36 @@ def minibatch_gradient_variance() -> sp.Eq:
 
 
 def minibatch_variance(population_variance: float, examples: int, batch: int) -> float:
-    """minibatch_gradient_variance() evaluated."""
-    expr = minibatch_gradient_variance().rhs
-    return float(expr.subs({sigma2: population_variance, N: examples, B: batch}))
+    """minibatch_gradient_variance() evaluated (recorded as evaluated: the displayed formula is this one)."""
+    if not 1 <= batch <= examples:
+        raise ValueError(f"batch must be in [1, {examples}], got {batch}")
+    from derivations.bridge import value
+
+    return value(minibatch_gradient_variance(), {sigma2: population_variance, N: examples, B: batch})
 
 
-# --- claims ------------------------------------------------------------------------------------------
+def numpy_gradient(params, x, y, *, reduction: str = "mean") -> np.ndarray:
+    """The gradient of 0.5 * mean (or sum) of squared errors of a one-hidden-layer tanh MLP, by hand-written
+    backpropagation in NumPy float64: a reference independent of JAX's autodiff and of XLA. Flattened in
+    ``flat``'s order (per layer: bias, then kernel)."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if len(params) != 2:
+        raise ValueError(f"numpy_gradient handles one hidden layer, got {len(params) - 1}")
+    (w1, b1), (w2, b2) = ((np.asarray(p["kernel"]), np.asarray(p["bias"])) for p in params)
+    x, y = np.asarray(x), np.asarray(y)
+    h = np.tanh(x @ w1 + b1)
+    d_out = (h @ w2 + b2 - y) / (x.shape[0] if reduction == "mean" else 1)
+    d_pre = (d_out @ w2.T) * (1 - h**2)
+    return np.concatenate([d_pre.sum(axis=0), (x.T @ d_pre).ravel(), d_out.sum(axis=0), (h.T @ d_out).ravel()])
 
 
-@claim(
-    "batching/mean-loss-gradient-is-mean-of-per-example-gradients",
-    sources=["S000-18"],
-    says="With a batch, each example's loss is computed, the losses are summed and divided by the batch size, "
-    "and that mean is backpropagated.",
-    expected="holds",
-)
-def _mean_of_gradients() -> Evidence:
-    params, x, y = problem(32)
-    per_example = per_example_gradients(params, x, y)
-    result = compare(lambda: jnp.mean(per_example, axis=0), lambda: flat(jax.grad(mean_loss)(params, x, y)), [])
-    return Evidence(
-        verdict=verdict(result.ok, "holds"),
-        method="autodiff",
-        summary=f"MLP(5-16-1), batch of 32: mean of jax.vmap(jax.grad(per-example loss)) vs jax.grad(mean loss) "
-        f"over {per_example.shape[1]} parameters: {result.describe()}",
-        max_abs_err=result.max_abs_err,
-        max_rel_err=result.max_rel_err,
-        samples=int(per_example.shape[1]),
-        dtype=result.dtype,
-        details={"worst": result.worst},
-    )
+def numpy_forward(params, x) -> np.ndarray:
+    """The MLP's output in NumPy (the reference for the model-parallel forward pass)."""
+    (w1, b1), (w2, b2) = ((np.asarray(p["kernel"]), np.asarray(p["bias"])) for p in params)
+    return np.tanh(np.asarray(x) @ w1 + b1) @ w2 + b2
+
+
 
 
 ENUMERATED = 12  # every minibatch of a 12-example set is enumerated: the expectations below are exact
@@ -124,9 +125,9 @@ ENUMERATED = 12  # every minibatch of a 12-example set is enumerated: the expect
 
 @functools.cache
 def enumerated_minibatch_statistics() -> dict:
-    """Over all C(12, B) minibatches of each size B: the mean minibatch gradient and the total variance
-    (trace of the covariance, dividing by the number of minibatches), with the full-batch gradient and
-    the per-example population variance."""
+    """Over all C(12, B) minibatches of each size B: the total variance of the minibatch gradient (trace of
+    the covariance, dividing by the number of minibatches) and the mean cosine between a minibatch gradient
+    and the full-batch gradient, with the full-batch gradient and the per-example population variance."""
     params, x, y = problem(ENUMERATED)
     per_example = np.asarray(per_example_gradients(params, x, y))
     full = np.asarray(flat(jax.grad(mean_loss)(params, x, y)))
@@ -135,68 +136,10 @@ def enumerated_minibatch_statistics() -> dict:
     for batch in range(1, ENUMERATED + 1):
         subsets = np.asarray(list(itertools.combinations(range(ENUMERATED), batch)))
         means = per_example[subsets].mean(axis=1)
-        by_batch[batch] = {"mean": means.mean(axis=0),
-                           "variance": float(np.mean(np.sum((means - means.mean(axis=0)) ** 2, axis=1))),
-                           "minibatches": len(subsets)}
+        cosines = means @ full / (np.linalg.norm(means, axis=1) * np.linalg.norm(full))
+        by_batch[batch] = {"variance": float(np.mean(np.sum((means - means.mean(axis=0)) ** 2, axis=1))),
+                           "mean_cosine": float(cosines.mean()), "minibatches": len(subsets)}
     return {"full": full, "population_variance": population, "by_batch": by_batch}
-
-
-@claim(
-    "batching/minibatch-gradient-is-unbiased",
-    sources=["S002-18"],
-    says="Stochastic gradient descent updates from a random sample instead of the whole set, which is much "
-    "faster per update.",
-    expected="holds",
-)
-def _unbiased() -> Evidence:
-    stats = enumerated_minibatch_statistics()
-    results = {b: compare(lambda b=b: stats["by_batch"][b]["mean"], lambda: stats["full"], [])
-               for b in (1, 3, 6)}
-    ok = all(r.ok for r in results.values())
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="measurement",
-        summary=f"all minibatches of a {ENUMERATED}-example set enumerated (B = 1, 3, 6: "
-        + ", ".join(str(stats["by_batch"][b]["minibatches"]) for b in results)
-        + " minibatches): the average minibatch gradient equals the full-batch gradient, max rel err "
-        f"{max(r.max_rel_err for r in results.values()):.1e} (rtol 1e-10) -- each step is an unbiased estimate "
-        "at 1/N of the cost",
-        max_abs_err=max(r.max_abs_err for r in results.values()),
-        max_rel_err=max(r.max_rel_err for r in results.values()),
-        samples=sum(stats["by_batch"][b]["minibatches"] for b in results),
-        dtype="float64",
-    )
-
-
-@claim(
-    "batching/gradient-variance-falls-as-one-over-batch-size",
-    sources=["S001-34", "S002-30"],
-    says="Within reason, a larger batch gives a more accurate descent direction and less oscillation; batch "
-    "size 1 makes gradient descent very random.",
-    expected="holds",
-)
-def _variance() -> Evidence:
-    stats = enumerated_minibatch_statistics()
-    measured = np.asarray([stats["by_batch"][b]["variance"] for b in range(1, ENUMERATED + 1)])
-    derived = np.asarray([minibatch_variance(stats["population_variance"], ENUMERATED, b)
-                          for b in range(1, ENUMERATED + 1)])
-    result = compare(lambda: measured[:-1], lambda: derived[:-1], [])
-    full_batch_exact = abs(measured[-1]) <= 1e-25 and derived[-1] == 0
-    decreasing = bool(np.all(np.diff(measured) < 0))
-    return Evidence(
-        verdict=verdict(result.ok and full_batch_exact and decreasing, "holds"),
-        method="measurement",
-        summary=f"total variance of the minibatch gradient over all minibatches of a {ENUMERATED}-example set, "
-        f"B = 1 ... {ENUMERATED}: {measured[0]:.4g} at B = 1, {measured[3]:.4g} at B = 4, {measured[-2]:.3g} at "
-        f"B = {ENUMERATED - 1}, 0 at B = N; equals sigma^2/B (N - B)/(N - 1) ({result.describe()}); strictly "
-        "decreasing in B; its standard deviation, the size of the noise, falls only as 1/sqrt(B)",
-        max_abs_err=result.max_abs_err,
-        max_rel_err=result.max_rel_err,
-        samples=int(sum(stats["by_batch"][b]["minibatches"] for b in stats["by_batch"])),
-        dtype="float64",
-        details={"population_variance": stats["population_variance"], "measured": measured.tolist(),
-                 "derived": derived.tolist()},
-    )
 
 
 @functools.cache
@@ -210,96 +153,6 @@ def sharded_run() -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"derivations._sharded_gradient failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout)
-
-
-def _vs(run: dict, name: str, reference: str):
-    return compare(lambda: np.asarray(run[name]), lambda: np.asarray(run[reference]), [])
-
-
-@claim(
-    "batching/data-parallel-mean-of-device-gradients-is-the-full-batch-gradient",
-    sources=["S001-39", "S002-32"],
-    says="Data parallelism trains by splitting the data across GPUs.",
-    expected="holds",
-)
-def _data_parallel() -> Evidence:
-    run = sharded_run()
-    pmean, jitted = _vs(run, "pmean_of_mean_loss", "full_batch_mean"), _vs(run, "sharded_jit", "full_batch_mean")
-    ok = run["devices"] == DEVICES and pmean.ok and jitted.ok and run["sharded_jit_has_all_reduce"]
-    return Evidence(
-        verdict=verdict(ok, "holds"),
-        method="autodiff",
-        summary=f"{run['devices']} XLA {run['platform']} devices, batch of 64 split into shards "
-        f"{', '.join(run['batch_shard_shapes'])}: shard_map + lax.pmean of the per-device gradients vs the "
-        f"one-device full-batch gradient: {pmean.describe()}; jit on the sharded batch (no collective written, "
-        f"XLA inserts an all-reduce: {run['sharded_jit_has_all_reduce']}): max rel err {jitted.max_rel_err:.1e}",
-        max_abs_err=max(pmean.max_abs_err, jitted.max_abs_err),
-        max_rel_err=max(pmean.max_rel_err, jitted.max_rel_err),
-        samples=pmean.samples,
-        dtype=pmean.dtype,
-        details={k: v for k, v in run.items() if not isinstance(v, list) or len(v) < 8},
-    )
-
-
-@claim(
-    "batching/devices-average-gradients-not-max-and-sum-only-for-a-summed-loss",
-    sources=["S002-32"],
-    says="In multi-GPU training, is the gradient communicated the average, the maximum or the sum?",
-    expected="qualified",
-    correction="The average, when each device's loss is the mean over its (equal-sized) shard: it equals the "
-    "full-batch gradient of the mean loss. The sum is right when the loss is a sum (or each device divides by "
-    "the global batch size); with mean losses it is D times too large. The maximum is never the gradient.",
-)
-def _which_reduction() -> Evidence:
-    run = sharded_run()
-    rows = {"pmean, mean loss": _vs(run, "pmean_of_mean_loss", "full_batch_mean"),
-            "psum, mean loss": _vs(run, "psum_of_mean_loss", "full_batch_mean"),
-            "pmax, mean loss": _vs(run, "pmax_of_mean_loss", "full_batch_mean"),
-            "psum, summed loss": _vs(run, "psum_of_sum_loss", "full_batch_sum")}
-    ratio = np.asarray(run["psum_of_mean_loss"]) / np.asarray(run["full_batch_mean"])
-    implicit = np.asarray(run["replicated_params_grad_of_local_mean"]) / np.asarray(run["full_batch_mean"])
-    ok = (rows["pmean, mean loss"].ok and rows["psum, summed loss"].ok and not rows["psum, mean loss"].ok
-          and not rows["pmax, mean loss"].ok and bool(np.allclose(ratio, DEVICES, rtol=1e-10))
-          and bool(np.allclose(implicit, DEVICES, rtol=1e-10)))
-    return Evidence(
-        verdict=verdict(ok, "qualified"),
-        method="autodiff",
-        summary=f"against the full-batch gradient on {run['devices']} devices: "
-        + "; ".join(f"{k}: {'equal' if r.ok else 'WRONG'} (max rel err {r.max_rel_err:.1e})" for k, r in rows.items())
-        + f"; psum of mean-loss gradients is exactly {DEVICES} x the gradient, and so is jax.grad inside shard_map "
-        "with replicated parameters left as they are (shard_map psums the gradient of a replicated input)",
-        max_rel_err=rows["pmean, mean loss"].max_rel_err,
-        samples=len(rows),
-        dtype="float64",
-        details={k: {"ok": r.ok, "max_rel_err": r.max_rel_err} for k, r in rows.items()},
-    )
-
-
-@claim(
-    "batching/model-parallel-splits-the-parameters-not-the-architecture",
-    sources=["S001-39"],
-    says="Model parallelism is when the training is done by sharing the parameters across different architectures.",
-    expected="qualified",
-    correction="Model parallelism splits one model's parameters (and their computation) across devices -- e.g. "
-    "a layer's hidden units -- and every device sees the same examples; data parallelism replicates the whole "
-    "model and splits the batch. Either way the result is the single-device model's.",
-)
-def _model_parallel() -> Evidence:
-    run = sharded_run()
-    output = _vs(run, "model_parallel_output", "single_device_output")
-    gradient = _vs(run, "model_parallel_grad", "full_batch_mean")
-    split = run["model_parallel_kernel_shard_shapes"] == ["(5, 2)"]
-    return Evidence(
-        verdict=verdict(output.ok and gradient.ok and split, "qualified"),
-        method="autodiff",
-        summary=f"first layer's 5x16 kernel split by columns over {run['devices']} devices (each holds "
-        f"{', '.join(run['model_parallel_kernel_shard_shapes'])}): outputs vs one device {output.describe()}; "
-        f"gradient max rel err {gradient.max_rel_err:.1e}",
-        max_abs_err=max(output.max_abs_err, gradient.max_abs_err),
-        max_rel_err=max(output.max_rel_err, gradient.max_rel_err),
-        samples=output.samples,
-        dtype=output.dtype,
-    )
 
 
 if __name__ == "__main__":

@@ -416,10 +416,16 @@ def _stability(scope, rtol) -> Evidence:
     bound_eq = opt.gd_stability_bound()
     bound = opt.stable_learning_rates()
     errors = [abs(r["loss_ratio"] - r["predicted_ratio"]) / r["predicted_ratio"] for r in table.values()]
+    mark_evaluated([bound_eq[1]])  # compared with the interval below
+    lr, curvature = 1.5 / scope["curvatures"][-1], scope["curvatures"][-1]
+    one_step = value(bound_eq[0], {opt.x: 1.0, opt.eta: lr, opt.L: curvature})
+    optax_step = float(opt.gd_losses(lr, jnp.diag(jnp.asarray([curvature])), jnp.ones(1), 1)[1][1, 0])
     return evidence(
         "measurement",
         core(f"SymPy: |1 - eta L| < 1 iff eta in {bound}", bound == sp.Interval.open(0, 2 / opt.L) and
              bound_eq[1].rhs == bound),
+        core("the derived step x_{k+1} = x (1 - eta L) is one optax.sgd step", abs(one_step - optax_step) <= rtol * abs(optax_step),
+             derived=one_step, optax=optax_step),
         core("optax.sgd converges exactly where the bound says, diverges above 2/L",
              all((r["loss_ratio"] < 1) == r["bound_says_converges"] for r in table.values()),
              **{f"loss_ratio_{k}": r["loss_ratio"] for k, r in table.items()}),
