@@ -33,7 +33,7 @@ class CleanCells(SphinxPostTransform):
                 cell.remove(source)
             elif len(text.splitlines()) > LONG and not cell.get("hide_mode"):
                 cell["hide_mode"] = "input"
-                cell["prompt_show"] = "Show the code ({} lines)".format(len(text.splitlines()))
+                cell["prompt_show"] = f"Show the code ({len(text.splitlines())} lines)"
                 cell["prompt_hide"] = "Hide the code"
 
 
