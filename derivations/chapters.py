@@ -1,6 +1,7 @@
 """The chapters of the workbook. A chapter is a library module ``derivations/<name>.py`` (its formulas,
 derivations, validated public functions and measuring helpers; importing it registers no claim) and its
-claims in ``derivations/ledger/<name>.py``. Adding the library module adds the chapter, placed by
+claims in ``derivations/ledger/<name>.py`` (and ``ledger/<name>__n<note>.py``, claims found while annotating
+a note). Adding the library module adds the chapter, placed by
 ``READING_ORDER``."""
 
 import importlib
@@ -22,6 +23,9 @@ def load(name: str) -> None:
     importlib.import_module(f"derivations.{name}")
     if (_HERE / "ledger" / f"{name}.py").is_file():
         importlib.import_module(f"derivations.ledger.{name}")
+    # Claims found while annotating a note live beside the chapter's own: ledger/<chapter>__n<note>.py.
+    for extra in sorted((_HERE / "ledger").glob(f"{name}__*.py")):
+        importlib.import_module(f"derivations.ledger.{extra.stem}")
 
 
 def load_all() -> None:

@@ -98,10 +98,14 @@ def entry(claim_id: str) -> dict[str, Any]:
     return found
 
 
+_SHOWN: set[str] = set()  # the claims whose evidence this page (this kernel) has shown
+
+
 def evidence(claim_id: str) -> Markdown:
     """One claim as the page shows it: what the note says, the verdict computed from the findings, each
     finding with its role and figures, the scope searched, the tolerance, the correction."""
     e = entry(claim_id)
+    _SHOWN.add(e["id"])
     slug = e["id"].split("/", 1)[1]
     badge = VERDICT_BADGE[e["verdict"]]
     lines = [
@@ -147,14 +151,19 @@ def _scope(scope: dict[str, Any]) -> str:
 
 
 def claims_table(chapter: str) -> Markdown:
-    """The chapter's claims in one table (slugs as plain text, so that they wrap at hyphens)."""
+    """The chapter's claims in one table, each linked to its evidence; the evidence of claims the page has not
+    shown yet (claims added while annotating the notes) follows the table, so every link has its anchor."""
+    claims = chapter_claims(chapter)
     rows = ["| claim | seeds | verdict | method | max rel err | samples |", "|---|---|---|---|---|---|"]
-    for c in chapter_claims(chapter):
+    for c in claims:
+        slug = c["id"].split("/", 1)[1]
         rows.append(
-            f"| [{c['id'].split('/', 1)[1]}](#{c['id'].split('/', 1)[1]}) | {' '.join(c['sources'])} "
-            f"| {VERDICT_BADGE[c['verdict']]} | {c['method']} | {_number(c['max_rel_err'])} | {c['samples'] or '—'} |"
+            f'| <a href="#{slug}">{_html(slug)}</a> | {" ".join(c["sources"])} | {badge(c["verdict"])} '
+            f"| {c['method']} | {_number(c['max_rel_err'])} | {c['samples'] or '—'} |"
         )
-    return Markdown("\n".join(rows))
+    rest = [evidence(c["id"]) for c in claims if c["id"] not in _SHOWN]
+    more = ["", "### More claims of this chapter", "", *rest] if rest else []
+    return Markdown("\n".join(rows + more))
 
 
 def ledger() -> Markdown:

@@ -326,7 +326,8 @@ def _generator_gradient(theta: float, width: float, grid: np.ndarray) -> float:
         pd = jnp.exp(-0.5 * (grid / width) ** 2) + 1e-30
         pg = jnp.exp(-0.5 * ((grid - t) / width) ** 2) + 1e-30
         pd, pg = pd / jnp.sum(pd), pg / jnp.sum(pg)
-        return gan_value(pd / (pd + pg), pd, pg)
+        both = jnp.log(pd + pg)  # V(D*) in the form p log D* + q log(1 - D*) with logs that stay finite
+        return jnp.sum(pd * (jnp.log(pd) - both) + pg * (jnp.log(pg) - both))
 
     return float(jax.grad(jsd_value)(jnp.float64(theta)))
 

@@ -380,6 +380,7 @@ def _newton(scope, rtol) -> Evidence:
     saddle = opt.newton_on_a_saddle()
     start = {x1: 0.7, x2: -1.3}
     lands_on_saddle = [value(component, start) for component in saddle.rhs]
+    mark_evaluated([saddle])  # its components were evaluated one by one above
     return evidence(
         "autodiff",
         core("SymPy: the Newton step on x^T A x/2 - b^T x lands on A^-1 b from any x",
