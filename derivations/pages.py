@@ -162,7 +162,7 @@ def claims_table(chapter: str) -> Markdown:
             f"| {c['method']} | {_number(c['max_rel_err'])} | {c['samples'] or '—'} |"
         )
     rest = [evidence(c["id"]) for c in claims if c["id"] not in _SHOWN]
-    more = ["", "### More claims of this chapter", "", *rest] if rest else []
+    more = ["", "### More claims of this chapter", "", "\n\n".join(rest)] if rest else []
     return Markdown("\n".join(rows + more))
 
 

@@ -178,28 +178,84 @@ def polynomial_kernel_feature_map() -> sp.Eq:
 # --- measuring helpers ------------------------------------------------------------------------------------------
 
 
-def _polynomial_fits(degrees=(1, 3, 5, 7, 9), training_sets=400, n_train=50, noise=0.3, seed=0) -> dict:
-    """Fit polynomials of each degree by least squares to ``training_sets`` noisy samples of sin(2 pi x) and
-    measure, on a grid of test points, bias^2, variance and the error against fresh noisy labels."""
-    rng = np.random.default_rng(seed)
-    x_test = np.linspace(0.05, 0.95, 40)
-    truth = np.sin(2 * np.pi * x_test)
-    x_train = rng.uniform(0, 1, (training_sets, n_train))
-    y_train = np.sin(2 * np.pi * x_train) + rng.normal(0, noise, x_train.shape)
-    y_test = truth + rng.normal(0, noise, (training_sets, x_test.size))  # a fresh label per fit and point
-    out = {}
-    for degree in degrees:
-        # Legendre columns on [-1, 1] keep the degree-9 least-squares problem well conditioned.
-        design = np.polynomial.legendre.legvander(2 * x_train - 1, degree)
-        coefficients = np.linalg.pinv(design) @ y_train[..., None]
-        fits = (np.polynomial.legendre.legvander(2 * x_test - 1, degree) @ coefficients)[..., 0]
-        mean_fit = fits.mean(axis=0)
-        bias2 = float(np.mean((mean_fit - truth) ** 2))
-        variance = float(np.mean(fits.var(axis=0)))  # over training sets, ddof 0 as in the decomposition
-        per_set = np.mean((y_test - fits) ** 2, axis=1)  # independent across training sets
-        out[degree] = {"bias2": bias2, "variance": variance, "noise": noise**2, "mse": float(per_set.mean()),
-                       "mse_standard_error": float(per_set.std(ddof=1) / np.sqrt(training_sets))}
-    return out
+def truth(x: np.ndarray) -> np.ndarray:
+    """The regression function of the bias-variance experiments, f(x) = sin(2 pi x) on [0, 1]."""
+    return np.sin(2 * np.pi * x)
+
+
+def training_sets(rng: np.random.Generator, sets: int, n_train: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """``sets`` independent training sets of ``n_train`` points x ~ U(0, 1), y = f(x) + N(0, noise^2)."""
+    if sets < 2 or n_train < 2 or noise < 0:
+        raise ValueError(f"training_sets: need sets >= 2, n_train >= 2, noise >= 0; got {sets}, {n_train}, {noise}")
+    x = rng.uniform(0, 1, (sets, n_train))
+    return x, truth(x) + rng.normal(0, noise, x.shape)
+
+
+def polynomial_fit(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, degree: int) -> np.ndarray:
+    """Least-squares polynomials of ``degree`` fitted to each row of (x, y) (leading axes are sets), evaluated
+    at ``x_test``. Legendre columns on [-1, 1] keep high degrees well conditioned."""
+    if degree < 0:
+        raise ValueError(f"polynomial_fit: degree must be >= 0, got {degree}")
+    design = np.polynomial.legendre.legvander(2 * x - 1, degree)
+    coefficients = np.linalg.pinv(design) @ y[..., None]
+    return (np.polynomial.legendre.legvander(2 * x_test - 1, degree) @ coefficients)[..., 0]
+
+
+def stump_fit(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """A regression stump (one split, two constants, least squares) fitted to each row of (x, y), evaluated at
+    ``x_test``; vectorised over the leading axes."""
+    order = np.argsort(x, axis=-1)
+    xs, ys = np.take_along_axis(x, order, -1), np.take_along_axis(y, order, -1)
+    n = x.shape[-1]
+    left = np.cumsum(ys, -1)[..., :-1]
+    count = np.arange(1, n)
+    right = ys.sum(-1, keepdims=True) - left
+    # SSE = sum y^2 - left^2 / n_l - right^2 / n_r: maximise the explained part over the n - 1 splits.
+    gain = left**2 / count + right**2 / (n - count)
+    best = np.argmax(gain, -1)[..., None]
+    threshold = 0.5 * (np.take_along_axis(xs, best, -1) + np.take_along_axis(xs, best + 1, -1))
+    low = np.take_along_axis(left, best, -1) / (best + 1)
+    high = np.take_along_axis(right, best, -1) / (n - best - 1)
+    return np.where(x_test < threshold, low, high)
+
+
+def fit_learner(name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """``stump``, ``linear`` (degree-1 least squares) or ``poly<k>`` fitted row by row, evaluated at x_test."""
+    if name == "stump":
+        return stump_fit(x, y, x_test)
+    if name == "linear":
+        return polynomial_fit(x, y, x_test, 1)
+    if name.startswith("poly"):
+        return polynomial_fit(x, y, x_test, int(name[4:]))
+    raise ValueError(f"fit_learner: unknown learner {name!r}")
+
+
+def l2_boost(name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, rounds: int, shrinkage: float) -> np.ndarray:
+    """L2 boosting (gradient boosting on the squared error): each round fits the learner to the residuals and
+    adds ``shrinkage`` times it. Returns the boosted fit at x_test."""
+    if rounds < 1 or not 0 < shrinkage <= 1:
+        raise ValueError(f"l2_boost: need rounds >= 1 and shrinkage in (0, 1]; got {rounds}, {shrinkage}")
+    both = np.concatenate([x, np.broadcast_to(x_test, x.shape[:-1] + x_test.shape[-1:])], -1)
+    fit = np.zeros(both.shape)
+    for _ in range(rounds):
+        fit = fit + shrinkage * fit_learner(name, x, y - fit[..., : x.shape[-1]], both)
+    return fit[..., x.shape[-1]:]
+
+
+def bagged(name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, replicates: int,
+           rng: np.random.Generator) -> np.ndarray:
+    """Bagging: the learner fitted to ``replicates`` bootstrap resamples of each training set, averaged."""
+    if replicates < 1:
+        raise ValueError(f"bagged: replicates must be >= 1, got {replicates}")
+    picks = rng.integers(0, x.shape[-1], x.shape[:-1] + (replicates, x.shape[-1]))
+    xb = np.take_along_axis(x[..., None, :], picks, -1)
+    yb = np.take_along_axis(y[..., None, :], picks, -1)
+    return fit_learner(name, xb, yb, x_test).mean(-2)
+
+
+def bias2_and_variance(fits: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Mean over test points of (E[f_hat] - f)^2 and of Var[f_hat] (ddof 0), over training sets (axis 0)."""
+    return float(np.mean((fits.mean(0) - target) ** 2)), float(np.mean(fits.var(0)))
 
 
 def distance_contrast_by_dimension(dimensions=(2, 10, 100, 1000), points=2000, queries=10, intrinsic=None, seed=0):
