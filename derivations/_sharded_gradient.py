@@ -71,6 +71,14 @@ def main() -> dict:
     out["psum_of_mean_loss"] = flat(per_device(mean_loss, jax.lax.psum)(ps, xs, ys))
     out["pmax_of_mean_loss"] = flat(per_device(mean_loss, jax.lax.pmax)(ps, xs, ys))
     out["psum_of_sum_loss"] = flat(per_device(sum_loss, jax.lax.psum)(ps, xs, ys))
+    # Each device's own gradient, before any collective (stacked along the mesh axis): shard i's gradient.
+    def local_only(p, xs, ys):
+        p = jax.tree.map(lambda leaf: jax.lax.pcast(leaf, "data", to="varying"), p)
+        grads = jax.grad(mean_loss)(p, xs, ys)
+        return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(grads)])[None]
+
+    local = jax.jit(jax.shard_map(local_only, mesh=mesh, in_specs=(P(), P("data"), P("data")), out_specs=P("data")))
+    out["per_device_gradients"] = np.asarray(local(ps, xs, ys)).tolist()
     implicit = jax.shard_map(jax.grad(mean_loss), mesh=mesh, in_specs=(P(), P("data"), P("data")), out_specs=P())
     out["replicated_params_grad_of_local_mean"] = flat(jax.jit(implicit)(ps, xs, ys))
 

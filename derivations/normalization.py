@@ -329,9 +329,21 @@ def backward_vs_autodiff(backward, shapes, seed: int = 0, module_type=nnx.BatchN
         want = autodiff_reference(module_type, x_in, g, b, upstream, epsilon)
         got = backward(x_in, g, upstream, epsilon, axes)
         tol = conditioned_rtol(rtol, x_in, axes, epsilon, ulps)
-        results[shape] = [compare(lambda a=a: a, lambda w=w: w, [], rtol=tol, atol=(tol - rtol) * float(jnp.max(jnp.abs(w))))
-                          for a, w in zip(got, want, strict=True)]
+        results[shape] = [compare(lambda a=a: a, lambda w=w: w, [], rtol=tol, atol=(tol - rtol) * size)
+                          for a, w, size in zip(got, want, gradient_magnitudes(x_in, g, upstream, epsilon, axes),
+                                                strict=True)]
     return results
+
+
+def gradient_magnitudes(x_in, g, upstream, epsilon: float, axes) -> tuple[float, float, float]:
+    """The size of the terms that make up dx, dgamma and dbeta: max |gamma| |dy| / sigma, max sum |dy x_hat|,
+    max sum |dy|. Round-off is relative to these, not to the result, which may cancel to 0 (dx of a batch of
+    one is exactly 0 in exact arithmetic, and a few ulps of |gamma| |dy|/sqrt(epsilon) in floating point)."""
+    _, var = batch_statistics(x_in, axes)
+    x_hat = normalize(x_in, axes, epsilon)
+    return (float(jnp.max(jnp.abs(g)) * jnp.max(jnp.abs(upstream)) * jnp.max(jax.lax.rsqrt(var + epsilon))),
+            float(jnp.max(jnp.sum(jnp.abs(upstream * x_hat), axis=axes))),
+            float(jnp.max(jnp.sum(jnp.abs(upstream), axis=axes))))
 
 
 def _custom_vjp_backward(x_in, g, upstream, epsilon, axes):
