@@ -5,6 +5,12 @@ The data is one TOML file per note, ``derivations/annotations/<prefix>.toml`` (r
 a copy of the note itself (``<file>.txt``, identical to ``shared/seeds/``)::
 
     [[entry]]
+    lines = [7, 7]
+    kind = "question"
+    question = "S000-02"           # the seed index's id, on the entry that asks the question
+    gloss = "How to choose convolution kernels"
+
+    [[entry]]
     lines = [8, 8]                 # first and last line, numbered from 1 as in the file
     kind = "assertion"             # heading question assertion formula table code reference advice other
     [[entry.statements]]
@@ -55,10 +61,12 @@ class Entry:
     last_line: int
     kind: str
     statements: tuple[Statement, ...] = ()
+    question: str | None = None  # on the entry that asks a question of the seed index: its id (S001-06)
+    gloss: str | None = None  # an English rendering of that question
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "first_line": self.first_line, "last_line": self.last_line, "kind": self.kind,
-                "statements": [s.as_dict() for s in self.statements]}
+                "question": self.question, "gloss": self.gloss, "statements": [s.as_dict() for s in self.statements]}
 
 
 def resolve(name: str) -> str:
@@ -101,7 +109,11 @@ def load(file: str) -> list[Entry]:
                 raise ValueError(f"{where}: unknown statement fields {sorted(unknown)}")
             statements.append(Statement(str(s.get("quote", "")), str(s.get("gloss", "")), str(s.get("verdict", "")),
                                         tuple(s.get("claims", ())), s.get("reason")))
-        entries.append(Entry(file, span[0], span[1], str(raw.get("kind", "")), tuple(statements)))
+        unknown = set(raw) - {"lines", "kind", "statements", "question", "gloss"}
+        if unknown:
+            raise ValueError(f"{where}: unknown entry fields {sorted(unknown)}")
+        entries.append(Entry(file, span[0], span[1], str(raw.get("kind", "")), tuple(statements),
+                             raw.get("question"), raw.get("gloss")))
     return sorted(entries, key=lambda e: (e.first_line, e.last_line))
 
 
@@ -129,6 +141,8 @@ def problems(file: str, entries: list[Entry], recorded: dict[str, str]) -> list[
             out.append(f"{where}: kind {e.kind!r} is not one of {KINDS}")
         if e.kind == "assertion" and not e.statements:
             out.append(f"{where}: an assertion entry needs at least one statement")
+        if e.question is not None and not (e.question.startswith(f"S{file[:3]}-") and len(e.question) == 7):
+            out.append(f"{where}: question {e.question!r} is not a question id of this note (S{file[:3]}-NN)")
         body = "\n".join(text[e.first_line - 1:e.last_line])
         flat = " ".join(body.split())
         for s in e.statements:
@@ -152,6 +166,19 @@ def problems(file: str, entries: list[Entry], recorded: dict[str, str]) -> list[
     for line, content in enumerate(text, 1):
         if content.strip() and line not in covered:
             out.append(f"{file} line {line}: not covered by any entry")
+    return out
+
+
+def by_question(files: tuple[str, ...] | list[str] = NOTE_FILES) -> dict[str, list[Entry]]:
+    """Question id -> the entries from the one that asks it up to the next question (its answer)."""
+    out: dict[str, list[Entry]] = {}
+    for file in files:
+        current = None
+        for e in load(file):
+            if e.question:
+                current = e.question
+            if current:
+                out.setdefault(current, []).append(e)
     return out
 
 

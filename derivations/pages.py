@@ -328,3 +328,28 @@ def notes_summary(name: str | None = None) -> Markdown:
         verdicts = " | ".join(str(c[v]) for v in notes.VERDICTS)
         rows.append(f"| {link} | {lines_} | {c['statements']} | {verdicts} |")
     return Markdown("\n".join(rows))
+
+
+def questions(chapter: str, extra: tuple[str, ...] = ()) -> Markdown:
+    """The questions of the notes this chapter answers (every question its claims cite, and ``extra``): id (an
+    anchor, ``#S002-41``), the question as the note words it, a gloss, and the verdicts of the statements the
+    note makes in its answer (from the annotated notes), each linked to the claim that settles it."""
+    from derivations import notes, quiz
+
+    ids = sorted({s for c in chapter_claims(chapter) for s in c["sources"]} | set(extra))
+    answers, index = notes.by_question(), quiz.questions()
+    rows = ['<table class="questions"><thead><tr><th>id</th><th>the note (original)</th><th>gloss</th>'
+            "<th>what the note says there</th></tr></thead><tbody>"]
+    for qid in ids:
+        entries = answers.get(qid, [])
+        asking = entries[0] if entries else None
+        file = notes.resolve(qid[:4]) if asking else None
+        original = ("".join(notes.lines(file)[asking.first_line - 1:asking.last_line]).strip().lstrip("-# ")
+                    if asking else index.get(qid, ""))
+        statements = [s for e in entries for s in e.statements]
+        marks = " ".join(badge(s.verdict, claim_url(s.claims[0], "") if s.claims else None) for s in statements)
+        note_link = f'<a href="../notes/{qid[1:4]}.html">all lines</a>' if asking else ""
+        rows.append(f'<tr id="{qid}"><td>{qid}</td><td lang="zh">{_html(original)}</td>'
+                    f"<td>{_html(asking.gloss or '') if asking else ''}</td><td>{marks} {note_link}</td></tr>")
+    rows.append("</tbody></table>")
+    return Markdown("\n".join(rows))
