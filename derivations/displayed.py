@@ -77,7 +77,10 @@ def how_verified(item: Any, evaluated: frozenset[str]) -> str | None:
         return "evaluated by a claim"
     if not isinstance(item, Relational):
         return None
-    proof = _holds(item)
+    try:
+        proof = _holds(item)
+    except (TypeError, ValueError, AttributeError, NotImplementedError):  # lhs - rhs undefined (a set, a shape)
+        proof = None
     if proof:
         return proof
     sides = [side for side in (item.lhs, item.rhs) if not is_name(side)]
