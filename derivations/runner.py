@@ -230,10 +230,12 @@ def report_ok(report: dict[str, Any]) -> bool:
 
 
 def source_hash() -> str:
-    """SHA-256 over the path and bytes of every ``*.py`` in ``derivations/`` and ``models/`` and of
-    ``pyproject.toml`` (a dependency change can change results too)."""
+    """SHA-256 over the path and bytes of every ``*.py`` in ``derivations/`` and ``models/``, of
+    ``pyproject.toml`` (a dependency change can change results too) and of the committed benchmark results
+    that claims read (``benchmarks/results/*.json``)."""
     digest = hashlib.sha256()
     files = sorted(p for package in ("derivations", "models") for p in (ROOT / package).rglob("*.py"))
+    files += sorted((ROOT / "benchmarks" / "results").glob("*.json"))
     for path in [*files, ROOT / "pyproject.toml"]:
         if path.is_file():
             digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
