@@ -9,6 +9,11 @@ verdict from the findings, never the check:
 * every finding holds                                    -> ``holds``
 * every ``core`` finding holds, some ``scope`` one fails -> ``qualified``
 * a ``core`` finding fails                               -> ``refuted``
+* a ``premise`` finding fails                            -> ``invalid`` (the claim fails, whatever is recorded)
+
+A premise is what the check itself rests on (the measuring apparatus agrees with an independent count, a
+reference implementation matches its library): when it fails, the other findings mean nothing, so a refuted
+claim cannot stay green on a broken measurement.
 
 A claim passes when the computed verdict equals the recorded one; a refuted note is a passing claim whose
 check demonstrates the refutation. Chapter modules register with two decorators::
@@ -35,10 +40,11 @@ from typing import Any, Literal
 
 Verdict = Literal["holds", "qualified", "refuted"]
 Method = Literal["symbolic", "autodiff", "measurement"]
-Role = Literal["core", "scope"]
+Role = Literal["core", "scope", "premise"]
 VERDICTS: tuple[Verdict, ...] = ("holds", "qualified", "refuted")
 METHODS: tuple[Method, ...] = ("symbolic", "autodiff", "measurement")
-ROLES: tuple[Role, ...] = ("core", "scope")
+ROLES: tuple[Role, ...] = ("core", "scope", "premise")
+INVALID = "invalid"  # the verdict of evidence whose premise failed: never a recorded verdict, so the claim fails
 RTOL = 1e-10  # the workbook's standard for smooth symbolic-vs-autodiff comparisons (design.md)
 CHECK_PARAMETERS = ("scope", "rtol", "atol")
 
@@ -54,7 +60,8 @@ class Finding:
     """One tested proposition: whether it held, the figures that decided it, and its role.
 
     ``role`` is ``core`` when the proposition is (part of) the note's statement itself, ``scope`` when it
-    is one part of the scope the note asserts too (a range of inputs, a depth, a device, a convention).
+    is one part of the scope the note asserts too (a range of inputs, a depth, a device, a convention),
+    ``premise`` when it is what the check rests on (its measurement agrees with an independent one).
     ``figures`` are JSON-able numbers and short values; ``max_abs_err``, ``max_rel_err``, ``samples`` and
     ``dtype`` are the ones the engine aggregates into the claim's evidence.
     """
@@ -88,6 +95,11 @@ def scoped(proposition: str, held: bool, **figures: Any) -> Finding:
     return Finding(proposition, held, "scope", figures)
 
 
+def premise(proposition: str, held: bool, **figures: Any) -> Finding:
+    """A finding the check rests on; when it fails the claim fails, whatever its recorded verdict."""
+    return Finding(proposition, held, "premise", figures)
+
+
 def compared(proposition: str, comparison: Any, *, role: Role = "core", **figures: Any) -> Finding:
     """A finding decided by a :class:`derivations.compare.Comparison` (its ``ok``), carrying its errors."""
     numbers = {
@@ -107,8 +119,10 @@ def proved(proposition: str, proof: Any, *, role: Role = "core", **figures: Any)
     return Finding(proposition, proof.holds, role, {**numbers, **figures})
 
 
-def decide(findings: list[Finding] | tuple[Finding, ...]) -> Verdict:
+def decide(findings: list[Finding] | tuple[Finding, ...]) -> str:
     """The verdict of a list of findings (the engine's rule; see the module docstring)."""
+    if any(not f.held and f.role == "premise" for f in findings):
+        return INVALID
     if not any(f.held is False and f.role == "core" for f in findings):
         return "holds" if all(f.held for f in findings) else "qualified"
     return "refuted"
@@ -137,7 +151,7 @@ class Evidence:
         object.__setattr__(self, "findings", findings)
 
     @property
-    def verdict(self) -> Verdict:
+    def verdict(self) -> str:
         return decide(self.findings)
 
     @property

@@ -19,7 +19,7 @@ from derivations.chapters import CHAPTERS
 from derivations.claims import derivations_for
 
 source_hash = runner.source_hash
-VERDICT_BADGE = {"holds": "HOLDS", "qualified": "QUALIFIED", "refuted": "REFUTED", None: "ERROR"}
+VERDICT_BADGE = {"holds": "HOLDS", "qualified": "QUALIFIED", "refuted": "REFUTED", "invalid": "INVALID", None: "ERROR"}
 
 
 class Markdown(str):

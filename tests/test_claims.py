@@ -7,7 +7,18 @@ import sympy as sp
 
 from derivations import bridge, displayed
 from derivations import claims as registry
-from derivations.claims import Claim, Evidence, Finding, Tolerance, compared, core, decide, evidence, scoped
+from derivations.claims import (
+    Claim,
+    Evidence,
+    Finding,
+    Tolerance,
+    compared,
+    core,
+    decide,
+    evidence,
+    premise,
+    scoped,
+)
 from derivations.compare import compare
 from derivations.runner import current_report, run_chapter, run_claim
 
@@ -45,6 +56,13 @@ def test_verdict_is_computed_from_findings():
     assert decide([core("a", True), scoped("b", False)]) == "qualified"
     assert decide([core("a", False), scoped("b", True)]) == "refuted"
     assert decide([core("a", False), scoped("b", False)]) == "refuted"
+    assert decide([core("a", False), premise("the measurement agrees with the count", False)]) == "invalid"
+    assert decide([core("a", False), premise("the measurement agrees with the count", True)]) == "refuted"
+
+
+def test_a_refuted_claim_whose_premise_fails_is_a_failure():
+    broken = _claim(lambda: evidence("measurement", core("statement", False), premise("apparatus", False)), "refuted")
+    assert run_claim(broken).verdict == "invalid" and not run_claim(broken).ok
 
 
 def _claim(check, expected="holds", **kw):
