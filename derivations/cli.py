@@ -22,8 +22,8 @@ from derivations import runner
 from derivations.chapters import CHAPTERS
 from derivations.claims import VERDICTS, all_claims, claims_for, derivations_for
 
-VERDICT_STYLE = {"holds": "green", "qualified": "yellow", "refuted": "magenta", "not-checkable": "dim", "invalid": "red",
-                 None: "red"}
+VERDICT_STYLE = {"holds": "green", "qualified": "yellow", "refuted": "magenta", "not-checkable": "dim",
+                 "invalid": "red", None: "red"}
 
 
 class UsageError(Exception):
