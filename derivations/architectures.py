@@ -216,13 +216,22 @@ def _contraction_eqns(jaxpr):
 def contraction_flops(f, *args) -> float:
     """XLA's ``cost_analysis()`` flops of every convolution and matrix product in ``f``'s traced program,
     each lowered alone at its own shapes, summed: the block's MACs as XLA counts them (x2), without the
-    elementwise work (ReLU, BN, adds), which XLA also counts and which no MAC formula includes."""
+    elementwise work (ReLU, BN, adds), which XLA also counts and which no MAC formula includes. The cost is
+    XLA's analysis of the lowered one-operation program (no compile: for a single convolution or dot it is
+    the compiled program's count, which ``tests/test_architectures.py`` checks)."""
     jaxpr = jax.make_jaxpr(f)(*args).jaxpr
     out = 0.0
     for eqn in _contraction_eqns(jaxpr):
         avals = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in eqn.invars]
-        out += xla_flops(lambda *xs, eqn=eqn: eqn.primitive.bind(*xs, **eqn.params), *avals)
+        out += _lowered_flops(eqn.primitive, tuple(avals), tuple(sorted(eqn.params.items(), key=str)))
     return out
+
+
+@functools.cache
+def _lowered_flops(primitive, avals, params) -> float:
+    cost = jax.jit(lambda *xs: primitive.bind(*xs, **dict(params))).lower(*avals).cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost["flops"])
 
 
 def _rngs():
@@ -332,7 +341,7 @@ def im2col_conv(x: jax.Array, kernel: jax.Array, *, groups: int = 1, padding: in
 def _im2col_layer_flops(kh: int, kw: int, c_in: int, c_out: int, groups: int, size: int, valid: bool) -> float:
     x = jax.ShapeDtypeStruct((1, size, size, c_in), jnp.float32)
     kernel = jax.ShapeDtypeStruct((kh, kw, c_in // groups, c_out), jnp.float32)
-    return xla_flops(functools.partial(im2col_conv, groups=groups, padding=0 if valid else None), x, kernel)
+    return contraction_flops(functools.partial(im2col_conv, groups=groups, padding=0 if valid else None), x, kernel)
 
 
 def im2col_flops(layers: list[Layer], size: int) -> float:
@@ -345,13 +354,14 @@ def im2col_flops(layers: list[Layer], size: int) -> float:
 # --- residual blocks, SE, small kernels, the 24x24 example, FC as conv, crops --------------------------------------
 
 
-def fit_identity(factory, x: jax.Array, *, steps: int, lr: float, shortcut: bool = True) -> tuple[float, float]:
+def fit_identity(factory, seeds, x: jax.Array, *, steps: int, lr: float, shortcut: bool = True) -> list[tuple]:
     """Plain gradient descent on ``mean((H(x) - x)^2)`` over a residual block's parameters, from its
-    initialisation, BatchNorm in evaluation mode: ``H = F + shortcut`` (``shortcut=True``) or ``H = F``, the
-    same layers without the shortcut. Returns (initial loss, loss after ``steps`` steps)."""
-    block = factory()
+    initialisation with each seed (``factory(rngs)``), BatchNorm in evaluation mode: ``H = F + shortcut``
+    (``shortcut=True``) or ``H = F``, the same layers without the shortcut. Returns, per seed, (initial
+    loss, loss after ``steps`` steps). One compile serves every seed."""
+    block = factory(nnx.Rngs(params=seeds[0]))
     block.eval()
-    graph, params, rest = nnx.split(block, nnx.Param, ...)
+    graph, _, rest = nnx.split(block, nnx.Param, ...)
 
     def loss(p):
         module = nnx.merge(graph, p, rest)
@@ -362,8 +372,16 @@ def fit_identity(factory, x: jax.Array, *, steps: int, lr: float, shortcut: bool
         value_, grad = jax.value_and_grad(loss)(p)
         return jax.tree.map(lambda a, g: a - lr * g, p, grad), value_
 
-    final, losses = jax.jit(lambda p: jax.lax.scan(step, p, None, length=steps))(params)
-    return float(losses[0]), float(loss(final))
+    @jax.jit
+    def run(p):
+        final, losses = jax.lax.scan(step, p, None, length=steps)
+        return losses[0], loss(final)
+
+    out = []
+    for seed in seeds:
+        _, params, _ = nnx.split(factory(nnx.Rngs(params=seed)), nnx.Param, ...)
+        out.append(tuple(float(v) for v in run(params)))
+    return out
 
 
 def se_input_gradient(x, w1, b1, w2, b2, dy):

@@ -22,7 +22,7 @@ from flax import nnx
 
 from derivations.bridge import mark_evaluated
 from derivations.claims import derivation
-from derivations.harness import gradient_support, support_extent, xla_flops
+from derivations.harness import gradient_support, module_params, support_extent, xla_flops  # noqa: F401  (re-exported)
 from models.conv import (
     conv2d,
     conv2d_transpose,

@@ -105,6 +105,17 @@ def relative_change(before: jax.Array, after: jax.Array) -> float:
     return float(jnp.linalg.norm(after - before) / jnp.linalg.norm(before))
 
 
+def correlation(a: jax.Array, b: jax.Array) -> float:
+    """Pearson correlation of two maps (means removed): 1 = the same up to scale and offset, 0 = unrelated.
+
+    The graded measure of invariance in this chapter. A relative L2 change ||P(Tx) - P(x)|| / ||P(x)|| is not:
+    max-pooled maps have a large mean (the expected maximum), which shrinks that ratio for any change at all,
+    a 90-degree rotation of white noise included."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
 def shift_damping(x: jax.Array, shift: tuple[int, int], win: int) -> tuple[float, float]:
     """Relative L2 change of ``x`` and of its ``win x win``/``win`` max pooling under a circular shift by
     ``shift`` (rows, cols): pooling damps the shift where the second is the smaller."""

@@ -18,6 +18,9 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+# The arithmetic runs in NumPy float64 (elementwise, a handful of coordinates, no autodiff needed): eager
+# JAX would dispatch a dozen tiny kernels per step; the result is returned as a jax.Array.
+
 NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 CONVENTIONS = ("optax", "pytorch", "keras")
 REQUIRED = None  # a hyper-parameter with no library default that makes the method what its name says
@@ -53,14 +56,36 @@ DEFAULTS: dict[str, dict[str, dict[str, float | None]]] = {
     },
 }
 LIBRARY_NAMES = {
-    "optax": {"initial_accumulator": "initial_accumulator_value (adagrad) / initial_scale (rmsprop)",
-              "decay": "decay", "b1": "b1", "b2": "b2", "eps": "eps", "eps_root": "eps_root",
-              "weight_decay": "weight_decay", "momentum": "momentum"},
-    "pytorch": {"initial_accumulator": "initial_accumulator_value", "decay": "alpha", "b1": "betas[0]",
-                "b2": "betas[1]", "eps": "eps", "weight_decay": "weight_decay", "momentum": "momentum",
-                "dampening": "dampening", "lr_decay": "lr_decay"},
-    "keras": {"initial_accumulator": "initial_accumulator_value", "decay": "rho", "b1": "beta_1",
-              "b2": "beta_2", "eps": "epsilon", "weight_decay": "weight_decay", "momentum": "momentum"},
+    "optax": {
+        "initial_accumulator": "initial_accumulator_value (adagrad) / initial_scale (rmsprop)",
+        "decay": "decay",
+        "b1": "b1",
+        "b2": "b2",
+        "eps": "eps",
+        "eps_root": "eps_root",
+        "weight_decay": "weight_decay",
+        "momentum": "momentum",
+    },
+    "pytorch": {
+        "initial_accumulator": "initial_accumulator_value",
+        "decay": "alpha",
+        "b1": "betas[0]",
+        "b2": "betas[1]",
+        "eps": "eps",
+        "weight_decay": "weight_decay",
+        "momentum": "momentum",
+        "dampening": "dampening",
+        "lr_decay": "lr_decay",
+    },
+    "keras": {
+        "initial_accumulator": "initial_accumulator_value",
+        "decay": "rho",
+        "b1": "beta_1",
+        "b2": "beta_2",
+        "eps": "epsilon",
+        "weight_decay": "weight_decay",
+        "momentum": "momentum",
+    },
 }
 
 
@@ -74,13 +99,15 @@ def hyperparameters(name: str, convention: str, given: dict[str, float] | None =
     defaults, given = DEFAULTS[convention][name], dict(given or {})
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise ValueError(f"{convention} {name} takes no hyper-parameter {', '.join(unknown)}; valid: "
-                         f"{', '.join(defaults) or 'none'}")
+        raise ValueError(
+            f"{convention} {name} takes no hyper-parameter {', '.join(unknown)}; valid: {', '.join(defaults) or 'none'}"
+        )
     values = {**defaults, **given}
     missing = [k for k, v in values.items() if v is None]
     if missing:
-        raise ValueError(f"{convention} {name} needs {', '.join(missing)}: the library's default (0 or None) "
-                         "would make it plain SGD")
+        raise ValueError(
+            f"{convention} {name} needs {', '.join(missing)}: the library's default (0 or None) would make it plain SGD"
+        )
     bad = [k for k, v in values.items() if not (math.isfinite(float(v)) and float(v) >= 0)]
     if bad:
         raise ValueError(f"hyper-parameters must be finite and >= 0, got {', '.join(f'{k}={values[k]}' for k in bad)}")
@@ -92,11 +119,8 @@ def _step(name: str, convention: str, h: dict[str, float], lr: float, theta, gra
     wd = h.get("weight_decay", 0.0)
     if convention == "pytorch" and name != "adamw":
         grad = grad + wd * theta  # torch.optim: weight_decay is an L2 term added to the gradient (coupled)
-    if convention == "keras" or name == "adamw":
-        # Keras (every optimizer) and AdamW (all three): decoupled decay, multiplied by the learning rate.
-        decay = lr * wd * theta
-    else:
-        decay = 0.0
+    # Keras (every optimizer) and AdamW (all three): decoupled decay, multiplied by the learning rate.
+    decay = lr * wd * theta if convention == "keras" or name == "adamw" else 0.0
     if name == "sgd":
         return theta - decay - lr * grad, state
     if name in ("momentum", "nesterov"):
@@ -114,16 +138,17 @@ def _step(name: str, convention: str, h: dict[str, float], lr: float, theta, gra
         s = state.get("s", h["initial_accumulator"]) + grad**2
         if convention == "pytorch":
             rate = lr / (1 + (t - 1) * h["lr_decay"])
-            return theta - decay - rate * grad / (jnp.sqrt(s) + h["eps"]), {"s": s}  # eps outside the root
+            return theta - decay - rate * grad / (np.sqrt(s) + h["eps"]), {"s": s}  # eps outside the root
         # optax.scale_by_rss and Keras: eps inside the root; optax returns 0 where the accumulator is 0.
-        denominator = jnp.sqrt(s + h["eps"])
-        scaled = jnp.where(s > 0, grad / denominator, 0.0) if convention == "optax" else grad / denominator
+        denominator = np.sqrt(s + h["eps"])
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 only where optax returns 0 anyway
+            scaled = np.where(s > 0, grad / denominator, 0.0) if convention == "optax" else grad / denominator
         return theta - decay - lr * scaled, {"s": s}
     if name == "rmsprop":
         nu = h["decay"] * state.get("nu", h.get("initial_accumulator", 0.0)) + (1 - h["decay"]) * grad**2
         if convention == "pytorch":
-            return theta - decay - lr * grad / (jnp.sqrt(nu) + h["eps"]), {"nu": nu}  # eps outside the root
-        return theta - decay - lr * grad / jnp.sqrt(nu + h["eps"]), {"nu": nu}  # optax, Keras: inside
+            return theta - decay - lr * grad / (np.sqrt(nu) + h["eps"]), {"nu": nu}  # eps outside the root
+        return theta - decay - lr * grad / np.sqrt(nu + h["eps"]), {"nu": nu}  # optax, Keras: inside
     if name in ("adam", "adamw"):
         b1, b2 = h["b1"], h["b2"]
         m = b1 * state.get("m", 0.0) + (1 - b1) * grad
@@ -131,10 +156,10 @@ def _step(name: str, convention: str, h: dict[str, float], lr: float, theta, gra
         if convention == "keras":
             # Keras: alpha_t = lr sqrt(1 - b2^t)/(1 - b1^t) times m_t/(sqrt(v_t) + eps): eps is the paper's
             # "epsilon hat", i.e. eps/sqrt(1 - b2^t) in the m_hat/(sqrt(v_hat) + eps) form.
-            step = math.sqrt(1 - b2**t) / (1 - b1**t) * m / (jnp.sqrt(v) + h["eps"])
+            step = math.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + h["eps"])
         else:
             m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
-            step = m_hat / (jnp.sqrt(v_hat + h.get("eps_root", 0.0)) + h["eps"])
+            step = m_hat / (np.sqrt(v_hat + h.get("eps_root", 0.0)) + h["eps"])
         return theta - decay - lr * step, {"m": m, "v": v}
     raise AssertionError(name)
 
@@ -146,10 +171,10 @@ def trajectory(name: str, grads, *, convention: str, lr: float, params0=None, **
     (``DEFAULTS``). Raises ValueError naming the valid values for a bad name, convention, shape or value.
     """
     h = hyperparameters(name, convention, hyperparameters_given)
-    grads = jnp.asarray(grads, dtype=jnp.float64)
+    grads = np.asarray(grads, dtype=np.float64)
     if grads.ndim != 2 or grads.shape[0] < 1 or grads.shape[1] < 1:
         raise ValueError(f"grads must have shape (T, d) with T, d >= 1, got {tuple(grads.shape)}")
-    theta = jnp.zeros(grads.shape[1]) if params0 is None else jnp.asarray(params0, dtype=jnp.float64)
+    theta = np.zeros(grads.shape[1]) if params0 is None else np.asarray(params0, dtype=np.float64)
     if theta.shape != (grads.shape[1],):
         raise ValueError(f"params0 must have shape ({grads.shape[1]},) to match grads, got {tuple(theta.shape)}")
     if not (np.isfinite(lr) and lr > 0):
@@ -158,4 +183,4 @@ def trajectory(name: str, grads, *, convention: str, lr: float, params0=None, **
     for t in range(1, grads.shape[0] + 1):
         theta, state = _step(name, convention, h, float(lr), theta, grads[t - 1], state, t)
         iterates.append(theta)
-    return jnp.stack(iterates)
+    return jnp.asarray(np.stack(iterates))

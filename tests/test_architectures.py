@@ -44,6 +44,30 @@ def test_separable_block_macs_match_xla(ci, co, kernel):
     (row,) = arch.block_count_rows(cases, size=8)
     assert row["params_formula"] == row["params_flax"]
     assert row["xla_contraction_flops"] == 2 * row["macs_in_bounds"]
+    assert row["im2col_flops"] == 2 * row["macs_every_tap"]
+
+
+@given(groups=st.sampled_from([1, 2, 4]), kernel=st.sampled_from([1, 3, 5]), seed=st.integers(0, 2**16))
+@settings(deadline=None, max_examples=8)
+def test_im2col_conv_equals_the_grouped_lax_conv(groups, kernel, seed):
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=(2, 6, 5, 4)))
+    kern = jnp.asarray(rng.normal(size=(kernel, kernel, 4 // groups, 8)))
+    want = jax.lax.conv_general_dilated(x, kern, (1, 1), [(kernel // 2,) * 2] * 2,
+                                        dimension_numbers=blocks.DIMENSIONS, feature_group_count=groups)
+    np.testing.assert_allclose(arch.im2col_conv(x, kern, groups=groups), want, rtol=RTOL, atol=1e-12)
+
+
+def test_im2col_harness_rejects_a_kernel_with_its_groups_swapped():
+    """Negative control: the same weights read group-minor instead of group-major give another conv."""
+    rng = np.random.default_rng(0)
+    x, kern = jnp.asarray(rng.normal(size=(1, 4, 4, 4))), jnp.asarray(rng.normal(size=(3, 3, 2, 4)))
+    want = jax.lax.conv_general_dilated(x, kern, (1, 1), [(1, 1)] * 2, dimension_numbers=blocks.DIMENSIONS,
+                                        feature_group_count=2)
+    swapped = kern.reshape(3, 3, 2, 2, 2).transpose(0, 1, 2, 4, 3).reshape(3, 3, 2, 4)
+    assert not np.allclose(arch.im2col_conv(x, swapped, groups=2), want, rtol=1e-6)
+    with pytest.raises(ValueError, match="groups"):
+        arch.im2col_conv(x, kern, groups=3)
 
 
 @pytest.mark.parametrize("k", [1, 3, 5, 7])
@@ -86,14 +110,13 @@ def test_se_gradient_harness_rejects_the_gradient_without_the_gate_term():
     assert not np.allclose(dy * gate[:, None, None, :], want, rtol=1e-6)
 
 
-def test_residual_jacobian_gap_is_zero_for_a_residual_block_and_not_for_a_plain_one():
-    block = blocks.BasicBlock(2, 2, rngs=_rngs(), dtype=jnp.float64)
-    block.eval()
-    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 3, 3, 2)))
-    gap, _ = arch.residual_jacobian_gap(block, x)
-    assert gap <= 1e-12
-    block.shortcut = lambda v: 2 * v  # a wrong "identity": the harness must see it
-    assert arch.residual_jacobian_gap(block, x)[0] >= 0.5
+def test_identity_fit_drives_the_residual_branch_to_zero_and_a_zero_step_does_not():
+    factory = lambda rngs: blocks.BasicBlock(2, 2, rngs=rngs, dtype=jnp.float64)  # noqa: E731
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 4, 4, 2)))
+    ((start, end),) = arch.fit_identity(factory, [0], x, steps=40, lr=0.5)
+    assert end < 0.05 * start
+    ((start, end),) = arch.fit_identity(factory, [0], x, steps=40, lr=0.0)  # negative control: nothing learned
+    assert end == pytest.approx(start, rel=1e-12)
 
 
 def test_fc_as_conv_equals_the_dense_layer_and_rejects_a_transposed_kernel():
@@ -120,9 +143,12 @@ def test_separable_ratio_is_proved_and_a_wrong_ratio_is_not():
     assert sp.simplify(ratio - (1 / arch.C_out + 1 / arch.K)) != 0
 
 
-def test_alexnet_crop_count_is_2178():
-    evidence = arch._alexnet_crops()
-    assert evidence.details["distinct"] == 2178
+def test_alexnet_crop_count_is_2178_and_a_tiny_case_counts_by_hand():
+    assert arch.distinct_crops(256, 224) == (33, 2178)
+    assert arch.distinct_crops(4, 2) == (3, 18)  # 9 windows of a random image, and their 9 mirror images
+    assert arch.distinct_crops(4, 2, flips=False) == (3, 9)
+    with pytest.raises(ValueError, match="crop"):
+        arch.distinct_crops(4, 5)
 
 
 def test_lrn_matches_its_formula_at_a_channel():
@@ -146,3 +172,16 @@ def test_lrn_matches_its_formula_at_a_channel():
 def test_invalid_configurations_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_lowered_cost_of_one_contraction_equals_the_compiled_one():
+    """contraction_flops costs each conv or dot from its lowered program: the compiled count is the same."""
+    from derivations.harness import xla_flops
+    from models.conv import conv2d
+
+    x = jax.ShapeDtypeStruct((1, 8, 8, 4), jnp.float32)
+    kern = jax.ShapeDtypeStruct((3, 3, 4, 6), jnp.float32)
+    assert arch.contraction_flops(lambda a, k: conv2d(a, k, padding=1), x, kern) == xla_flops(
+        lambda a, k: conv2d(a, k, padding=1), x, kern)
+    a, b = jax.ShapeDtypeStruct((5, 7), jnp.float32), jax.ShapeDtypeStruct((7, 3), jnp.float32)
+    assert arch.contraction_flops(jnp.matmul, a, b) == xla_flops(jnp.matmul, a, b) == 2 * 5 * 7 * 3

@@ -1,9 +1,7 @@
-"""Optimizers: every SymPy update rule against optax at every step for hypothesis-drawn gradient sequences,
-the wrong conventions each rejected, the stability bound, Newton vs GD and the hyper-gradient."""
+"""Optimizers: trajectory() under each convention against optax itself (optax) and against the SymPy rule
+written from the documentation (pytorch, keras), closed-form first steps, wrong conventions rejected, input
+validation, the stability bound, Newton beyond quadratics and the hyper-gradient."""
 
-import functools
-
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -17,106 +15,120 @@ from derivations import optimizers as opt
 RTOL = 1e-10
 
 
-@functools.cache
-def _optax_run(name):
-    return jax.jit(lambda grads: opt.optax_updates(opt.RULES[name][4](), grads))
+def _grads(seed, steps=6, d=4):
+    rng = np.random.default_rng(seed)
+    scale = np.logspace(-6, 2, d) * rng.choice([-1.0, 1.0], d)
+    return scale * (1 + 0.5 * rng.uniform(-1, 1, (steps, d)))
 
 
-def _symbolic(name, rule, grads):
-    _, initial, hyper, values, _ = opt.RULES[name]
-    return opt.symbolic_updates(rule, initial, hyper, values, grads)
+def _kw(name):
+    return {"momentum": 0.9} if name in ("momentum", "nesterov") else {}
 
 
-@pytest.mark.parametrize("name", sorted(opt.RULES))
-@settings(max_examples=8)
+@pytest.mark.parametrize("name", opt.NAMES)
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**16), lr=st.sampled_from([1e-3, 0.1]))
+def test_optax_convention_matches_optax_itself(name, seed, lr):
+    grads = _grads(seed, steps=12)
+    params0 = np.random.default_rng(seed + 1).normal(size=grads.shape[1])
+    ours = opt.trajectory(name, grads, convention="optax", lr=lr, params0=params0, **_kw(name))
+    theirs = opt.optax_iterates(opt.optax_optimizer(name, lr, **_kw(name)), jnp.asarray(grads), params0)
+    assert ours.shape == (13, 4)
+    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=0)
+
+
+@pytest.mark.parametrize("convention", opt.CONVENTIONS)
+@pytest.mark.parametrize("name", opt.NAMES)
+@settings(max_examples=3, deadline=None)
 @given(seed=st.integers(0, 2**16))
-def test_symbolic_rule_matches_optax_at_every_step(name, seed):
-    grads = opt.test_gradients(seed=seed)
-    np.testing.assert_allclose(_symbolic(name, opt.RULES[name][0], grads), _optax_run(name)(grads), rtol=RTOL, atol=0)
+def test_trajectory_matches_the_documented_sympy_rule(name, convention, seed):
+    grads = _grads(seed)
+    params0 = np.random.default_rng(seed + 2).normal(size=grads.shape[1])
+    kw = {**_kw(name), **({"weight_decay": 0.05} if "weight_decay" in opt.DEFAULTS[convention][name] else {})}
+    ours = opt.trajectory(name, grads, convention=convention, lr=0.1, params0=params0, **kw)
+    sym = opt.symbolic_iterates(name, grads, convention=convention, lr=0.1, params0=params0, **kw)
+    np.testing.assert_allclose(ours, sym, rtol=RTOL, atol=0)
 
 
-def _damped_momentum(grad, state, step):
-    (v,) = state
-    v = opt.mu * v + (1 - opt.mu) * grad
-    return -opt.eta * v, (v,)
+def test_known_first_steps():
+    one = np.ones((1, 1))
+    first = {c: -float(opt.trajectory("rmsprop", one, convention=c, lr=1.0)[1, 0]) for c in opt.CONVENTIONS}
+    np.testing.assert_allclose(first["optax"], 1 / np.sqrt(0.1 + 1e-8), rtol=RTOL)
+    np.testing.assert_allclose(first["pytorch"], 1 / (np.sqrt(0.01) + 1e-8), rtol=RTOL)
+    np.testing.assert_allclose(first["keras"], 1 / np.sqrt(0.1 + 1e-7), rtol=RTOL)
+    at_eps = -float(opt.trajectory("adam", np.full((1, 1), 1e-8), convention="optax", lr=1.0)[1, 0])
+    np.testing.assert_allclose(at_eps, 0.5, rtol=RTOL)
+    keras_half = 1e-7 / np.sqrt(1 - 0.999)
+    np.testing.assert_allclose(
+        -float(opt.trajectory("adam", np.full((1, 1), keras_half), convention="keras", lr=1.0)[1, 0]), 0.5, rtol=RTOL
+    )
+    adagrad = -float(opt.trajectory("adagrad", np.full((1, 1), 1e-3), convention="optax", lr=1.0)[1, 0])
+    np.testing.assert_allclose(adagrad, 1e-3 / np.sqrt(0.1 + 1e-6 + 1e-7), rtol=RTOL)
 
 
-def _adam_eps_inside(grad, state, step):
-    m, v = state
-    m = opt.beta1 * m + (1 - opt.beta1) * grad
-    v = opt.beta2 * v + (1 - opt.beta2) * grad**2
-    return -opt.eta * m / (1 - opt.beta1**step) / sp.sqrt(v / (1 - opt.beta2**step) + opt.eps), (m, v)
+def test_wrong_conventions_are_rejected():
+    grads = _grads(0, steps=12)
+    theirs = np.asarray(opt.optax_iterates(optax.rmsprop(0.1), jnp.asarray(grads), np.zeros(4)))
+    wrong = np.asarray(opt.trajectory("rmsprop", grads, convention="pytorch", lr=0.1, decay=0.9))
+    assert not np.allclose(wrong, theirs, rtol=1e-6, atol=0)  # eps outside the root: another optimizer
+    adam = np.asarray(opt.optax_iterates(optax.adam(0.1), jnp.asarray(grads), np.zeros(4)))
+    uncorrected = opt.symbolic_iterates(
+        "adam", grads, convention="optax", lr=0.1, params0=np.zeros(4), bias_correction=False
+    )
+    assert not np.allclose(uncorrected, adam, rtol=1e-6, atol=0)
+    nesterov = np.asarray(opt.optax_iterates(optax.sgd(0.1, 0.9, nesterov=True), jnp.asarray(grads), np.zeros(4)))
+    assert not np.allclose(
+        opt.trajectory("momentum", grads, convention="optax", lr=0.1, momentum=0.9), nesterov, rtol=1e-6, atol=0
+    )
 
 
 @pytest.mark.parametrize(
-    ("name", "wrong", "initial"),
+    ("args", "kwargs", "message"),
     [
-        ("adam", opt.adam_without_bias_correction_step, None),
-        ("adam", _adam_eps_inside, None),
-        ("momentum", _damped_momentum, None),
-        ("nesterov", opt.momentum_step, None),
-        ("adagrad", opt.adagrad_step, (0,)),
-        ("rmsprop", opt.adagrad_step, (0,)),
+        (("lion", np.ones((2, 2))), {"convention": "optax", "lr": 0.1}, "valid optimizers"),
+        (("sgd", np.ones((2, 2))), {"convention": "jax", "lr": 0.1}, "valid conventions"),
+        (("sgd", np.ones(3)), {"convention": "optax", "lr": 0.1}, "shape"),
+        (("sgd", np.ones((2, 2))), {"convention": "optax", "lr": 0.1, "params0": np.ones(3)}, "params0"),
+        (("momentum", np.ones((2, 2))), {"convention": "pytorch", "lr": 0.1}, "needs momentum"),
+        (("adam", np.ones((2, 2))), {"convention": "keras", "lr": 0.1, "rho": 0.9}, "valid:"),
+        (("sgd", np.ones((2, 2))), {"convention": "optax", "lr": -1.0}, "lr"),
     ],
-    ids=["adam-no-bias-correction", "adam-eps-inside-root", "momentum-damped", "nesterov-as-plain-momentum",
-         "adagrad-zero-initial-accumulator", "rmsprop-as-adagrad"],
 )
-def test_rule_harness_rejects_a_wrong_convention(name, wrong, initial):
-    _, default_initial, hyper, values, _ = opt.RULES[name]
-    grads = opt.test_gradients()
-    if name == "rmsprop":  # AdaGrad's symbols in place of RMSProp's: rho's value becomes s_0's slot
-        hyper, values = (opt.eta, opt.s0, opt.eps), values
-    got = opt.symbolic_updates(wrong, initial or default_initial, hyper, values, grads)
-    assert not np.allclose(got, _optax_run(name)(grads), rtol=RTOL, atol=0)
+def test_bad_arguments_raise_naming_the_valid_values(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        opt.trajectory(*args, **kwargs)
 
 
-def test_rule_vs_optax_reports_the_rejection_of_uncorrected_adam():
-    result = opt.rule_vs_optax("adam", opt.adam_without_bias_correction_step)
-    assert not result.ok and result.max_rel_err > 1.0
+def test_adaptivity_separates_the_conventions():
+    scales = [1e-6, 1.0]
+    assert opt.adaptivity("adagrad", "pytorch", scales, steps=6).min() > 0.9
+    assert opt.adaptivity("adagrad", "optax", scales, steps=6)[0] < 0.01
+    assert opt.adaptivity("rmsprop", "optax", scales, steps=6)[0] < 0.01
 
 
-def test_adam_first_step_is_lr_for_every_gradient_scale():
-    for scale in (1e-5, 1.0, 1e5):
-        g = jnp.asarray([scale, -scale])
-        update = optax.adam(1e-3).update(g, optax.adam(1e-3).init(g))[0]
-        np.testing.assert_allclose(jnp.abs(update), 1e-3 * scale / (scale + 1e-8), rtol=RTOL)
-
-
-def test_stability_bound_is_zero_to_two_over_l():
+def test_stability_bound_is_two_over_curvature():
     assert opt.stable_learning_rates() == sp.Interval.open(0, 2 / opt.L)
+    table = opt.stability_table()
+    assert all((r["loss_ratio"] < 1) == r["bound_says_converges"] for r in table.values())
+    wrong = opt.stability_table(bound=1 / opt.L)  # negative control: a bound of 1/L mispredicts 1.5/L
+    assert any((r["loss_ratio"] < 1) != r["bound_says_converges"] for r in wrong.values())
 
 
-def test_stability_check_rejects_the_bound_one_over_l():
-    table = opt.stability_table(bound=1 / opt.L)
-    disagreements = [k for k, row in table.items() if (row["loss_ratio"] < 1) != row["bound_says_converges"]]
-    assert disagreements == ["1/L", "1.5/L", "1.9/L"]  # the open interval (0, 1/L) excludes 1/L itself
+def test_newton_diverges_on_sqrt_one_plus_x_squared():
+    newton, _ = opt.newton_on_a_smooth_convex_function()
+    assert sp.simplify(newton.rhs + opt.x**3) == 0
+    x, path = 1.1, []
+    for _ in range(4):
+        x = -(x**3)
+        path.append(x)
+    assert abs(path[-1]) > 1e3
 
 
-@given(kappa=st.sampled_from([2.0, 30.0]), seed=st.integers(0, 100))
-@settings(max_examples=8)
-def test_gd_step_count_is_the_derived_one_and_newton_needs_one(kappa, seed):
-    eigenvalues = np.asarray([1.0, kappa])
-    a, x_star, x0 = opt.quadratic(eigenvalues, seed)
-    evals, q = np.linalg.eigh(np.asarray(a))
-    predicted = opt.predicted_gd_steps(evals, q.T @ np.asarray(x0 - x_star), 1 / kappa, 1e-6)
-    assert opt.gd_steps_to_tolerance(a, x_star, x0, 1 / kappa, 1e-6) == predicted
-    f = opt.quadratic_loss(a, x_star)
-    x1 = x0 - jnp.linalg.solve(jax.hessian(f)(x0), jax.grad(f)(x0))
-    np.testing.assert_allclose(x1, x_star, rtol=1e-12, atol=1e-14)
+def test_hypergradient_closed_form_matches_autodiff_and_rejects_a_wrong_derivative():
+    import jax
 
-
-def test_hypergradient_closed_form_matches_autodiff_and_a_wrong_one_does_not():
     data = opt.regression_problem()
-    autodiff = float(jax.grad(opt.validation_loss_after_training)(jnp.asarray(0.1), data))
-    assert abs(opt.hypergradient_closed_form(0.1, data) - autodiff) <= RTOL * abs(autodiff)
-    wrong = sp.diff(opt.unrolled_gd_iterate(), opt.eta) / opt.K  # the factor K dropped
-    assert abs(opt.hypergradient_closed_form(0.1, data, derivative=wrong) - autodiff) > 1e-3 * abs(autodiff)
-
-
-def test_inputs_are_validated():
-    with pytest.raises(ValueError, match="steps must be >= 1"):
-        opt.unrolled_updates(opt.sgd_step, (), 0)
-    with pytest.raises(ValueError, match="eigenvalues must be positive"):
-        opt.quadratic(np.asarray([1.0, -1.0]))
-    with pytest.raises(ValueError, match="steps must be >= 1"):
-        opt.validation_loss_after_training(0.1, opt.regression_problem(), steps=0)
+    grad = float(jax.grad(opt.validation_loss_after_training)(jnp.asarray(0.1), data, opt.HYPER_STEPS))
+    np.testing.assert_allclose(opt.hypergradient_closed_form(0.1, data), grad, rtol=RTOL)
+    wrong = opt.hypergradient_closed_form(0.1, data, derivative=sp.diff(opt.unrolled_gd_iterate(), opt.eta) / 2)
+    assert not np.isclose(wrong, grad, rtol=1e-6)

@@ -69,8 +69,37 @@ def test_depthwise_intensity_is_bounded_by_k_squared_over_two():
     assert sp.simplify(limit - perf.K**2 / 2) == 0
 
 
-def test_xla_counts_the_same_flops_for_pruned_weights():
-    assert perf._pruning().verdict == "qualified"
+def test_removable_fraction_sees_dead_channels_and_not_scattered_zeros():
+    kern = np.random.default_rng(0).normal(size=(3, 3, 8, 8))
+    assert perf.removable_fraction(kern) == 0.0
+    dead = kern.copy()
+    dead[..., :2] = 0.0  # two whole output channels: a quarter of the MACs can go
+    assert perf.removable_fraction(dead) == 0.25
+    # Negative control: 90% of the weights zeroed one by one leaves every channel alive.
+    assert perf.removable_fraction(perf.magnitude_prune(kern, 0.9)) == 0.0
+    assert np.mean(perf.magnitude_prune(kern, 0.9) == 0) == pytest.approx(0.9, abs=0.01)
+
+
+def test_structured_pruning_keeps_the_largest_channels_and_their_outputs():
+    kern = np.random.default_rng(1).normal(size=(3, 3, 4, 6))
+    kern[..., 2] *= 10.0
+    small, kept = perf.prune_output_channels(kern, 2)
+    assert small.shape == (3, 3, 4, 2) and 2 in kept and list(kept) == sorted(kept)
+    with pytest.raises(ValueError, match="keep"):
+        perf.prune_output_channels(kern, 0)
+    with pytest.raises(ValueError, match="sparsity"):
+        perf.magnitude_prune(kern, 1.0)
+
+
+def test_committed_benchmark_results_have_every_figure_a_claim_reads():
+    backend, results = perf.benchmark_results("cpu")
+    assert backend.startswith("cpu")
+    for name in ("depthwise3x3_forward_backward_8x64x64x256",
+                 "depthwise3x3_autodiff_vs_custom_vjp_forward_backward_8x64x64x256",
+                 "dense_vs_fast_depthwise3x3_forward_8x64x64x256", "fast_depthwise3x3_vs_small_dense_forward_8x64x64",
+                 "dense_vs_depthwise3x3_forward_8x64x64x256", "dense_vs_fast_depthwise3x3_forward_1x64x64x256"):
+        assert results[name]["ratio"] > 0
+    assert perf.benchmark_results("no-such-backend")[0].startswith("cpu")  # falls back to the CPU figures
 
 
 @pytest.mark.parametrize(

@@ -135,8 +135,29 @@ def test_max_pooling_is_not_a_fixed_kernel_conv():
 
 def test_a_shift_within_the_window_leaves_max_pooling_unchanged_and_across_it_does_not():
     spot = jnp.zeros((1, 8, 8, 1)).at[0, 2, 2, 0].set(1.0)
-    assert pl.shift_change(spot, (0, 1)) == 0.0
-    assert pl.shift_change(spot, (0, 2)) > 0.0
+    assert pl.shift_damping(spot, (0, 1), 2)[1] == 0.0
+    assert pl.shift_damping(spot, (0, 2), 2)[1] > 0.0
+
+
+def test_correlation_is_one_for_an_affine_copy_and_near_zero_for_independent_noise():
+    x, y = _draw((4, 16, 16, 2), 1, False), _draw((4, 16, 16, 2), 2, False)
+    assert abs(pl.correlation(x, 3 * x + 1) - 1) <= 1e-12
+    assert abs(pl.correlation(x, y)) < 0.1
+
+
+def test_relative_l2_change_of_pooled_maps_is_small_even_for_unrelated_inputs():
+    # Why the chapter grades invariance by correlation: maxima share a large mean, so the relative L2 change
+    # between the pooled maps of two independent inputs is far below the inputs' own (about 1.41).
+    x, y = _draw((4, 16, 16, 2), 1, False), _draw((4, 16, 16, 2), 2, False)
+    assert pl.relative_change(max_pool(x, 2, 2), max_pool(y, 2, 2)) < 0.9 < 1.3 < pl.relative_change(x, y)
+    assert abs(pl.correlation(max_pool(x, 2, 2), max_pool(y, 2, 2))) < 0.15
+
+
+@given(seed=st.integers(0, 2**16), win=st.sampled_from([2, 4]))
+def test_max_pooling_raises_the_correlation_of_a_one_pixel_shift(seed, win):
+    x = _draw((2, 16, 16, 2), seed, False)
+    moved = jnp.roll(x, (0, 1), axis=(1, 2))
+    assert pl.correlation(max_pool(x, win, win), max_pool(moved, win, win)) > pl.correlation(x, moved)
 
 
 def test_additivity_check_accepts_average_pooling_and_rejects_max_pooling():

@@ -60,12 +60,14 @@ from models.conv import (
 
 def _size_grid(scope) -> list[tuple[int, int, int, int, int]]:
     """Every (n, k, s, p, d) of the scope's lists whose dilated kernel fits the padded input."""
-    return [c for c in itertools.product(scope["n"], scope["kernel"], scope["stride"], scope["padding"],
-                                         scope["dilation"]) if c[4] * (c[1] - 1) + 1 <= c[0] + 2 * c[3]]
+    return [
+        c
+        for c in itertools.product(scope["n"], scope["kernel"], scope["stride"], scope["padding"], scope["dilation"])
+        if c[4] * (c[1] - 1) + 1 <= c[0] + 2 * c[3]
+    ]
 
 
-SIZES = {"n": [5, 6, 7, 13, 32], "kernel": [1, 2, 3, 5], "stride": [1, 2, 3], "padding": [0, 1, 2],
-         "dilation": [1, 2]}
+SIZES = {"n": [5, 6, 7, 13, 32], "kernel": [1, 2, 3, 5], "stride": [1, 2, 3], "padding": [0, 1, 2], "dilation": [1, 2]}
 
 
 # --- sizes ----------------------------------------------------------------------------------------------
@@ -93,16 +95,29 @@ def _output_size(scope) -> Evidence:
     example = next((c for c in notes_wrong if not float(notes[c]).is_integer()), None)
     return evidence(
         "measurement",
-        core("floor((n + 2p - d(k-1) - 1)/s) + 1 equals XLA's output size in every configuration",
-             not floor_wrong, configurations=len(grid), mismatches=len(floor_wrong)),
-        core("the notes' (W1 - F + 2P)/S + 1 equals XLA's size wherever it is a whole number (S divides W1 - F + 2P)",
-             all(notes[c] == xla[c] for c in whole), configurations=len(whole)),
-        scoped("the notes' formula also holds where S does not divide W1 - F + 2P (no floor written)",
-               not notes_wrong, wrong=len(notes_wrong), of=len(undilated),
-               example=str(example[:4]) if example else "none"),
+        core(
+            "floor((n + 2p - d(k-1) - 1)/s) + 1 equals XLA's output size in every configuration",
+            not floor_wrong,
+            configurations=len(grid),
+            mismatches=len(floor_wrong),
+        ),
+        core(
+            "the notes' (W1 - F + 2P)/S + 1 equals XLA's size wherever it is a whole number (S divides W1 - F + 2P)",
+            all(notes[c] == xla[c] for c in whole),
+            configurations=len(whole),
+        ),
+        scoped(
+            "the notes' formula also holds where S does not divide W1 - F + 2P (no floor written)",
+            not notes_wrong,
+            wrong=len(notes_wrong),
+            of=len(undilated),
+            example=str(example[:4]) if example else "none",
+        ),
         scoped("the notes' formula also holds for a dilated kernel", not dilated_wrong, wrong=len(dilated_wrong)),
-        details={"notes_mismatches": [[list(c), float(notes[c]), xla[c]] for c in notes_wrong],
-                 "floor_mismatches": [list(c) for c in floor_wrong]},
+        details={
+            "notes_mismatches": [[list(c), float(notes[c]), xla[c]] for c in notes_wrong],
+            "floor_mismatches": [list(c) for c in floor_wrong],
+        },
     )
 
 
@@ -117,12 +132,17 @@ def _output_size(scope) -> Evidence:
     scope={"n": [7, 8, 13], "kernel": [2, 3, 5], "stride": [1, 2, 3], "dilation": [1, 2], "padding": "XLA SAME"},
 )
 def _same_padding(scope) -> Evidence:
-    rows = [(n_, k_, s_, d_, flax_output_size(n_, k_, s_, "SAME", d_))
-            for n_, k_, s_, d_ in itertools.product(scope["n"], scope["kernel"], scope["stride"], scope["dilation"])]
+    rows = [
+        (n_, k_, s_, d_, flax_output_size(n_, k_, s_, "SAME", d_))
+        for n_, k_, s_, d_ in itertools.product(scope["n"], scope["kernel"], scope["stride"], scope["dilation"])
+    ]
     same = instantiate(same_padding_keeps_the_size())
     proof = prove_identity(same, n, [n])
-    odd = [(n_, k_, d_) for n_, k_, d_ in itertools.product(scope["n"], scope["kernel"], scope["dilation"])
-           if d_ * (k_ - 1) % 2 == 0]
+    odd = [
+        (n_, k_, d_)
+        for n_, k_, d_ in itertools.product(scope["n"], scope["kernel"], scope["dilation"])
+        if d_ * (k_ - 1) % 2 == 0
+    ]
     symmetric = all(conv_output_size(n_, k_, 1, d_ * (k_ - 1) // 2, d_) == n_ for n_, k_, d_ in odd)
     strided = [(n_, s_, got) for n_, _, s_, _, got in rows if s_ > 1]
     # The padding XLA picks for SAME with an even effective kernel (total d(k-1) odd): (before, after).
@@ -131,15 +151,28 @@ def _same_padding(scope) -> Evidence:
     return evidence(
         "measurement",
         proved("SymPy: at stride 1, padding d(k-1)/2 on each side gives n_out = n", proof),
-        core("XLA 'SAME' at stride 1 keeps the size in every configuration",
-             all(got == n_ for n_, _, s_, _, got in rows if s_ == 1), configurations=len(rows) // len(scope["stride"])),
-        core("symmetric padding d(k-1)/2 keeps the size for every odd effective kernel", symmetric, configurations=len(odd)),
-        scoped("'same' padding keeps the size at stride > 1 too", all(got == n_ for n_, _, got in strided),
-               kept=sum(got == n_ for n_, _, got in strided), of=len(strided)),
-        scoped("at stride s XLA's 'SAME' gives ceil(n/s)", all(got == -(-n_ // s_) for n_, _, s_, _, got in rows)),
-        scoped("an even effective kernel keeps the size with equal padding on both sides",
-               all(before == after for before, after in even_pads.values()),
-               pads=str({k_: v for k_, v in even_pads.items()})),
+        core(
+            "XLA 'SAME' at stride 1 keeps the size in every configuration",
+            all(got == n_ for n_, _, s_, _, got in rows if s_ == 1),
+            configurations=len(rows) // len(scope["stride"]),
+        ),
+        core(
+            "symmetric padding d(k-1)/2 keeps the size for every odd effective kernel",
+            symmetric,
+            configurations=len(odd),
+        ),
+        scoped(
+            "'same' padding keeps the size at stride > 1 too",
+            all(got == n_ for n_, _, got in strided),
+            kept=sum(got == n_ for n_, _, got in strided),
+            of=len(strided),
+        ),
+        core("at stride s XLA's 'SAME' gives ceil(n/s)", all(got == -(-n_ // s_) for n_, _, s_, _, got in rows)),
+        scoped(
+            "an even effective kernel keeps the size with equal padding on both sides",
+            all(before == after for before, after in even_pads.values()),
+            pads=str({k_: v for k_, v in even_pads.items()}),
+        ),
         details={"rows_n_k_s_d_xla": rows, "same_pads_even_kernel": {str(k_): v for k_, v in even_pads.items()}},
     )
 
@@ -147,10 +180,11 @@ def _same_padding(scope) -> Evidence:
 @claim(
     "conv_arithmetic/transposed-conv-output-size-inverts-the-conv",
     sources=["S001-03", "S002-09"],
-    says="Transposed convolution (deconvolution) pads the input feature map with zeros at intervals and then runs "
-    "a standard convolution, which makes the output feature map larger than the input.",
+    says="Transposed convolution (deconvolution), by padding the input feature map with zeros at intervals and "
+    "then running a standard convolution, makes the output feature map larger than the input (S002-09); it does "
+    "the opposite computation of convolution (S001-03).",
     expected="holds",
-    scope={**SIZES, "n": [6, 7, 13], "output_padding": "the rows the conv's floor dropped"},
+    scope={**SIZES, "n": [6, 7], "output_padding": "the rows the conv's floor dropped"},
 )
 def _transpose_size(scope) -> Evidence:
     rows = []
@@ -161,21 +195,31 @@ def _transpose_size(scope) -> Evidence:
         predicted = conv_transpose_output_size(out, k_, s_, p_, extra, d_)
         y = jax.ShapeDtypeStruct((1, out, out, 1), jnp.float64)
         conv_t = functools.partial(conv2d_transpose, stride=s_, padding=p_, dilation=d_)
-        xla_shape = jax.eval_shape(lambda q, conv_t=conv_t, k_=k_, n_=n_: conv_t(q, jnp.ones((k_, k_, 1, 1)), n_),
-                                   y).shape[1]
+        xla_shape = jax.eval_shape(
+            lambda q, conv_t=conv_t, k_=k_, n_=n_: conv_t(q, jnp.ones((k_, k_, 1, 1)), n_), y
+        ).shape[1]
         subs = {n: out, k: k_, s: s_, p: p_, d: d_}
         back = [evaluate_integer(back_eq.lhs, {**subs, a: aa}) for aa in range(s_)]
         rows.append((n_, k_, s_, p_, d_, out, predicted, xla_shape, back, evaluate_integer(back_eq.rhs, subs)))
     mark_evaluated([back_eq])  # both sides of the displayed identity were evaluated above
     return evidence(
         "measurement",
-        core("(n_out - 1)s - 2p + d(k-1) + a + 1, a = the rows the conv's floor dropped, equals the conv's input size "
-             "and the shape of lax.conv_transpose", all(r[6] == r[0] == r[7] for r in rows), configurations=len(rows)),
-        core("the conv maps the transposed conv's output size back to n_out for every output_padding 0 <= a < s "
-             "(the displayed identity, both sides)",
-             all(set(r[8]) == {r[5]} and r[9] == r[5] for r in rows), configurations=len(rows)),
-        core("the output is larger than the input wherever the conv shrinks it",
-             all(r[6] > r[5] for r in rows if r[5] < r[0])),
+        core(
+            "(n_out - 1)s - 2p + d(k-1) + a + 1, a = the rows the conv's floor dropped, equals the conv's input size "
+            "and the shape of lax.conv_transpose",
+            all(r[6] == r[0] == r[7] for r in rows),
+            configurations=len(rows),
+        ),
+        core(
+            "the conv maps the transposed conv's output size back to n_out for every output_padding 0 <= a < s "
+            "(the displayed identity, both sides)",
+            all(set(r[8]) == {r[5]} and r[9] == r[5] for r in rows),
+            configurations=len(rows),
+        ),
+        core(
+            "the output is larger than the input wherever the conv shrinks it",
+            all(r[6] > r[5] for r in rows if r[5] < r[0]),
+        ),
         details={"rows": [list(map(str, r)) for r in rows], "formula": str(named.rhs)},
     )
 
@@ -198,7 +242,8 @@ def _adjoint(scope, rtol) -> Evidence:
     for i, (n_, k_, s_, p_, d_) in enumerate(cases):
         x, kern = _random((1, n_, n_, 3), i), _random((k_, k_, 3, 2), i + 1)
         out, pullback = jax.vjp(
-            lambda u, kern=kern, s_=s_, p_=p_, d_=d_: conv2d(u, kern, stride=s_, padding=p_, dilation=d_), x)
+            lambda u, kern=kern, s_=s_, p_=p_, d_=d_: conv2d(u, kern, stride=s_, padding=p_, dilation=d_), x
+        )
         y = _random(out.shape, i + 2)
         conv_t = functools.partial(conv2d_transpose, kernel=kern, n=n_, stride=s_, padding=p_, dilation=d_)
         vjp_errs.append(compare(conv_t, lambda q, pullback=pullback: pullback(q)[0], [y], rtol=rtol))
@@ -206,9 +251,13 @@ def _adjoint(scope, rtol) -> Evidence:
     return evidence(
         "autodiff",
         compared(f"<conv x, y> = <x, conv^T y> in {len(cases)} configurations (stride 1-3, dilation 1-2)", inner),
-        compared("lax.conv_transpose = jax.vjp of the conv, in every configuration", worst,
-                 all_ok=all(c.ok for c in vjp_errs)) if all(c.ok for c in vjp_errs) else
-        core("lax.conv_transpose = jax.vjp of the conv, in every configuration", False),
+        compared(
+            "lax.conv_transpose = jax.vjp of the conv, in every configuration",
+            worst,
+            all_ok=all(c.ok for c in vjp_errs),
+        )
+        if all(c.ok for c in vjp_errs)
+        else core("lax.conv_transpose = jax.vjp of the conv, in every configuration", False),
         details={"inner_products": pairs.tolist()},
     )
 
@@ -234,10 +283,14 @@ def _zero_insertion(scope, rtol) -> Evidence:
     worst = max(results, key=lambda c: c.max_rel_err)
     return evidence(
         "measurement",
-        compared(f"zeros inserted (s - 1 between pixels), padded by d(k-1) - p, then a stride-1 conv with the flipped "
-                 f"kernel = lax.conv_transpose in all {len(results)} configurations", worst,
-                 failing=len(failing)) if not failing else
-        core("zero insertion then conv = lax.conv_transpose in every configuration", False, failing=len(failing)),
+        compared(
+            f"zeros inserted (s - 1 between pixels), padded by d(k-1) - p, then a stride-1 conv with the flipped "
+            f"kernel = lax.conv_transpose in all {len(results)} configurations",
+            worst,
+            failing=len(failing),
+        )
+        if not failing
+        else core("zero insertion then conv = lax.conv_transpose in every configuration", False, failing=len(failing)),
     )
 
 
@@ -254,15 +307,23 @@ def _bilinear(scope, rtol) -> Evidence:
     for i, shape in enumerate(scope["input_shapes"]):
         x = _random(tuple(shape), 5 + i)
         target = (shape[0], shape[1] * scope["factor"], shape[2] * scope["factor"], shape[3])
-        found.append(compare(bilinear_upsample_2x, lambda v, target=target: jax.image.resize(v, target, "bilinear"),
-                             [x], rtol=rtol))
+        found.append(
+            compare(
+                bilinear_upsample_2x, lambda v, target=target: jax.image.resize(v, target, "bilinear"), [x], rtol=rtol
+            )
+        )
     worst = max(found, key=lambda c: c.max_abs_err)
     return evidence(
         "measurement",
-        compared("bilinear 2x upsampling (jax.image.resize) = edge-pad 1, a stride-2 transposed conv with the fixed "
-                 "4x4 kernel outer((1,3,3,1)/4), crop 3, on every input shape", worst,
-                 shapes=len(found), all_ok=all(c.ok for c in found)) if all(c.ok for c in found) else
-        core("bilinear upsampling = the fixed transposed conv on every input shape", False),
+        compared(
+            "bilinear 2x upsampling (jax.image.resize) = edge-pad 1, a stride-2 transposed conv with the fixed "
+            "4x4 kernel outer((1,3,3,1)/4), crop 3, on every input shape",
+            worst,
+            shapes=len(found),
+            all_ok=all(c.ok for c in found),
+        )
+        if all(c.ok for c in found)
+        else core("bilinear upsampling = the fixed transposed conv on every input shape", False),
     )
 
 
@@ -279,38 +340,69 @@ PARAM_CASES = [[3, 3, 3, 64], [3, 3, 64, 64], [1, 1, 256, 64], [5, 3, 32, 48], [
     "shift beta, and, in some layers without BN, a bias. Computed as Kh x Kw x Cin x Cout (conv) and Cin x Cout "
     "(fully connected).",
     expected="holds",
-    scope={"conv_kh_kw_cin_cout": PARAM_CASES, "dense_cin_cout": [[512, 10], [4096, 1000]],
-           "batchnorm_channels": [64, 256], "grouped_kh_kw_cin_cout_g": [[5, 3, 32, 48, 4], [3, 3, 32, 32, 32]],
-           "counted_by": "nnx.state(module, nnx.Param)"},
+    scope={
+        "conv_kh_kw_cin_cout": PARAM_CASES,
+        "dense_cin_cout": [[512, 10], [4096, 1000]],
+        "batchnorm_channels": [64, 256],
+        "grouped_kh_kw_cin_cout_g": [[5, 3, 32, 48, 4], [3, 3, 32, 32, 32]],
+        "counted_by": "nnx.state(module, nnx.Param)",
+    },
 )
 def _params(scope) -> Evidence:
-    conv = {tuple(c): (module_params(lambda c=c: nnx.Conv(c[2], c[3], (c[0], c[1]), use_bias=False, rngs=nnx.Rngs(0))),
-                       module_params(lambda c=c: nnx.Conv(c[2], c[3], (c[0], c[1]), rngs=nnx.Rngs(0))))
-            for c in scope["conv_kh_kw_cin_cout"]}
-    dense = {tuple(c): (module_params(lambda c=c: nnx.Linear(c[0], c[1], use_bias=False, rngs=nnx.Rngs(0))),
-                        module_params(lambda c=c: nnx.Linear(c[0], c[1], rngs=nnx.Rngs(0))))
-             for c in scope["dense_cin_cout"]}
+    conv = {
+        tuple(c): (
+            module_params(lambda c=c: nnx.Conv(c[2], c[3], (c[0], c[1]), use_bias=False, rngs=nnx.Rngs(0))),
+            module_params(lambda c=c: nnx.Conv(c[2], c[3], (c[0], c[1]), rngs=nnx.Rngs(0))),
+        )
+        for c in scope["conv_kh_kw_cin_cout"]
+    }
+    dense = {
+        tuple(c): (
+            module_params(lambda c=c: nnx.Linear(c[0], c[1], use_bias=False, rngs=nnx.Rngs(0))),
+            module_params(lambda c=c: nnx.Linear(c[0], c[1], rngs=nnx.Rngs(0))),
+        )
+        for c in scope["dense_cin_cout"]
+    }
     bn = {ch: module_params(lambda ch=ch: nnx.BatchNorm(ch, rngs=nnx.Rngs(0))) for ch in scope["batchnorm_channels"]}
-    grouped = {tuple(c): module_params(lambda c=c: nnx.Conv(c[2], c[3], (c[0], c[1]), feature_group_count=c[4],
-                                                           use_bias=False, rngs=nnx.Rngs(0)))
-               for c in scope["grouped_kh_kw_cin_cout_g"]}
+    grouped = {
+        tuple(c): module_params(
+            lambda c=c: nnx.Conv(c[2], c[3], (c[0], c[1]), feature_group_count=c[4], use_bias=False, rngs=nnx.Rngs(0))
+        )
+        for c in scope["grouped_kh_kw_cin_cout_g"]
+    }
     return evidence(
         "measurement",
-        core("a conv's weights are Kh Kw Cin Cout (nnx.Conv without bias)",
-             all(w == c[0] * c[1] * c[2] * c[3] for c, (w, _) in conv.items()), modules=len(conv)),
-        core("the bias the note lists adds one per output channel (nnx.Conv with bias)",
-             all(b - w == c[3] for c, (w, b) in conv.items())),
-        core("a fully connected layer's weights are Cin Cout, its bias Cout",
-             all(w == c[0] * c[1] and b - w == c[1] for c, (w, b) in dense.items()), modules=len(dense)),
-        core("BN's learnable gamma and beta are 2 per channel (the running statistics are not parameters)",
-             all(v == 2 * ch for ch, v in bn.items()), modules=len(bn)),
-        core("the workbook's conv_params (Kh Kw (Cin/G) Cout + Cout) equals nnx.state, bias and groups included",
-             all(conv_params(*c) == b for c, (_, b) in conv.items())
-             and all(conv_params(*c[:4], groups=c[4], bias=False) == v for c, v in grouped.items())
-             and all(conv_params(1, 1, *c) == b for c, (_, b) in dense.items())),
-        details={"conv": {str(c): {"weights": w, "with_bias": b} for c, (w, b) in conv.items()},
-                 "dense": {str(c): {"weights": w, "with_bias": b} for c, (w, b) in dense.items()},
-                 "batchnorm": bn, "grouped_weights_not_kh_kw_cin_cout": {str(c): v for c, v in grouped.items()}},
+        core(
+            "a conv's weights are Kh Kw Cin Cout (nnx.Conv without bias)",
+            all(w == c[0] * c[1] * c[2] * c[3] for c, (w, _) in conv.items()),
+            modules=len(conv),
+        ),
+        core(
+            "the bias the note lists adds one per output channel (nnx.Conv with bias)",
+            all(b - w == c[3] for c, (w, b) in conv.items()),
+        ),
+        core(
+            "a fully connected layer's weights are Cin Cout, its bias Cout",
+            all(w == c[0] * c[1] and b - w == c[1] for c, (w, b) in dense.items()),
+            modules=len(dense),
+        ),
+        core(
+            "BN's learnable gamma and beta are 2 per channel (the running statistics are not parameters)",
+            all(v == 2 * ch for ch, v in bn.items()),
+            modules=len(bn),
+        ),
+        core(
+            "the workbook's conv_params (Kh Kw (Cin/G) Cout + Cout) equals nnx.state, bias and groups included",
+            all(conv_params(*c) == b for c, (_, b) in conv.items())
+            and all(conv_params(*c[:4], groups=c[4], bias=False) == v for c, v in grouped.items())
+            and all(conv_params(1, 1, *c) == b for c, (_, b) in dense.items()),
+        ),
+        details={
+            "conv": {str(c): {"weights": w, "with_bias": b} for c, (w, b) in conv.items()},
+            "dense": {str(c): {"weights": w, "with_bias": b} for c, (w, b) in dense.items()},
+            "batchnorm": bn,
+            "grouped_weights_not_kh_kw_cin_cout": {str(c): v for c, v in grouped.items()},
+        },
     )
 
 
@@ -329,9 +421,14 @@ FLOP_CASES = [
 def _im2col(x, kernel, stride, padding, dilation):
     """The convolution as im2col: the patches (what a GEMM-based conv materialises, padding zeros included)
     and their product with the reshaped kernel; the GEMM's multiply-accumulates are rows x columns x C_out."""
-    patches = lax.conv_general_dilated_patches(x, (kernel.shape[0], kernel.shape[1]), (stride, stride),
-                                               [(padding, padding)] * 2, rhs_dilation=(dilation, dilation),
-                                               dimension_numbers=DIMENSIONS)
+    patches = lax.conv_general_dilated_patches(
+        x,
+        (kernel.shape[0], kernel.shape[1]),
+        (stride, stride),
+        [(padding, padding)] * 2,
+        rhs_dilation=(dilation, dilation),
+        dimension_numbers=DIMENSIONS,
+    )
     # conv_general_dilated_patches orders each patch's features channel-major: (C_in, k_h, k_w).
     weights = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(-1, kernel.shape[3])
     return patches, patches @ weights
@@ -349,51 +446,82 @@ def _im2col(x, kernel, stride, padding, dilation):
     "conv divides it by G. In floating-point operations it is 2 per MAC. XLA's cost analysis uses the other "
     "convention: 2 FLOPs per MAC, taps that fall on zero padding skipped: 2 (Cin/G) Cout T_h T_w with T the taps "
     "in bounds per axis (3n - 2 for a 'same' 3x3 conv).",
-    scope={"cases_label_n_k_cin_cout_s_p_d_g": FLOP_CASES, "gemm_checked_numerically": [3, 4],
-           "conventions": ["every tap (im2col/GEMM, torchvision/fvcore)", "taps in bounds (XLA cost_analysis)"]},
+    scope={
+        "cases_label_n_k_cin_cout_s_p_d_g": FLOP_CASES,
+        "gemm_checked_numerically": [3, 4],
+        "conventions": ["every tap (im2col/GEMM, torchvision/fvcore)", "taps in bounds (XLA cost_analysis)"],
+    },
 )
 def _flops(scope, rtol) -> Evidence:
     cases = [tuple(c) for c in scope["cases_label_n_k_cin_cout_s_p_d_g"]]
     rows = flop_table(cases)
     gemm = []
-    for label, n_, k_, ci, co, s_, p_, d_, groups in cases:
+    for _label, n_, k_, ci, co, s_, p_, d_, groups in cases:
         x = jax.ShapeDtypeStruct((1, n_, n_, ci), jnp.float64)
         kern = jax.ShapeDtypeStruct((k_, k_, ci, co), jnp.float64)
         patches = jax.eval_shape(lambda v, q, s_=s_, p_=p_, d_=d_: _im2col(v, q, s_, p_, d_)[0], x, kern).shape
         gemm.append(patches[1] * patches[2] * (patches[3] // groups) * co)  # per group: Cin/G of the columns
     numeric = []
     for i in scope["gemm_checked_numerically"]:
-        label, n_, k_, ci, co, s_, p_, d_, _ = cases[i]
+        _label, n_, k_, ci, co, s_, p_, d_, _ = cases[i]
         x, kern = _random((1, n_, n_, ci), 20 + i), _random((k_, k_, ci, co), 30 + i)
-        numeric.append(compare(lambda v, kern=kern, s_=s_, p_=p_, d_=d_: _im2col(v, kern, s_, p_, d_)[1],
-                               lambda v, kern=kern, s_=s_, p_=p_, d_=d_: conv2d(v, kern, stride=s_, padding=p_,
-                                                                                dilation=d_), [x], rtol=rtol))
+        numeric.append(
+            compare(
+                lambda v, kern=kern, s_=s_, p_=p_, d_=d_: _im2col(v, kern, s_, p_, d_)[1],
+                lambda v, kern=kern, s_=s_, p_=p_, d_=d_: conv2d(v, kern, stride=s_, padding=p_, dilation=d_),
+                [x],
+                rtol=rtol,
+            )
+        )
     grouped_product = [row["notes_macs_over_g"] for row in rows]
     # The displayed per-axis tap count, evaluated: T = sum_t tau(t), tau from the output-size formula.
     T, tau, same3 = taps_in_bounds_formula()
     per_tap = instantiate(tau, {sp.Symbol("n_{out}"): output_size()[0].rhs})
     mark_evaluated([T])  # the sum over t = 0 .. k - 1, added up term by term below
-    tap_rows = [sum(evaluate_integer(per_tap, {n: n_, k: k_, s: s_, p: p_, d: d_, t: tap}) for tap in range(k_))
-                for label, n_, k_, ci, co, s_, p_, d_, groups in cases]
-    xla_in_bounds = all(row["xla_flops"] == 2 * tb * tb * (c[3] // c[8]) * c[4]
-                        for row, tb, c in zip(rows, tap_rows, cases, strict=True))
+    tap_rows = [
+        sum(evaluate_integer(per_tap, {n: n_, k: k_, s: s_, p: p_, d: d_, t: tap}) for tap in range(k_))
+        for label, n_, k_, ci, co, s_, p_, d_, groups in cases
+    ]
+    xla_in_bounds = all(
+        row["xla_flops"] == 2 * tb * tb * (c[3] // c[8]) * c[4]
+        for row, tb, c in zip(rows, tap_rows, cases, strict=True)
+    )
     same = rows[0]
     return evidence(
         "measurement",
-        core("the product Kh Kw Cin Cout H W (over G for a grouped conv) = the multiply-accumulates of the im2col GEMM "
-             "(every tap, padding included) in every case", grouped_product == gemm, cases=len(cases)),
-        compared("the im2col GEMM computes the convolution (so its MACs are what runs)",
-                 max(numeric, key=lambda c: c.max_rel_err)) if all(c.ok for c in numeric) else
-        core("the im2col GEMM computes the convolution", False),
-        scoped("XLA's convention: cost_analysis flops = 2 x the MACs on taps in bounds, 2 (Cin/G) Cout T_h T_w with the "
-               "displayed T, in every case", xla_in_bounds and all(
-                   row["exact_macs"] == tb * tb * (c[3] // c[8]) * c[4]
-                   for row, tb, c in zip(rows, tap_rows, cases, strict=True))),
-        scoped("the 'same' 3x3 count T = 3n - 2 (displayed) matches the summed taps",
-               value(same3, {n: cases[0][1]}) == tap_rows[0], T=tap_rows[0]),
-        scoped("the product is the number of floating-point operations (a MAC is one multiply and one add: 2 FLOPs)",
-               all(row["notes_macs_over_g"] == row["xla_flops"] for row in rows),
-               product=same["notes_macs"], xla_flops=same["xla_flops"], in_bounds_macs=same["exact_macs"]),
+        core(
+            "the product Kh Kw Cin Cout H W (over G for a grouped conv) = the multiply-accumulates of the im2col GEMM "
+            "(every tap, padding included) in every case",
+            grouped_product == gemm,
+            cases=len(cases),
+        ),
+        compared(
+            "the im2col GEMM computes the convolution (so its MACs are what runs)",
+            max(numeric, key=lambda c: c.max_rel_err),
+        )
+        if all(c.ok for c in numeric)
+        else core("the im2col GEMM computes the convolution", False),
+        core(
+            "XLA's convention: cost_analysis flops = 2 x the MACs on taps in bounds, 2 (Cin/G) Cout T_h T_w with the "
+            "displayed T, in every case",
+            xla_in_bounds
+            and all(
+                row["exact_macs"] == tb * tb * (c[3] // c[8]) * c[4]
+                for row, tb, c in zip(rows, tap_rows, cases, strict=True)
+            ),
+        ),
+        core(
+            "the 'same' 3x3 count T = 3n - 2 (displayed) matches the summed taps",
+            value(same3, {n: cases[0][1]}) == tap_rows[0],
+            T=tap_rows[0],
+        ),
+        scoped(
+            "the product is the number of floating-point operations (a MAC is one multiply and one add: 2 FLOPs)",
+            all(row["notes_macs_over_g"] == row["xla_flops"] for row in rows),
+            product=same["notes_macs"],
+            xla_flops=same["xla_flops"],
+            in_bounds_macs=same["exact_macs"],
+        ),
         details={"rows": rows, "im2col_macs": gemm, "taps_in_bounds": tap_rows},
     )
 
@@ -410,19 +538,27 @@ def _groups(scope) -> Evidence:
     ci, co, kk, size = scope["c_in"], scope["c_out"], scope["kernel"], scope["size"]
     rows = []
     for groups in scope["groups"]:
-        weights = module_params(lambda groups=groups: nnx.Conv(ci, co, (kk, kk), feature_group_count=groups,
-                                                               use_bias=False, rngs=nnx.Rngs(0)))
+        weights = module_params(
+            lambda groups=groups: nnx.Conv(
+                ci, co, (kk, kk), feature_group_count=groups, use_bias=False, rngs=nnx.Rngs(0)
+            )
+        )
         x, kern = jnp.zeros((1, size, size, ci)), jnp.zeros((kk, kk, ci // groups, co))
         rows.append((groups, weights, xla_flops(functools.partial(conv2d, padding=kk // 2, groups=groups), x, kern)))
     base_w, base_f = rows[0][1], rows[0][2]
     return evidence(
         "measurement",
-        core("nnx.Conv's weights are exactly 1/G of G = 1's", all(wt * g_ == base_w for g_, wt, _ in rows),
-             largest_g=rows[-1][0], weights=rows[-1][1]),
-        core("XLA's flops are exactly 1/G of G = 1's", all(fl * g_ == base_f for g_, _, fl in rows),
-             flops_g1=base_f),
-        core("conv_params(..., groups) = the module's weights", all(
-            wt == conv_params(kk, kk, ci, co, g_, bias=False) for g_, wt, _ in rows)),
+        core(
+            "nnx.Conv's weights are exactly 1/G of G = 1's",
+            all(wt * g_ == base_w for g_, wt, _ in rows),
+            largest_g=rows[-1][0],
+            weights=rows[-1][1],
+        ),
+        core("XLA's flops are exactly 1/G of G = 1's", all(fl * g_ == base_f for g_, _, fl in rows), flops_g1=base_f),
+        core(
+            "conv_params(..., groups) = the module's weights",
+            all(wt == conv_params(kk, kk, ci, co, g_, bias=False) for g_, wt, _ in rows),
+        ),
         details={"rows_groups_weights_flops": rows},
     )
 
@@ -442,22 +578,42 @@ def _conv_vs_dense(scope) -> Evidence:
     for size in scope["size"]:
         jac = jax.jacobian(lambda v: conv2d(v, kern, padding=ks // 2))(jnp.ones((1, size, size, ci)))
         matrix = np.asarray(jac).reshape(size * size * co, size * size * ci)  # the dense layer equal to the conv
-        dense = module_params(lambda size=size: nnx.Linear(size * size * ci, size * size * co, use_bias=False,
-                                                           rngs=nnx.Rngs(0)))
-        rows.append({"size": size, "dense_weights": dense, "entries": matrix.size,
-                     "nonzero": int(np.count_nonzero(matrix)), "distinct": len(np.unique(matrix[matrix != 0])),
-                     "in_bounds": conv_macs_in_bounds(size, size, ks, ci, co, padding=ks // 2)})
+        dense = module_params(
+            lambda size=size: nnx.Linear(size * size * ci, size * size * co, use_bias=False, rngs=nnx.Rngs(0))
+        )
+        rows.append(
+            {
+                "size": size,
+                "dense_weights": dense,
+                "entries": matrix.size,
+                "nonzero": int(np.count_nonzero(matrix)),
+                "distinct": len(np.unique(matrix[matrix != 0])),
+                "in_bounds": conv_macs_in_bounds(size, size, ks, ci, co, padding=ks // 2),
+            }
+        )
     conv_weights = conv_params(ks, ks, ci, co, bias=False)
     return evidence(
         "measurement",
-        core("the dense layer equal to the conv (its Jacobian) has the dense layer's weight count of entries",
-             all(r["entries"] == r["dense_weights"] for r in rows)),
-        core("local connections: only the taps in bounds are non-zero", all(r["nonzero"] == r["in_bounds"] for r in rows),
-             nonzero=rows[-1]["nonzero"], entries=rows[-1]["entries"]),
-        core("weight sharing: the non-zeros take exactly Kh Kw Cin Cout distinct values",
-             all(r["distinct"] == conv_weights for r in rows), conv_weights=conv_weights),
-        core("the conv's weights are fewer than the dense layer's, and the gap grows with the map",
-             all(conv_weights < r["dense_weights"] for r in rows) and rows[-1]["dense_weights"] > rows[0]["dense_weights"]),
+        core(
+            "the dense layer equal to the conv (its Jacobian) has the dense layer's weight count of entries",
+            all(r["entries"] == r["dense_weights"] for r in rows),
+        ),
+        core(
+            "local connections: only the taps in bounds are non-zero",
+            all(r["nonzero"] == r["in_bounds"] for r in rows),
+            nonzero=rows[-1]["nonzero"],
+            entries=rows[-1]["entries"],
+        ),
+        core(
+            "weight sharing: the non-zeros take exactly Kh Kw Cin Cout distinct values",
+            all(r["distinct"] == conv_weights for r in rows),
+            conv_weights=conv_weights,
+        ),
+        core(
+            "the conv's weights are fewer than the dense layer's, and the gap grows with the map",
+            all(conv_weights < r["dense_weights"] for r in rows)
+            and rows[-1]["dense_weights"] > rows[0]["dense_weights"],
+        ),
         details={"rows": rows},
     )
 
@@ -467,9 +623,18 @@ def _conv_vs_dense(scope) -> Evidence:
     sources=["S000-10", "S002-13"],
     says="The common convolutions: standard, dilated, transposed, grouped, depthwise (separable).",
     expected="holds",
-    scope={"input": [1, 32, 32, 16], "c_out": 32, "kinds": ["standard 3x3", "dilated 3x3 d=2", "grouped 3x3 G=4",
-                                                            "depthwise 3x3 G=16", "strided 3x3 s=2 VALID",
-                                                            "transposed 4x4 s=2"]},
+    scope={
+        "input": [1, 32, 32, 16],
+        "c_out": 32,
+        "kinds": [
+            "standard 3x3",
+            "dilated 3x3 d=2",
+            "grouped 3x3 G=4",
+            "depthwise 3x3 G=16",
+            "strided 3x3 s=2 VALID",
+            "transposed 4x4 s=2",
+        ],
+    },
 )
 def _kinds(scope) -> Evidence:
     x = jnp.zeros(tuple(scope["input"]))
@@ -479,22 +644,40 @@ def _kinds(scope) -> Evidence:
         "dilated 3x3 d=2": (dict(kernel_size=(3, 3), kernel_dilation=2), conv_params(3, 3, ci, co), size),
         "grouped 3x3 G=4": (dict(kernel_size=(3, 3), feature_group_count=4), conv_params(3, 3, ci, co, 4), size),
         "depthwise 3x3 G=16": (dict(kernel_size=(3, 3), feature_group_count=ci), conv_params(3, 3, ci, co, ci), size),
-        "strided 3x3 s=2 VALID": (dict(kernel_size=(3, 3), strides=2, padding="VALID"), conv_params(3, 3, ci, co),
-                                  conv_output_size(size, 3, 2)),
+        "strided 3x3 s=2 VALID": (
+            dict(kernel_size=(3, 3), strides=2, padding="VALID"),
+            conv_params(3, 3, ci, co),
+            conv_output_size(size, 3, 2),
+        ),
     }
     rows = []
     for name, (kwargs, params, side) in kinds.items():
         make = lambda kwargs=kwargs: nnx.Conv(ci, co, rngs=nnx.Rngs(0), **kwargs)  # noqa: E731
-        rows.append((name, params, module_params(make), side, tuple(nnx.eval_shape(lambda make=make: make()(x)).shape[1:3])))
+        rows.append(
+            (name, params, module_params(make), side, tuple(nnx.eval_shape(lambda make=make: make()(x)).shape[1:3]))
+        )
     transposed = lambda: nnx.ConvTranspose(ci, co // 4, (4, 4), strides=2, padding="SAME", rngs=nnx.Rngs(0))  # noqa: E731
     # Flax's SAME for a 4x4/2 transposed conv pads like p = 1 in PyTorch's convention: output n s.
-    rows.append(("transposed 4x4 s=2", conv_params(4, 4, ci, co // 4), module_params(transposed),
-                 conv_transpose_output_size(size, 4, stride=2, padding=1),
-                 tuple(nnx.eval_shape(lambda: transposed()(x)).shape[1:3])))
+    rows.append(
+        (
+            "transposed 4x4 s=2",
+            conv_params(4, 4, ci, co // 4),
+            module_params(transposed),
+            conv_transpose_output_size(size, 4, stride=2, padding=1),
+            tuple(nnx.eval_shape(lambda: transposed()(x)).shape[1:3]),
+        )
+    )
     return evidence(
         "measurement",
-        *(core(f"{name}: conv_params and the output-size formula match nnx's module", p_ == m_ and sh == (sz, sz),
-               params=m_, output=sh[0]) for name, p_, m_, sz, sh in rows),
+        *(
+            core(
+                f"{name}: conv_params and the output-size formula match nnx's module",
+                p_ == m_ and sh == (sz, sz),
+                params=m_,
+                output=sh[0],
+            )
+            for name, p_, m_, sz, sh in rows
+        ),
         details={"rows": [[nm, p_, m_, sz, list(sh)] for nm, p_, m_, sz, sh in rows]},
     )
 
@@ -517,9 +700,13 @@ def _displayed_recursion(layers) -> tuple[list[int], int | None]:
         subs = {}
         for i, layer in enumerate(layers[:3], start=1):
             kk, ss, _, dd = (*layer, 1) if len(layer) == 3 else layer
-            subs.update({sp.Symbol(f"k_{i}", integer=True, positive=True): kk,
-                         sp.Symbol(f"s_{i}", integer=True, positive=True): ss,
-                         sp.Symbol(f"d_{i}", integer=True, positive=True): dd})
+            subs.update(
+                {
+                    sp.Symbol(f"k_{i}", integer=True, positive=True): kk,
+                    sp.Symbol(f"s_{i}", integer=True, positive=True): ss,
+                    sp.Symbol(f"d_{i}", integer=True, positive=True): dd,
+                }
+            )
         three = int(value(closed, subs))
     return fields, three
 
@@ -530,22 +717,32 @@ def _displayed_recursion(layers) -> tuple[list[int], int | None]:
     says="r_{l+1} = r_l + (k - 1) s_l, s_{l+1} = s_l s, starting from r = s = 1; for [11,4,0], [3,2,0], "
     "[5,1,2], [3,2,0], [3,1,1] the receptive sizes are 11, 19, 51, 67, 99.",
     expected="holds",
-    scope={"notes_net": [[11, 4, 0], [3, 2, 0], [5, 1, 2], [3, 2, 0], [3, 1, 1]],
-           "notes_table": [11, 19, 51, 67, 99], "dilated_net": [[3, 1, 1, 1], [3, 1, 2, 2], [3, 2, 4, 4], [3, 1, 1, 1]],
-           "input_size": 227},
+    scope={
+        "notes_net": [[11, 4, 0], [3, 2, 0], [5, 1, 2], [3, 2, 0], [3, 1, 1]],
+        "notes_table": [11, 19, 51, 67, 99],
+        "dilated_net": [[3, 1, 1, 1], [3, 1, 2, 2], [3, 2, 4, 4], [3, 1, 1, 1]],
+        "input_size": 227,
+    },
 )
 def _rf_table(scope) -> Evidence:
     nets = {"notes": [tuple(x) for x in scope["notes_net"]], "dilated": [tuple(x) for x in scope["dilated_net"]]}
-    measured = {nm: [measured_receptive_field(net[:depth], scope["input_size"]) for depth in range(1, len(net) + 1)]
-                for nm, net in nets.items()}
+    measured = {
+        nm: [measured_receptive_field(net[:depth], scope["input_size"]) for depth in range(1, len(net) + 1)]
+        for nm, net in nets.items()
+    }
     library = {nm: _rf(net) for nm, net in nets.items()}
     displayed = {nm: _displayed_recursion(net) for nm, net in nets.items()}
     return evidence(
         "autodiff",
-        core("receptive_field (the recursion) = the measured gradient support after every layer of both nets",
-             library == measured, notes_net=str(measured["notes"])),
-        core("the displayed recursion and the closed form r_3, evaluated, = the measured support",
-             all(displayed[nm][0] == measured[nm] and displayed[nm][1] == measured[nm][2] for nm in nets)),
+        core(
+            "receptive_field (the recursion) = the measured gradient support after every layer of both nets",
+            library == measured,
+            notes_net=str(measured["notes"]),
+        ),
+        core(
+            "the displayed recursion and the closed form r_3, evaluated, = the measured support",
+            all(displayed[nm][0] == measured[nm] and displayed[nm][1] == measured[nm][2] for nm in nets),
+        ),
         core("the notes' table of receptive sizes = the measured support", measured["notes"] == scope["notes_table"]),
         details={"measured": measured, "recursion": library},
     )
@@ -565,8 +762,11 @@ def _rf_padding(scope) -> Evidence:
     predicted = {pad: _rf(net)[-1] for pad, net in nets.items()}
     return evidence(
         "autodiff",
-        core("the measured receptive field is the same for every padding", len(set(measured.values())) == 1,
-             field=measured[scope["padding"][0]]),
+        core(
+            "the measured receptive field is the same for every padding",
+            len(set(measured.values())) == 1,
+            field=measured[scope["padding"][0]],
+        ),
         core("and equals the recursion, which has no padding term", measured == predicted),
         details={"measured": measured, "predicted": predicted},
     )
@@ -591,12 +791,19 @@ def _rf_dilation(scope) -> Evidence:
     doubling = [measured_receptive_field(doubling_net[:depth], size) for depth in range(1, len(doubling_net) + 1)]
     return evidence(
         "autodiff",
-        core("a single 3x3 with dilation 1, 2, 3 has the notes' fields", single == scope["notes_fields"],
-             measured=str(single)),
+        core(
+            "a single 3x3 with dilation 1, 2, 3 has the notes' fields",
+            single == scope["notes_fields"],
+            measured=str(single),
+        ),
         core("or the stack of those three has them", stacked == scope["notes_fields"], measured=str(stacked)),
-        scoped("the recursion predicts every measured field (single, stacked, and the 1, 2, 4 stack)",
-               single == [receptive_field([layer])[0][0] for layer in stack] and stacked == _rf(stack)
-               and doubling == _rf(doubling_net), doubling=str(doubling)),
+        scoped(
+            "the recursion predicts every measured field (single, stacked, and the 1, 2, 4 stack)",
+            single == [receptive_field([layer])[0][0] for layer in stack]
+            and stacked == _rf(stack)
+            and doubling == _rf(doubling_net),
+            doubling=str(doubling),
+        ),
     )
 
 
@@ -622,14 +829,21 @@ def _dilation_growth(scope) -> Evidence:
     depths = scope["depth"]
     return evidence(
         "autodiff",
-        core("dilated stacks see further than plain ones of the same depth",
-             all(rows[f"dilated, depth {q}"][0] > rows[f"plain, depth {q}"][0] for q in depths),
-             dilated=rows[f"dilated, depth {depths[-1]}"][0], plain=rows[f"plain, depth {depths[-1]}"][0]),
-        core("and keep the resolution, where pooling shrinks it",
-             all(rows[f"dilated, depth {q}"][1] == size and rows[f"pooled, depth {q}"][1] < size for q in depths)),
-        core("the gap grows with depth (faster growth)",
-             rows[f"dilated, depth {depths[-1]}"][0] - rows[f"plain, depth {depths[-1]}"][0]
-             > rows[f"dilated, depth {depths[0]}"][0] - rows[f"plain, depth {depths[0]}"][0]),
+        core(
+            "dilated stacks see further than plain ones of the same depth",
+            all(rows[f"dilated, depth {q}"][0] > rows[f"plain, depth {q}"][0] for q in depths),
+            dilated=rows[f"dilated, depth {depths[-1]}"][0],
+            plain=rows[f"plain, depth {depths[-1]}"][0],
+        ),
+        core(
+            "and keep the resolution, where pooling shrinks it",
+            all(rows[f"dilated, depth {q}"][1] == size and rows[f"pooled, depth {q}"][1] < size for q in depths),
+        ),
+        core(
+            "the gap grows with depth (faster growth)",
+            rows[f"dilated, depth {depths[-1]}"][0] - rows[f"plain, depth {depths[-1]}"][0]
+            > rows[f"dilated, depth {depths[0]}"][0] - rows[f"plain, depth {depths[0]}"][0],
+        ),
         details={nm: {"field": f, "output": o} for nm, (f, o) in rows.items()},
     )
 
@@ -640,8 +854,10 @@ def _dilation_growth(scope) -> Evidence:
     says="Over several branches take the largest receptive field; 1x1 stride-1 convs, ReLU, BN, dropout and "
     "shortcuts do not change it; after a FC layer or global average pooling it is the whole input.",
     expected="holds",
-    scope={"base": "3x3/1, 3x3/2 on 32x32", "layers": ["branches", "ReLU", "BatchNorm", "dropout", "1x1 conv",
-                                                       "shortcut", "global average pool", "dense"]},
+    scope={
+        "base": "3x3/1, 3x3/2 on 32x32",
+        "layers": ["branches", "ReLU", "BatchNorm", "dropout", "1x1 conv", "shortcut", "global average pool", "dense"],
+    },
 )
 def _rf_rules(scope) -> Evidence:
     rows = _branches_and_identities()
@@ -657,11 +873,16 @@ def _rf_rules(scope) -> Evidence:
     sources=["S002-21"],
     says="Ways to enlarge the receptive field: dilated convolution, pooling, larger kernels.",
     expected="holds",
-    scope={"base": [[3, 1, 1], [3, 1, 1]], "variants": {"dilated (d=2)": [[3, 1, 1], [3, 1, 2, 2]],
-                                                         "2x2/2 pool in between": [[3, 1, 1], [2, 2, 0], [3, 1, 1]],
-                                                         "7x7": [[3, 1, 1], [7, 1, 3]],
-                                                         "5x5": [[3, 1, 1], [5, 1, 2]]},
-           "input_size": 32},
+    scope={
+        "base": [[3, 1, 1], [3, 1, 1]],
+        "variants": {
+            "dilated (d=2)": [[3, 1, 1], [3, 1, 2, 2]],
+            "2x2/2 pool in between": [[3, 1, 1], [2, 2, 0], [3, 1, 1]],
+            "7x7": [[3, 1, 1], [7, 1, 3]],
+            "5x5": [[3, 1, 1], [5, 1, 2]],
+        },
+        "input_size": 32,
+    },
 )
 def _rf_ways(scope) -> Evidence:
     size = scope["input_size"]
@@ -669,9 +890,14 @@ def _rf_ways(scope) -> Evidence:
     measured = {nm: measured_receptive_field([tuple(x) for x in net], size) for nm, net in scope["variants"].items()}
     return evidence(
         "autodiff",
-        *(core(f"{nm}: field larger than two 3x3 ({base}) and = the recursion",
-               v > base and v == _rf([tuple(x) for x in scope["variants"][nm]])[-1], field=v)
-          for nm, v in measured.items()),
+        *(
+            core(
+                f"{nm}: field larger than two 3x3 ({base}) and = the recursion",
+                v > base and v == _rf([tuple(x) for x in scope["variants"][nm]])[-1],
+                field=v,
+            )
+            for nm, v in measured.items()
+        ),
     )
 
 
@@ -694,17 +920,28 @@ def _cross_correlation(scope, rtol) -> Evidence:
         module.kernel[...] = kern
         flax_out = lambda v, module=module: module(v[None, :, :, None])[0, :, :, 0]  # noqa: E731
         kc = np.asarray(kern[:, :, 0, 0])
-        found.append(compare(flax_out, lambda v, kc=kc: scipy.signal.correlate2d(np.asarray(v), kc, "valid"), [image],
-                             rtol=rtol))
-        found.append(compare(flax_out, lambda v, kc=kc: scipy.signal.convolve2d(np.asarray(v), kc[::-1, ::-1], "valid"),
-                             [image], rtol=rtol))
-        unflipped_equal.append(compare(flax_out, lambda v, kc=kc: scipy.signal.convolve2d(np.asarray(v), kc, "valid"),
-                                       [image], rtol=rtol).ok)
+        found.append(
+            compare(flax_out, lambda v, kc=kc: scipy.signal.correlate2d(np.asarray(v), kc, "valid"), [image], rtol=rtol)
+        )
+        found.append(
+            compare(
+                flax_out,
+                lambda v, kc=kc: scipy.signal.convolve2d(np.asarray(v), kc[::-1, ::-1], "valid"),
+                [image],
+                rtol=rtol,
+            )
+        )
+        unflipped_equal.append(
+            compare(
+                flax_out, lambda v, kc=kc: scipy.signal.convolve2d(np.asarray(v), kc, "valid"), [image], rtol=rtol
+            ).ok
+        )
     worst = max(found, key=lambda c: c.max_rel_err)
     return evidence(
         "measurement",
         compared("nnx.Conv = scipy correlate2d = convolve2d with the flipped kernel, every kernel shape", worst)
-        if all(c.ok for c in found) else core("nnx.Conv = cross-correlation for every kernel shape", False),
+        if all(c.ok for c in found)
+        else core("nnx.Conv = cross-correlation for every kernel shape", False),
         core("nnx.Conv differs from the mathematical convolution (kernel not flipped)", not any(unflipped_equal)),
     )
 
@@ -712,27 +949,45 @@ def _cross_correlation(scope, rtol) -> Evidence:
 @claim(
     "conv_arithmetic/weight-sharing-makes-conv-translation-equivariant",
     sources=["S001-01"],
-    says="Parameter sharing: every element of the kernel acts at a fixed position of every local input, so only "
-    "one set of parameters is learned (which makes the convolution translation equivariant).",
+    says="Parameter sharing: every element of the kernel acts on a particular position of every local input, so "
+    "only one set of parameters is learned; the physical meaning of parameter sharing is that it makes the "
+    "parameters translation equivariant.",
     expected="holds",
-    scope={"shifts": [[1, 0], [0, 3], [5, 7], [16, 16]], "input": [1, 16, 16, 3], "channels_out": 4,
-           "padding": ["circular", "zero"]},
+    scope={
+        "shifts": [[1, 0], [0, 3], [5, 7], [16, 16]],
+        "input": [1, 16, 16, 3],
+        "channels_out": 4,
+        "padding": ["circular", "zero"],
+    },
 )
 def _equivariance(scope, rtol) -> Evidence:
     x, kern = _random(tuple(scope["input"]), 8), _random((3, 3, scope["input"][3], scope["channels_out"]), 9)
     conv = lambda v: circular_conv2d(v, kern)  # noqa: E731
-    circular = [compare(lambda v, sh=tuple(sh): conv(jnp.roll(v, sh, axis=(1, 2))),
-                        lambda v, sh=tuple(sh): jnp.roll(conv(v), sh, axis=(1, 2)), [x], rtol=rtol)
-                for sh in scope["shifts"]]
+    circular = [
+        compare(
+            lambda v, sh=tuple(sh): conv(jnp.roll(v, sh, axis=(1, 2))),
+            lambda v, sh=tuple(sh): jnp.roll(conv(v), sh, axis=(1, 2)),
+            [x],
+            rtol=rtol,
+        )
+        for sh in scope["shifts"]
+    ]
     zero_pad = equivariance_error(lambda v: conv2d(v, kern, padding=1), x, (1, 0))
     broken_rows = [int(row) for row in np.nonzero((zero_pad > 0).any(axis=1))[0]]
     side = scope["input"][1]
     return evidence(
         "measurement",
-        compared("circular padding: conv(shift x) = shift(conv x) for every shift", max(circular, key=lambda c: c.max_abs_err))
-        if all(c.ok for c in circular) else core("circular padding: equivariant for every shift", False),
-        scoped("zero padding: a one-row shift breaks it only where the 3x3 window meets the border or the rolled-in row",
-               set(broken_rows) <= {0, 1, side - 1}, rows_broken=str(broken_rows)),
+        compared(
+            "circular padding: conv(shift x) = shift(conv x) for every shift",
+            max(circular, key=lambda c: c.max_abs_err),
+        )
+        if all(c.ok for c in circular)
+        else core("circular padding: equivariant for every shift", False),
+        scoped(
+            "zero padding: a one-row shift breaks it only where the 3x3 window meets the border or the rolled-in row",
+            set(broken_rows) <= {0, 1, side - 1},
+            rows_broken=str(broken_rows),
+        ),
     )
 
 
@@ -753,18 +1008,28 @@ def _invariance(scope, rtol) -> Evidence:
     moved, same_max, changed = [], [], []
     for sh in map(tuple, scope["shifts"]):
         shifted = jnp.roll(x, sh, axis=(1, 2))
-        moved.append(compare(lambda v, sh=sh: conv(v), lambda v, sh=sh: jnp.roll(conv(x), sh, axis=(1, 2)),
-                             [shifted], rtol=rtol))
-        same_max.append(compare(lambda v: jnp.max(conv(v), axis=(1, 2)), lambda v: jnp.max(conv(x), axis=(1, 2)),
-                                [shifted], rtol=rtol))
+        moved.append(
+            compare(lambda v, sh=sh: conv(v), lambda v, sh=sh: jnp.roll(conv(x), sh, axis=(1, 2)), [shifted], rtol=rtol)
+        )
+        same_max.append(
+            compare(
+                lambda v: jnp.max(conv(v), axis=(1, 2)), lambda v: jnp.max(conv(x), axis=(1, 2)), [shifted], rtol=rtol
+            )
+        )
         changed.append(float(jnp.linalg.norm(conv(shifted) - conv(x)) / jnp.linalg.norm(conv(x))))
     return evidence(
         "measurement",
-        core("a feature is found wherever it is: the response moves with the input (equivariance), every shift",
-             all(c.ok for c in moved), max_abs_err=max(c.max_abs_err for c in moved)),
-        scoped("the conv output itself is unchanged by a shift (invariance)", max(changed) == 0.0,
-               relative_change=min(changed)),
-        scoped("after a global max pool the output is unchanged by every shift", all(c.ok for c in same_max)),
+        core(
+            "a feature is found wherever it is: the response moves with the input (equivariance), every shift",
+            all(c.ok for c in moved),
+            max_abs_err=max(c.max_abs_err for c in moved),
+        ),
+        scoped(
+            "the conv output itself is unchanged by a shift (invariance)",
+            max(changed) == 0.0,
+            relative_change=min(changed),
+        ),
+        core("after a global max pool the output is unchanged by every shift", all(c.ok for c in same_max)),
     )
 
 
