@@ -1,7 +1,7 @@
 """The networks the backpropagation chapter differentiates by hand, as Flax NNX over pure functions.
 
 ``two_two_one`` is the notes' own network (S003-11): two inputs, two sigmoid hidden units that share the
-bias ``b1``, one sigmoid output. ``mlp`` is a plain stack of ``nnx.Linear`` layers with a tanh between them.
+bias ``b1``, one sigmoid output. ``MLP`` is a plain stack of ``nnx.Linear`` layers with an activation between them.
 """
 
 from __future__ import annotations
@@ -41,18 +41,29 @@ class TwoTwoOne(nnx.Module):
         return two_two_one(self.params(), x)
 
 
-class MLP(nnx.Module):
-    """``Linear -> tanh -> ... -> Linear``: widths ``features[0] -> features[1] -> ... -> features[-1]``,
-    no activation after the last layer."""
+ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu}
 
-    def __init__(self, features: tuple[int, ...], *, rngs: rnglib.Rngs, dtype=jnp.float32):
+
+class MLP(nnx.Module):
+    """``Linear -> f -> ... -> Linear``: widths ``features[0] -> features[1] -> ... -> features[-1]``, the
+    activation ``f`` (tanh, sigmoid or relu) between layers, none after the last. ``bias_init`` is Flax's
+    initializer for the biases (None: zeros, as nnx.Linear's)."""
+
+    def __init__(self, features: tuple[int, ...], *, activation: str = "tanh", rngs: rnglib.Rngs,
+                 dtype=jnp.float32, bias_init=None):
         if len(features) < 2 or min(features) < 1:
             raise ValueError(f"MLP needs at least two positive widths, got {features}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
+        bias_init = nnx.initializers.zeros_init() if bias_init is None else bias_init
         self.layers = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs, param_dtype=dtype) for a, b in itertools.pairwise(features)]
+            [nnx.Linear(a, b, rngs=rngs, param_dtype=dtype, bias_init=bias_init)
+             for a, b in itertools.pairwise(features)]
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        f = ACTIVATIONS[self.activation]
         for layer in self.layers[:-1]:
-            x = jnp.tanh(layer(x))
+            x = f(layer(x))
         return self.layers[-1](x)

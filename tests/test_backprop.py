@@ -29,8 +29,8 @@ def test_two_two_one_hand_gradients_match_autodiff(seed, label):
 
 def test_shared_bias_through_one_path_is_rejected():
     """Negative control: b1's gradient through h1 alone (as for w1) disagrees with autodiff."""
-    model, x, label = bp._two_two_one_case(2)
-    one_path = bp._substituted(2 * (bp.y_hat - bp.y) * bp.y_hat * (1 - bp.y_hat) * bp.w5 * bp.h1 * (1 - bp.h1))
+    model, x, label = bp.two_two_one_case(2)
+    one_path = bp.substituted(2 * (bp.y_hat - bp.y) * bp.y_hat * (1 - bp.y_hat) * bp.w5 * bp.h1 * (1 - bp.h1))
     f = bp.to_jax(bp.explicit(one_path), [bp.x1, bp.x2, bp.y, *bp.WEIGHTS])
     single = float(f(x[0], x[1], label, *(model.params()[str(w)] for w in bp.WEIGHTS)))
     autodiff = float(nnx.grad(lambda m: (m(x) - label) ** 2)(model).b1[...])
@@ -39,14 +39,21 @@ def test_shared_bias_through_one_path_is_rejected():
 
 def test_sympy_rejects_a_chain_rule_with_a_missing_factor():
     wrong = 2 * (bp.y_hat - bp.y) * bp.w5 * bp.h1 * (1 - bp.h1) * bp.x1  # sigma'(output) dropped
-    assert not bp.is_zero(sp.diff(bp.two_two_one_loss(), bp.w1) - bp._substituted(wrong))
+    assert not bp.is_zero(sp.diff(bp.two_two_one_loss(), bp.w1) - bp.substituted(wrong))
 
 
-@given(widths=st.sampled_from([(3, 1), (2, 4, 1), (4, 3, 3, 2), (1, 5, 2, 5, 3)]), seed=seeds)
-def test_delta_recursion_matches_autodiff(widths, seed):
-    (kernels, biases), (ref_kernels, ref_biases) = bp.mlp_case(widths, 3, seed)
+@given(widths=st.sampled_from([(3, 1), (2, 4, 1), (4, 3, 3, 2), (1, 5, 2, 5, 3)]), seed=seeds,
+       activation=st.sampled_from(["tanh", "sigmoid", "relu"]))
+def test_delta_recursion_matches_autodiff_with_random_biases(widths, seed, activation):
+    (kernels, biases), (ref_kernels, ref_biases), _ = bp.mlp_case(widths, 3, seed, activation)
     for got, want in zip(kernels + biases, ref_kernels + ref_biases, strict=True):
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-14)
+
+
+def test_delta_recursion_that_drops_the_biases_is_rejected():
+    """Negative control: with drawn biases, a forward pass without them gives wrong gradients."""
+    _, (ref_kernels, _), (_, _, _, _, (no_bias_kernels, _)) = bp.mlp_case((3, 4, 4, 2), 5, 0, "tanh")
+    assert not all(np.allclose(a, b, rtol=1e-6) for a, b in zip(no_bias_kernels, ref_kernels, strict=True))
 
 
 def test_delta_recursion_without_the_activation_derivative_is_rejected():
@@ -60,8 +67,9 @@ def test_delta_recursion_without_the_activation_derivative_is_rejected():
     assert k1.shape == got.shape
 
 
-def test_symbolic_delta_recursion_holds_for_a_three_layer_net():
-    assert bp.delta_recursion_is_the_chain_rule((1, 1, 1, 1))
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])  # ReLU's Piecewise expands too slowly
+def test_symbolic_delta_recursion_holds_for_a_three_layer_net(activation):
+    assert bp.delta_recursion_is_the_chain_rule((1, 1, 1, 1), activation)
 
 
 @given(case=st.sampled_from([*bp.CONV_CASES, (3, ((2, 0), (0, 2)))]), seed=st.integers(0, 3))
@@ -93,12 +101,12 @@ def test_conv_backward_rejects_bad_arguments():
         MLP((3,), rngs=nnx.Rngs(0))
 
 
-_deep_tanh_grad = jax.jit(jax.grad(bp._deep_tanh), static_argnames="frozen")
+_deep_tanh_grad = jax.jit(jax.grad(bp.deep_tanh), static_argnames="frozen")
 
 
 @pytest.mark.parametrize("frozen", [1, 2, 3])
 def test_stop_gradient_zeroes_exactly_the_layers_before_it(frozen):
-    kernels, x = bp._deep_tanh_case(depth=4, width=8, batch=4)
+    kernels, x = bp.deep_tanh_case(depth=4, width=8, batch=4)
     full = _deep_tanh_grad(kernels, x)
     cut = _deep_tanh_grad(kernels, x, frozen=frozen)
     for layer in range(4):
@@ -108,7 +116,15 @@ def test_stop_gradient_zeroes_exactly_the_layers_before_it(frozen):
             np.testing.assert_allclose(cut[layer], full[layer], rtol=RTOL, atol=0)
 
 
-def test_forward_only_compiles_to_fewer_flops_and_temp_bytes():
+def test_recording_forward_keeps_the_activations_and_plain_forward_keeps_nothing():
     table = bp.no_grad_footprints()
+    depth, width, batch = 6, 64, 32
+    assert table["forward that records"]["residual_bytes"] >= depth * batch * width * 8
+    assert table["forward only"]["residual_bytes"] == 0
     assert table["forward + backward"]["flops"] > 2 * table["forward only"]["flops"]
-    assert table["forward + backward"]["temp_bytes"] > table["forward only"]["temp_bytes"]
+
+
+def test_residual_bytes_of_a_linear_function_are_zero():
+    """Negative control for the measurement: x -> 2x keeps no activation (only the constant 2.0), unlike tanh."""
+    x = jnp.ones((8, 8))
+    assert bp.residual_bytes(lambda v: 2.0 * v, x) < x.nbytes <= bp.residual_bytes(jnp.tanh, x)

@@ -17,7 +17,13 @@ from derivations import harness
 from derivations import losses as lo
 from derivations.bridge import to_jax
 from derivations.compare import compare
-from models.losses import ClassifierHead, LogisticRegression, fit_logistic, weighted_softmax_cross_entropy
+from models.losses import (
+    ClassifierHead,
+    LogisticRegression,
+    accuracy_curves,
+    fit_logistic,
+    weighted_softmax_cross_entropy,
+)
 
 z, y = lo.z, lo.y
 RTOL = 1e-10
@@ -72,7 +78,7 @@ def test_head_loss_and_gradient_are_finite_for_huge_logits(scale, seed):
 
 
 def test_head_kernel_gradient_is_x_transpose_times_s_minus_y():
-    derived, got, _ = lo._head_ce_gradient(4, 8, 3)
+    derived, got, _ = lo.head_ce_gradient(4, 8, 3)
     np.testing.assert_allclose(derived, got, rtol=RTOL, atol=1e-300)
 
 
@@ -163,7 +169,7 @@ def test_l1_argmin_is_the_median_and_l2_argmin_the_mean(n, seed):
 
 
 def test_extra_output_gets_zero_gradient_but_changes_the_softmax():
-    head, x, targets = lo._eight_output_head(1)
+    head, x, targets = lo.eight_output_head(1)
     grads = nnx.grad(lambda m: m.loss(x, targets))(head).linear
     assert bool(jnp.all(grads.kernel[...][:, 7] == 0)) and float(grads.bias[...][7]) == 0.0
     assert bool(jnp.all(grads.kernel[...][:, :7] != 0))
@@ -172,16 +178,60 @@ def test_extra_output_gets_zero_gradient_but_changes_the_softmax():
                                jax.nn.softmax(all_logits[:, :7]) * (1 - jax.nn.softmax(all_logits)[:, 7:]), rtol=1e-12)
 
 
-def test_bce_beats_mse_from_a_confidently_wrong_start():
-    race = lo.logistic_race(lo.WRONG_START)
-    bce, mse = lo.steps_to_accuracy(race["bce"]), lo.steps_to_accuracy(race["sigmoid_mse"])
-    assert bce is not None and (mse is None or mse > 3 * bce)
+def test_bce_beats_mse_from_a_confidently_wrong_start_even_with_mse_rate_quadrupled():
+    race = lo.logistic_race(lo.WRONG_START, (1.0, 4.0))
+    bce, mse_x4 = lo.steps_to_accuracy(race["bce"][0]), lo.steps_to_accuracy(race["sigmoid_mse"][1])
+    assert bce is not None and (mse_x4 is None or mse_x4 > 2 * bce)
 
 
-def test_bce_beats_mse_by_less_from_zero_weights():
-    race = lo.logistic_race(lo.ZERO_START)
-    bce, mse = lo.steps_to_accuracy(race["bce"]), lo.steps_to_accuracy(race["sigmoid_mse"])
-    assert bce is not None and mse is not None and bce < mse <= 3 * bce
+def test_mse_with_a_matched_rate_is_not_slower_from_zero_weights():
+    """From z = 0, MSE's gradient is 2 sigma'(0) = 1/2 of BCE's: doubling its rate removes BCE's lead."""
+    race = lo.logistic_race(lo.ZERO_START, (1.0, 2.0))
+    bce, mse_equal, mse_x2 = (lo.steps_to_accuracy(race["bce"][0]), lo.steps_to_accuracy(race["sigmoid_mse"][0]),
+                              lo.steps_to_accuracy(race["sigmoid_mse"][1]))
+    assert bce < mse_equal and mse_x2 <= bce
+
+
+def test_accuracy_curves_match_fit_logistic():
+    x, targets, direction = lo._race_data()
+    model = LogisticRegression(2, rngs=nnx.Rngs(params=0), dtype=jnp.float64)
+    model.linear.kernel[...] = -1.0 * direction[:, None]
+    model.linear.bias[...] = jnp.zeros(1)
+    fitted = fit_logistic(model, x, targets, loss="sigmoid_mse", learning_rate=0.5, steps=30)
+    curves = accuracy_curves(-1.0 * direction, jnp.zeros(()), x, targets, loss="sigmoid_mse",
+                             learning_rates=jnp.asarray([0.5]), steps=30)
+    np.testing.assert_array_equal(np.asarray(fitted), np.asarray(curves[0]))
+
+
+@functools.cache
+def _focal_ratio_expr():
+    return lo.focal_gradient_ratio()[0].rhs
+
+
+@given(gamma=st.sampled_from([0.5, 2.0, 5.0]), prob=st.floats(0.02, 0.98))
+def test_focal_gradient_ratio_is_r_not_one_minus_p_to_gamma(gamma, prob):
+    ratio = _jax_of(_focal_ratio_expr(), (lo.p, lo.gamma))
+    logit = float(np.log(prob / (1 - prob)))
+    want = float(_focal_grad(logit, 1.0, gamma)) / float(_bce_grad(logit, 1.0))
+    assert abs(float(ratio(prob, gamma)) - want) <= RTOL * abs(want)
+    assert float(ratio(prob, gamma)) > (1 - prob) ** gamma  # the loss's factor understates the gradient's
+
+
+def test_weighted_ce_minimiser_is_a_stationary_point_of_the_weighted_loss():
+    rng = np.random.default_rng(0)
+    posterior, weights = rng.dirichlet(np.ones(3)), np.asarray([1.0, 5.0, 20.0])
+    ps, ws = lo.class_posteriors(3), lo.class_weights(3)
+    subs = {**dict(zip(ps, posterior, strict=True)), **dict(zip(ws, weights, strict=True))}
+    q = jnp.asarray([float(eq.rhs.subs(subs)) for eq in lo.weighted_ce_minimiser()])
+    loss = lambda v, w: -jnp.sum(w * jnp.asarray(posterior) * jax.nn.log_softmax(v))  # noqa: E731
+    np.testing.assert_allclose(jax.grad(loss)(jnp.log(q), jnp.asarray(weights)), 0.0, atol=1e-15)
+    # Negative control: the unweighted posterior is not the weighted loss's minimiser.
+    assert np.abs(np.asarray(jax.grad(loss)(jnp.log(jnp.asarray(posterior)), jnp.asarray(weights)))).max() > 1e-3
+
+
+def test_sympy_decision_rejects_a_softmax_ce_gradient_without_the_label(monkeypatch):
+    monkeypatch.setattr(lo, "cross_entropy", lambda zs, ys, ws=None: -sum(sp.log(sk) for sk in lo.softmax(zs)))
+    assert not lo.softmax_ce_gradient_is_s_minus_y(3)
 
 
 def test_steps_to_accuracy_is_none_when_the_target_is_never_reached():
