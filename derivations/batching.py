@@ -91,9 +91,10 @@ def minibatch_variance(population_variance: float, examples: int, batch: int) ->
     """minibatch_gradient_variance() evaluated (recorded as evaluated: the displayed formula is this one)."""
     if not 1 <= batch <= examples:
         raise ValueError(f"batch must be in [1, {examples}], got {batch}")
-    from derivations.bridge import value
+    from derivations.bridge import instantiate
 
-    return value(minibatch_gradient_variance(), {sigma2: population_variance, N: examples, B: batch})
+    # N and B substituted exactly first: at B = N the factor (N - B) is an exact 0, not a rounded one.
+    return float(instantiate(minibatch_gradient_variance(), {N: examples, B: batch}).subs(sigma2, population_variance))
 
 
 def numpy_gradient(params, x, y, *, reduction: str = "mean") -> np.ndarray:

@@ -49,3 +49,12 @@ class MLP(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return mlp(self.params(), x)
+
+
+def init_params(key: jax.Array, sizes: Sequence[int], dtype=jnp.float32) -> Params:
+    """Parameters for ``mlp`` drawn as ``nnx.Linear`` draws them by default (LeCun-normal kernel, zero bias):
+    a pure function of ``key``, so several initialisations can be made at once with ``jax.vmap``."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    init = nnx.initializers.lecun_normal()
+    return [{"kernel": init(k, (a, b), dtype), "bias": jnp.zeros((b,), dtype)}
+            for k, (a, b) in zip(keys, itertools.pairwise(sizes), strict=True)]

@@ -104,18 +104,29 @@ def test_forward_values_are_finite_at_extremes():
         (act.sigmoid(), act.sigmoid() * (1 + act.sigmoid()), nnx.sigmoid),
         (act.tanh_note(), 1 - act.tanh_note(), nnx.tanh),
         (act.tanh_note(), 1 + act.tanh_note() ** 2, nnx.tanh),
-        (act.leaky_relu(z, sp.Rational(1, 100)), sp.Piecewise((1, z > 0), (sp.Rational(1, 10), True)),
-         lambda v: nnx.leaky_relu(v, negative_slope=0.01)),
-        (act.elu(z, sp.Rational(3, 2)), sp.Piecewise((1, z >= 0), (act.elu(z, sp.Rational(3, 2)) + 1, True)),
-         lambda v: nnx.elu(v, alpha=1.5)),
+        (
+            act.leaky_relu(z, sp.Rational(1, 100)),
+            sp.Piecewise((1, z > 0), (sp.Rational(1, 10), True)),
+            lambda v: nnx.leaky_relu(v, negative_slope=0.01),
+        ),
+        (
+            act.elu(z, sp.Rational(3, 2)),
+            sp.Piecewise((1, z >= 0), (act.elu(z, sp.Rational(3, 2)) + 1, True)),
+            lambda v: nnx.elu(v, alpha=1.5),
+        ),
     ],
-    ids=["sigmoid-times-one-plus", "tanh-one-minus-f", "tanh-one-plus-f-squared", "leaky-wrong-slope",
-         "elu-missing-lambda"],
+    ids=[
+        "sigmoid-times-one-plus",
+        "tanh-one-minus-f",
+        "tanh-one-plus-f-squared",
+        "leaky-wrong-slope",
+        "elu-missing-lambda",
+    ],
 )
 def test_derivative_harness_rejects_a_wrong_derivative(function, wrong, reference):
     evidence = act.derivative_check(function, wrong, reference)
     assert evidence.verdict == "refuted"
-    assert not evidence.details["identity_proved"]
+    assert not evidence.findings[0].held  # SymPy's proof of the identity fails too
 
 
 def test_derivative_harness_rejects_a_wrong_implementation():
@@ -151,8 +162,9 @@ def test_softmax_jacobian_matches_autodiff(k, seed):
     s = act.softmax(zs)
     closed_form = _jax_of(sp.ImmutableMatrix(sp.diag(*s) - s * s.T), zs)
     logits = np.random.default_rng(seed).normal(size=k)
-    np.testing.assert_allclose(closed_form(*logits), jax.jacobian(nnx.softmax)(jnp.asarray(logits)),
-                               rtol=RTOL, atol=1e-300)
+    np.testing.assert_allclose(
+        closed_form(*logits), jax.jacobian(nnx.softmax)(jnp.asarray(logits)), rtol=RTOL, atol=1e-300
+    )
 
 
 def test_softmax_jacobian_harness_rejects_the_diagonal_only_jacobian():
@@ -196,3 +208,21 @@ def test_rrelu_rejects_an_empty_interval():
 def test_relu_derivative_at_zero_is_what_the_chapter_says():
     assert float(jax.grad(nnx.relu)(0.0)) == 0.0
     assert float(elementwise_grad(nnx.relu)(jnp.asarray([0.0]))[0]) == 0.0
+
+
+def test_rrelu_mean_slope_of_a_divisor_is_not_one_over_the_mean():
+    """E[1/a] for a ~ U(l, u), as derived, against quadrature; and 1/E[a] (Xu et al.'s test slope) is below it."""
+    mean_a, mean_inverse = act.rrelu_expected_slope()
+    subs = {act.lower: 3, act.upper: 8}
+    derived = float(mean_inverse.rhs.subs(subs))
+    grid = np.linspace(3.0, 8.0, 200_001)
+    assert abs(derived - np.trapezoid(1 / grid, grid) / 5.0) <= 1e-10 * derived
+    assert 1 / float(mean_a.rhs.subs(subs)) < 0.95 * derived
+    assert float(mean_a.rhs.subs({act.lower: 0.125, act.upper: 1 / 3})) == pytest.approx(11 / 48, rel=1e-15)
+
+
+def test_derivative_limits_name_relu_left_saturating_and_leaky_relu_not():
+    table = act.derivative_limits()
+    rows = {str(table[i, 0]): (table[i, 1], table[i, 2]) for i in range(table.rows)}
+    assert rows["ReLU"] == (0, 1) and rows["sigmoid"] == (0, 0) and rows["tanh"] == (0, 0)
+    assert rows["LeakyReLU"] == (act.alpha, 1)
