@@ -13,14 +13,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.spatial.distance
 import sympy as sp
 
-from derivations.bridge import prove_identity, to_jax
 from derivations.activations import softmax
+from derivations.bridge import to_jax
 from derivations.claims import derivation
 from derivations.compare import Comparison, compare
-from models.attention import attention_weights, dot_product_attention, dot_product_attention_backward
+from models.attention import attention_weights
 
 K = 3  # classes in the softmax-variant derivations (SymPy simplifies K = 4 too, four times slower)
 temperature = sp.Symbol("T", positive=True)
@@ -41,15 +40,12 @@ def targets(k: int = K) -> tuple[sp.Symbol, ...]:
 
 def cross_entropy(zs, ys) -> sp.Expr:
     """-sum_k y_k log softmax(z)_k, written with log-sum-exp so SymPy differentiates it cleanly."""
-    return sp.log(sum(sp.exp(v) for v in zs)) * sum(ys) - sum(y * v for y, v in zip(ys, zs, strict=True))
+    return sp.log(sum(sp.exp(v) for v in zs)) * sum(ys) - sum((y * v for y, v in zip(ys, zs, strict=True)))
 
 
 @functools.cache
 def _gradient(loss: sp.Expr, zs: tuple[sp.Symbol, ...]) -> sp.ImmutableMatrix:
     return sp.ImmutableMatrix([sp.simplify(sp.diff(loss, v)) for v in zs])
-
-
-# --- derivations: attention --------------------------------------------------------------------------
 
 
 @derivation
@@ -58,17 +54,19 @@ def query_key_variance() -> list[sp.Eq]:
     E[q^2] E[k^2] - (E[q] E[k])^2 = 1, and the d independent terms add up: Var(q . k) = d (S002-50)."""
     eq2, ek2, eq, ek = sp.symbols("E[q^2] E[k^2] E[q] E[k]")
     one_term = (eq2 * ek2 - (eq * ek) ** 2).subs({eq2: 1, ek2: 1, eq: 0, ek: 0})
-    return [sp.Eq(sp.Symbol("Var(q_i k_i)"), one_term, evaluate=False),
-            sp.Eq(sp.Symbol("Var(q . k)"), d_model * one_term, evaluate=False),
-            sp.Eq(sp.Symbol("Var(q . k / sqrt(d))"), d_model * one_term / d_model, evaluate=False)]
+    return [
+        sp.Eq(sp.Symbol("Var(q_i k_i)"), one_term, evaluate=False),
+        sp.Eq(sp.Symbol("Var(q . k)"), d_model * one_term, evaluate=False),
+        sp.Eq(sp.Symbol("Var(q . k / sqrt(d))"), d_model * one_term / d_model, evaluate=False),
+    ]
 
 
 def softmax_vjp_pair() -> tuple[sp.Matrix, sp.Matrix]:
     """(J^T g from SymPy's Jacobian of softmax, the claimed p * (g - p.g)), K = 3."""
-    zs, gs = logits(3), sp.symbols("g1:4", real=True)
+    zs, gs = (logits(3), sp.symbols("g1:4", real=True))
     p = softmax(zs)
     claimed = sp.Matrix([p[j] * (gs[j] - sum(p[i] * gs[i] for i in range(3))) for j in range(3)])
-    return p.jacobian(zs).T * sp.Matrix(gs), claimed
+    return (p.jacobian(zs).T * sp.Matrix(gs), claimed)
 
 
 @derivation
@@ -76,12 +74,9 @@ def softmax_vjp() -> sp.Eq:
     """The softmax's vector-Jacobian product, the heart of attention's backward pass: for an upstream
     gradient g, (J^T g)_j = p_j (g_j - sum_i p_i g_i), shown for K = 3 with p = softmax(z); the claim
     proves it equal to SymPy's Jacobian-transpose product."""
-    ps, gs = sp.symbols("p1:4", positive=True), sp.symbols("g1:4", real=True)
+    ps, gs = (sp.symbols("p1:4", positive=True), sp.symbols("g1:4", real=True))
     form = sp.Matrix([ps[j] * (gs[j] - sum(ps[i] * gs[i] for i in range(3))) for j in range(3)])
     return sp.Eq(sp.MatrixSymbol("J^T g", 3, 1), form, evaluate=False)
-
-
-# --- derivations: GANs -------------------------------------------------------------------------------
 
 
 def gan_pointwise_value(d: sp.Expr = disc) -> sp.Expr:
@@ -96,8 +91,10 @@ def optimal_discriminator() -> list[sp.Eq]:
     stationary = sp.solve(sp.diff(gan_pointwise_value(), disc), disc)
     d_star = stationary[0]
     curvature = sp.simplify(sp.diff(gan_pointwise_value(), disc, 2).subs(disc, d_star))
-    return [sp.Eq(sp.Symbol("D^*"), d_star, evaluate=False),
-            sp.Eq(sp.Symbol("d^2V/dD^2 at D^*"), curvature, evaluate=False)]
+    return [
+        sp.Eq(sp.Symbol("D^*"), d_star, evaluate=False),
+        sp.Eq(sp.Symbol("d^2V/dD^2 at D^*"), curvature, evaluate=False),
+    ]
 
 
 def jsd_pointwise() -> sp.Expr:
@@ -123,11 +120,9 @@ def dirac_gan_jacobian() -> sp.Eq:
     value = -sp.log(1 + sp.exp(-psi * theta))
     field = sp.Matrix([-sp.diff(value, theta), sp.diff(value, psi)])
     jacobian = field.jacobian([theta, psi]).subs({theta: 0, psi: 0})
-    return sp.Eq(sp.Symbol("eigenvalues"), sp.Matrix([sorted(jacobian.eigenvals(), key=sp.default_sort_key)]),
-                 evaluate=False)
-
-
-# --- derivations: softmax variants -------------------------------------------------------------------
+    return sp.Eq(
+        sp.Symbol("eigenvalues"), sp.Matrix([sorted(jacobian.eigenvals(), key=sp.default_sort_key)]), evaluate=False
+    )
 
 
 @derivation
@@ -138,7 +133,7 @@ def temperature_softmax_gradient() -> sp.Eq:
 
 
 def temperature_gradient_claimed() -> sp.Matrix:
-    zs, ys = logits(), targets()
+    zs, ys = (logits(), targets())
     return (softmax([v / temperature for v in zs]) - sp.Matrix(ys)) / temperature
 
 
@@ -155,20 +150,20 @@ def label_smoothing_gradient() -> sp.Eq:
 
 
 def label_smoothing_gradient_claimed() -> sp.Matrix:
-    zs, ys = logits(), targets()
+    zs, ys = (logits(), targets())
     return softmax(zs) - sp.Matrix(smoothed_target(ys))
 
 
 def cosine_symbols(n: int = 3):
-    return sp.symbols(f"x1:{n + 1}", real=True), sp.symbols(f"w1:{n + 1}", real=True)
+    return (sp.symbols(f"x1:{n + 1}", real=True), sp.symbols(f"w1:{n + 1}", real=True))
 
 
 def cosine_gradient_pair() -> tuple[sp.Matrix, sp.Matrix]:
     """(SymPy's gradient of cos(w, x) with respect to x, the claimed (w_hat - cos x_hat) / |x|), n = 3."""
     xs, ws = cosine_symbols()
-    x, w = sp.Matrix(xs), sp.Matrix(ws)
+    x, w = (sp.Matrix(xs), sp.Matrix(ws))
     cos = (w.T * x)[0] / (w.norm() * x.norm())
-    return sp.Matrix([sp.diff(cos, v) for v in xs]), (w / w.norm() - cos * x / x.norm()) / x.norm()
+    return (sp.Matrix([sp.diff(cos, v) for v in xs]), (w / w.norm() - cos * x / x.norm()) / x.norm())
 
 
 @derivation
@@ -191,15 +186,12 @@ def additive_margin_gradient() -> sp.Eq:
     return sp.Eq(sp.Symbol("dL/dcos"), grad, evaluate=False)
 
 
-# --- the numeric pieces ------------------------------------------------------------------------------
-
-
 def am_softmax_loss(x: jax.Array, w: jax.Array, label: jax.Array, *, s: float, m: float) -> jax.Array:
     """Additive-margin softmax loss of one feature vector ``x`` (n,), class weights ``w`` (K, n) and an
     integer label: optax's cross-entropy on s (cos - m onehot(label))."""
     if isinstance(s, int | float) and isinstance(m, int | float) and (s <= 0 or m < 0):
         raise ValueError(f"am_softmax_loss: need s > 0 and m >= 0, got s={s}, m={m}")
-    cos = (w / jnp.linalg.norm(w, axis=-1, keepdims=True)) @ (x / jnp.linalg.norm(x))
+    cos = w / jnp.linalg.norm(w, axis=-1, keepdims=True) @ (x / jnp.linalg.norm(x))
     return optax.softmax_cross_entropy_with_integer_labels(s * (cos - m * jax.nn.one_hot(label, w.shape[0])), label)
 
 
@@ -214,11 +206,11 @@ def gradient_formula_vs_autodiff(formula: sp.Matrix, symbols: tuple[sp.Symbol, .
     differentiates with respect to its first K entries)."""
     evaluate = _compiled(sp.ImmutableMatrix(formula), tuple(symbols))
     k = formula.rows
-    return compare(lambda rows: jax.vmap(lambda row: evaluate(*row)[:, 0])(rows),
-                   jax.vmap(lambda row: jax.grad(loss)(row)[:k]), [inputs])
-
-
-# --- measuring helpers: attention -------------------------------------------------------------------------------
+    return compare(
+        lambda rows: jax.vmap(lambda row: evaluate(*row)[:, 0])(rows),
+        jax.vmap(lambda row: jax.grad(loss)(row)[:k]),
+        [inputs],
+    )
 
 
 def softmax_saturation(d: int, *, scaled: bool, keys: int = 32, queries: int = 256, seed: int = 0) -> dict[str, float]:
@@ -234,33 +226,30 @@ def softmax_saturation(d: int, *, scaled: bool, keys: int = 32, queries: int = 2
     entropy = -np.sum(np.where(weights > 0, weights * np.log(np.where(weights > 0, weights, 1.0)), 0.0), axis=-1)
     square = np.sum(weights**2, axis=-1)
     jacobian_norm = np.sqrt(np.maximum(square - 2 * np.sum(weights**3, axis=-1) + square**2, 0.0))
-    return {"entropy": float(np.mean(entropy)), "jacobian_norm": float(np.mean(jacobian_norm)),
-            "max_weight": float(np.mean(np.max(weights, axis=-1)))}
+    return {
+        "entropy": float(np.mean(entropy)),
+        "jacobian_norm": float(np.mean(jacobian_norm)),
+        "max_weight": float(np.mean(np.max(weights, axis=-1))),
+    }
 
 
 def _numpy_attention(q, k, v, *, scale: float | None = None) -> np.ndarray:
     """softmax(scale q . k) v in NumPy float64 (scale 1/sqrt(d) by default): the reference for the model."""
     q, k, v = (np.asarray(a) for a in (q, k, v))
-    logits = np.einsum("bqhd,bkhd->bhqk", q, k) * (q.shape[-1] ** -0.5 if scale is None else scale)
+    logits = np.einsum("bqhd,bkhd->bhqk", q, k) * (q.shape[-1] ** (-0.5) if scale is None else scale)
     weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return np.einsum("bhqk,bkhd->bqhd", weights / weights.sum(axis=-1, keepdims=True), v)
 
 
-# --- measuring helpers: GANs ------------------------------------------------------------------------------------
-
-
 def _two_distributions(size: int = 8, seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    a, b = rng.uniform(0.1, 1.0, size), rng.uniform(0.1, 1.0, size)
-    return a / a.sum(), b / b.sum()
+    a, b = (rng.uniform(0.1, 1.0, size), rng.uniform(0.1, 1.0, size))
+    return (a / a.sum(), b / b.sum())
 
 
 def gan_value(d: jax.Array, data: jax.Array, generated: jax.Array) -> jax.Array:
     """V(D, G) = E_data[log D] + E_g[log(1 - D)] on a finite sample space."""
     return jnp.sum(data * jnp.log(d) + generated * jnp.log1p(-d))
-
-
-# --- measuring helpers: softmax variants ------------------------------------------------------------------------
 
 
 def _logit_rows(columns: int, seed: int, batch: int = 64) -> jax.Array:
@@ -275,11 +264,11 @@ def am_softmax_input_gradient(x: jax.Array, w: jax.Array, label: jax.Array, *, s
     """The derived gradient of ``am_softmax_loss`` with respect to x: sum_j s (p_j - y_j) (w_hat_j - cos_j
     x_hat) / |x|, the chain rule through the two derivations above."""
     x_norm = jnp.linalg.norm(x)
-    w_hat, x_hat = w / jnp.linalg.norm(w, axis=-1, keepdims=True), x / x_norm
+    w_hat, x_hat = (w / jnp.linalg.norm(w, axis=-1, keepdims=True), x / x_norm)
     cos = w_hat @ x_hat
     y = jax.nn.one_hot(label, w.shape[0], dtype=x.dtype)
     p = jax.nn.softmax(s * (cos - m * y))
-    return (s * (p - y)) @ ((w_hat - cos[:, None] * x_hat) / x_norm)
+    return s * (p - y) @ ((w_hat - cos[:, None] * x_hat) / x_norm)
 
 
 if __name__ == "__main__":

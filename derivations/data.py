@@ -8,17 +8,15 @@ claims.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.stats
 import sympy as sp
-from flax import nnx
 
-from derivations.bridge import prove_identity
 from derivations.claims import derivation
-from derivations.compare import compare
 
 mu1, mu2 = sp.symbols("mu_1 mu_2", real=True)
 s1, s2 = sp.symbols("sigma_1 sigma_2", positive=True)
@@ -64,6 +62,10 @@ def least_squares_loss(theta: jax.Array, x: jax.Array, y: jax.Array) -> jax.Arra
     return 0.5 * jnp.mean((theta[0] + x @ theta[1:] - y) ** 2)
 
 
+numeric_hessian = jax.jit(jax.hessian(least_squares_loss))  # autodiff Hessian in theta, one compile per shape
+_loss = jax.jit(least_squares_loss)
+
+
 def gd_steps_to_accuracy(x: jax.Array, y: jax.Array, *, tol: float = 1e-8, max_steps: int = 200_000) -> int:
     """Steps of gradient descent (optax.sgd, learning rate 1/L with L the Hessian's largest eigenvalue)
     from theta = 0 until the excess loss is below ``tol`` times its initial value (S002-01).
@@ -74,10 +76,18 @@ def gd_steps_to_accuracy(x: jax.Array, y: jax.Array, *, tol: float = 1e-8, max_s
         raise ValueError(f"gd_steps_to_accuracy: max_steps must be >= 1, got {max_steps}")
     x, y = jnp.asarray(x), jnp.asarray(y)
     theta0 = jnp.zeros(x.shape[1] + 1, dtype=x.dtype)
-    hessian = jax.hessian(least_squares_loss)(theta0, x, y)
-    optimum = least_squares_loss(_lstsq(x, y), x, y)
-    optimizer = optax.sgd(1.0 / float(jnp.linalg.eigvalsh(hessian)[-1]))
-    target = tol * (least_squares_loss(theta0, x, y) - optimum)
+    hessian = numeric_hessian(theta0, x, y)
+    optimum = _loss(_lstsq(x, y), x, y)
+    rate = 1.0 / jnp.linalg.eigvalsh(hessian)[-1]
+    target = tol * (_loss(theta0, x, y) - optimum)
+    return int(_gd_loop(x, y, rate, optimum, target, max_steps))
+
+
+@functools.partial(jax.jit, static_argnums=5)
+def _gd_loop(x, y, rate, optimum, target, max_steps):
+    """optax.sgd at ``rate`` from theta = 0 until the excess loss is at most ``target``: one compile per shape."""
+    optimizer = optax.sgd(rate)
+    theta0 = jnp.zeros(x.shape[1] + 1, dtype=x.dtype)
     grad = jax.grad(least_squares_loss)
 
     def not_done(state):
@@ -89,22 +99,24 @@ def gd_steps_to_accuracy(x: jax.Array, y: jax.Array, *, tol: float = 1e-8, max_s
         updates, opt_state = optimizer.update(grad(theta, x, y), opt_state)
         return optax.apply_updates(theta, updates), opt_state, step + 1
 
-    _, _, steps = jax.jit(lambda: jax.lax.while_loop(not_done, step_once, (theta0, optimizer.init(theta0), 0)))()
-    return int(steps)
+    return jax.lax.while_loop(not_done, step_once, (theta0, optimizer.init(theta0), 0))[2]
 
 
+@jax.jit
 def _lstsq(x: jax.Array, y: jax.Array) -> jax.Array:
     design = jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), x], axis=1)
     return jnp.linalg.lstsq(design, y)[0]
 
 
-def _features(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Two correlated features on different scales (a mean of 3 and std 2; a mean of 0.5 and std 0.1),
-    and a linear target with noise."""
+def _features(
+    n: int = 2000, seed: int = 0, *, scales=(2.0, 0.1), means=(3.0, 0.5), correlation: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two correlated features (``correlation``) with the given means and standard deviations, and a linear
+    target with noise (by default a mean of 3 and std 2; a mean of 0.5 and std 0.1)."""
     rng = np.random.default_rng(seed)
     base = rng.normal(size=(n, 2))
-    base[:, 1] = 0.3 * base[:, 0] + np.sqrt(1 - 0.3**2) * base[:, 1]
-    x = base * np.array([2.0, 0.1]) + np.array([3.0, 0.5])
+    base[:, 1] = correlation * base[:, 0] + np.sqrt(1 - correlation**2) * base[:, 1]
+    x = base * np.asarray(scales) + np.asarray(means)
     y = 1.0 + x @ np.array([0.7, -4.0]) + rng.normal(0.0, 0.5, n)
     return x, y
 
@@ -119,8 +131,9 @@ def least_squares_hessian() -> sp.Eq:
     return sp.Eq(sp.MatrixSymbol("H", 3, 3), hessian_of_moments(), evaluate=False)
 
 
-def hessian_of_moments(m1: sp.Expr = mu1, m2: sp.Expr = mu2, d1: sp.Expr = s1, d2: sp.Expr = s2,
-                       rho: sp.Expr = r) -> sp.Matrix:
+def hessian_of_moments(
+    m1: sp.Expr = mu1, m2: sp.Expr = mu2, d1: sp.Expr = s1, d2: sp.Expr = s2, rho: sp.Expr = r
+) -> sp.Matrix:
     mean = sp.Matrix([1, m1, m2])
     covariance = sp.Matrix([[0, 0, 0], [0, d1**2, rho * d1 * d2], [0, rho * d1 * d2, d2**2]])
     return sp.ImmutableMatrix(covariance + mean * mean.T)
@@ -133,9 +146,11 @@ def standardised_hessian_condition_number() -> list[sp.Eq]:
     h = hessian_of_moments(0, 0, 1, 1)
     eigenvalues = sorted(h.eigenvals(), key=sp.default_sort_key)
     kappa = standardised_condition_number()
-    return [sp.Eq(sp.Symbol("H_z"), h, evaluate=False),
-            sp.Eq(sp.Symbol("eigenvalues"), sp.Matrix([eigenvalues]), evaluate=False),
-            sp.Eq(sp.Symbol("kappa_z"), kappa, evaluate=False)]
+    return [
+        sp.Eq(sp.Symbol("H_z"), h, evaluate=False),
+        sp.Eq(sp.Symbol("eigenvalues"), sp.Matrix([eigenvalues]), evaluate=False),
+        sp.Eq(sp.Symbol("kappa_z"), kappa, evaluate=False),
+    ]
 
 
 def standardised_condition_number() -> sp.Expr:
@@ -161,8 +176,10 @@ def zscore_moments() -> list[sp.Eq]:
     xs = sp.symbols("x1:5", real=True)
     mean, std = _mean(xs), sp.sqrt(_mean([(v - _mean(xs)) ** 2 for v in xs]))
     z = [(v - mean) / std for v in xs]
-    return [sp.Eq(sp.Symbol("mean(z)"), sp.simplify(_mean(z)), evaluate=False),
-            sp.Eq(sp.Symbol("mean(z^2)"), sp.simplify(_mean([v**2 for v in z])), evaluate=False)]
+    return [
+        sp.Eq(sp.Symbol("mean(z)"), sp.simplify(_mean(z)), evaluate=False),
+        sp.Eq(sp.Symbol("mean(z^2)"), sp.simplify(_mean([v**2 for v in z])), evaluate=False),
+    ]
 
 
 def _mean(values) -> sp.Expr:
@@ -174,8 +191,7 @@ def skewness_is_affine_invariant() -> sp.Eq:
     """Skewness m3 / m2^(3/2) is unchanged by x -> a x + b with a > 0 (central moments scale as a^k), so
     z-scoring cannot make skewed data symmetric, let alone normal (S002-02)."""
     a, m2, m3 = sp.symbols("a m_2 m_3", positive=True)
-    return sp.Eq(sp.Symbol("skew(a x + b)"), sp.simplify(a**3 * m3 / (a**2 * m2) ** sp.Rational(3, 2)),
-                 evaluate=False)
+    return sp.Eq(sp.Symbol("skew(a x + b)"), sp.simplify(a**3 * m3 / (a**2 * m2) ** sp.Rational(3, 2)), evaluate=False)
 
 
 def cross_entropy(probabilities, target) -> sp.Expr:
@@ -195,8 +211,11 @@ def mixup_loss_is_linear_in_the_target() -> sp.Eq:
     (S002-42), for any predicted probabilities p and targets a, b (K = 3)."""
     probs, first, second = mixup_symbols()
     mixed = [lam * u + (1 - lam) * v for u, v in zip(first, second, strict=True)]
-    return sp.Eq(cross_entropy(probs, mixed),
-                 lam * cross_entropy(probs, first) + (1 - lam) * cross_entropy(probs, second), evaluate=False)
+    return sp.Eq(
+        cross_entropy(probs, mixed),
+        lam * cross_entropy(probs, first) + (1 - lam) * cross_entropy(probs, second),
+        evaluate=False,
+    )
 
 
 def oversampling_expected_gradient(k: int = 3) -> tuple[sp.Expr, sp.Expr]:

@@ -78,7 +78,8 @@ def xavier_uniform_limit() -> sp.Eq:
 def relu_second_moment() -> sp.Eq:
     """For a pre-activation z ~ N(0, sigma^2), E(relu(z)^2) = sigma^2 / 2: ReLU keeps half the energy."""
     sigma, z = sp.Symbol("sigma", positive=True), sp.Symbol("z", real=True)
-    value = stats.E(sp.Max(stats.Normal("z", 0, sigma), 0) ** 2)
+    # relu(z)^2 is z^2 on z > 0 and 0 elsewhere: integrate the normal density (sympy.stats) over z > 0.
+    value = sp.integrate(z**2 * stats.density(stats.Normal("z", 0, sigma))(z), (z, 0, sp.oo))
     return sp.Eq(sp.Function("E")(sp.Max(z, 0) ** 2), value, evaluate=False)
 
 
@@ -179,16 +180,17 @@ PROFILES: dict[str, tuple[str, Callable[..., jax.Array], float]] = {
 
 
 @functools.cache
-def variance_profiles() -> dict[str, dict[str, np.ndarray]]:
+def variance_profiles(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Each configuration of PROFILES through a DEPTH-layer, WIDTH-wide MLP at initialisation: the variance
-    of every layer's output and the norm of the gradient reaching it (float64). Each configuration draws
-    from its own key: with one key, he_normal's kernels would be exactly sqrt(2) x glorot_normal's and the
-    two ReLU curves one draw seen twice."""
+    of every layer's output and the norm of the gradient reaching it (float64). Each configuration (and each
+    ``seed``) draws from its own key: with one key, he_normal's kernels would be exactly sqrt(2) x
+    glorot_normal's and the two ReLU curves one draw seen twice."""
     x = jax.random.normal(jax.random.key(0), (BATCH, WIDTH), jnp.float64)
     readout = jax.random.normal(jax.random.key(1), (WIDTH,), jnp.float64)
     out = {}
     for i, (name, (activation, init, _)) in enumerate(PROFILES.items()):
-        kernels = stacked_kernels(init, jax.random.fold_in(jax.random.key(2), i), DEPTH, WIDTH, jnp.float64)
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(2), seed), i)
+        kernels = stacked_kernels(init, key, DEPTH, WIDTH, jnp.float64)
         variance, grad_norm = layer_profile(x, kernels, jnp.zeros((DEPTH, WIDTH)), readout, activation=activation)
         out[name] = {"variance": np.asarray(variance), "grad_norm": np.asarray(grad_norm)}
     return out

@@ -13,11 +13,9 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 import sympy as sp
 
 from derivations.claims import derivation
-from derivations.compare import compare
 
 sigma, rho = sp.symbols("sigma rho", positive=True)
 n_models = sp.Symbol("n", positive=True, integer=True)
@@ -48,8 +46,9 @@ def roc_auc_trapezoid(labels: np.ndarray, scores: np.ndarray) -> float:
     a positive and a negative score moves the curve diagonally, which the trapezoid counts as 1/2."""
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
     if labels.shape != scores.shape or labels.ndim != 1:
-        raise ValueError(f"roc_auc_trapezoid: need 1-D labels and scores of one length, got {labels.shape} "
-                         f"and {scores.shape}")
+        raise ValueError(
+            f"roc_auc_trapezoid: need 1-D labels and scores of one length, got {labels.shape} and {scores.shape}"
+        )
     positives, negatives = int(np.sum(labels == 1)), int(np.sum(labels == 0))
     if positives == 0 or negatives == 0 or positives + negatives != labels.size:
         raise ValueError("roc_auc_trapezoid: labels must be 0/1 with at least one of each")
@@ -75,8 +74,10 @@ def relative_distance_contrast(points: np.ndarray, queries: np.ndarray) -> np.nd
     (S004-08)."""
     points, queries = np.asarray(points, dtype=np.float64), np.asarray(queries, dtype=np.float64)
     if points.ndim != 2 or points.shape[0] < 2 or queries.ndim != 2 or queries.shape[1] != points.shape[1]:
-        raise ValueError(f"relative_distance_contrast: need (n >= 2, d) points and (q, d) queries, got "
-                         f"{points.shape} and {queries.shape}")
+        raise ValueError(
+            f"relative_distance_contrast: need (n >= 2, d) points and (q, d) queries, got "
+            f"{points.shape} and {queries.shape}"
+        )
     # |a - b| by differences, not |a|^2 + |b|^2 - 2 a.b, which cancels catastrophically for close points.
     distances = np.linalg.norm(points[None, :, :] - queries[:, None, :], axis=-1)
     nearest = distances.min(axis=1)
@@ -132,8 +133,10 @@ def bias_variance_decomposition() -> list[sp.Eq]:
     """The expected squared error at x splits into bias^2 + variance + noise (S001-23, S004-07); bias is
     f(x) - E[f_hat(x)] over training sets, not the gap between a prediction and its label."""
     expectation, target = expected_squared_error()
-    return [sp.Eq(sp.Symbol("E[(y - f_hat)^2]"), expectation, evaluate=False),
-            sp.Eq(expectation, target, evaluate=False)]
+    return [
+        sp.Eq(sp.Symbol("E[(y - f_hat)^2]"), expectation, evaluate=False),
+        sp.Eq(expectation, target, evaluate=False),
+    ]
 
 
 def average_variance(n: int | sp.Expr = n_models) -> sp.Expr:
@@ -147,10 +150,15 @@ def correlated_average_variance() -> list[sp.Eq]:
     """The variance of an average of n equally correlated models (S001-22, S004-17), and its limit as
     n -> oo: averaging removes only the uncorrelated part."""
     target = rho * sigma**2 + (1 - rho) * sigma**2 / n_models
-    return [sp.Eq(sp.Symbol("Var[mean]"), average_variance(), evaluate=False),
-            sp.Eq(average_variance(), sp.expand(target), evaluate=False),
-            sp.Eq(sp.Limit(sp.Symbol("Var[mean]"), n_models, sp.oo), sp.limit(average_variance(), n_models, sp.oo),
-                  evaluate=False)]
+    return [
+        sp.Eq(sp.Symbol("Var[mean]"), average_variance(), evaluate=False),
+        sp.Eq(average_variance(), sp.expand(target), evaluate=False),
+        sp.Eq(
+            sp.Limit(sp.Symbol("Var[mean]"), n_models, sp.oo),
+            sp.limit(average_variance(), n_models, sp.oo),
+            evaluate=False,
+        ),
+    ]
 
 
 def metric_symbols():
@@ -162,8 +170,11 @@ def f1_from_counts() -> sp.Eq:
     """F1, the harmonic mean of precision TP/(TP+FP) and recall TP/(TP+FN), in counts (S001-21)."""
     tp, fp, fn = metric_symbols()
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    return sp.Eq(2 * sp.Symbol("P") * sp.Symbol("R") / (sp.Symbol("P") + sp.Symbol("R")),
-                 sp.simplify(2 * precision * recall / (precision + recall)), evaluate=False)
+    return sp.Eq(
+        2 * sp.Symbol("P") * sp.Symbol("R") / (sp.Symbol("P") + sp.Symbol("R")),
+        sp.simplify(2 * precision * recall / (precision + recall)),
+        evaluate=False,
+    )
 
 
 @derivation
@@ -171,8 +182,9 @@ def polynomial_kernel_feature_map() -> sp.Eq:
     """The feature map of the degree-2 polynomial kernel in 2 dimensions (S004-15):
     (x^T y + c)^2 = phi(x)^T phi(y), with C(4, 2) = 6 features."""
     x = sp.symbols("x1 x2", real=True)
-    return sp.Eq(sp.Symbol("phi(x)"), polynomial_feature_map(list(x), 2, sp.Symbol("c", positive=True)).T,
-                 evaluate=False)
+    return sp.Eq(
+        sp.Symbol("phi(x)"), polynomial_feature_map(list(x), 2, sp.Symbol("c", positive=True)).T, evaluate=False
+    )
 
 
 # --- measuring helpers ------------------------------------------------------------------------------------------
@@ -230,7 +242,9 @@ def fit_learner(name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> 
     raise ValueError(f"fit_learner: unknown learner {name!r}")
 
 
-def l2_boost(name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, rounds: int, shrinkage: float) -> np.ndarray:
+def l2_boost(
+    name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, rounds: int, shrinkage: float
+) -> np.ndarray:
     """L2 boosting (gradient boosting on the squared error): each round fits the learner to the residuals and
     adds ``shrinkage`` times it. Returns the boosted fit at x_test."""
     if rounds < 1 or not 0 < shrinkage <= 1:
@@ -239,15 +253,16 @@ def l2_boost(name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, rou
     fit = np.zeros(both.shape)
     for _ in range(rounds):
         fit = fit + shrinkage * fit_learner(name, x, y - fit[..., : x.shape[-1]], both)
-    return fit[..., x.shape[-1]:]
+    return fit[..., x.shape[-1] :]
 
 
-def bagged(name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, replicates: int,
-           rng: np.random.Generator) -> np.ndarray:
+def bagged(
+    name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, replicates: int, rng: np.random.Generator
+) -> np.ndarray:
     """Bagging: the learner fitted to ``replicates`` bootstrap resamples of each training set, averaged."""
     if replicates < 1:
         raise ValueError(f"bagged: replicates must be >= 1, got {replicates}")
-    picks = rng.integers(0, x.shape[-1], x.shape[:-1] + (replicates, x.shape[-1]))
+    picks = rng.integers(0, x.shape[-1], (*x.shape[:-1], replicates, x.shape[-1]))
     xb = np.take_along_axis(x[..., None, :], picks, -1)
     yb = np.take_along_axis(y[..., None, :], picks, -1)
     return fit_learner(name, xb, yb, x_test).mean(-2)

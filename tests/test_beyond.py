@@ -104,7 +104,7 @@ def test_temperature_gradient_matches_autodiff_and_forgetting_one_over_t_is_reje
     wrong = right * t
 
     def loss(row):
-        return optax.softmax_cross_entropy(row[: beyond.K] / t, row[beyond.K:])
+        return optax.softmax_cross_entropy(row[: beyond.K] / t, row[beyond.K :])
 
     assert beyond.gradient_formula_vs_autodiff(right, (*_zs, *_ys), loss, rows).ok
     assert not beyond.gradient_formula_vs_autodiff(wrong, (*_zs, *_ys), loss, rows).ok
@@ -117,7 +117,7 @@ def test_label_smoothing_gradient_matches_autodiff_and_the_hard_target_is_reject
     wrong = beyond.softmax(_zs) - sp.Matrix(_ys)
 
     def loss(row):
-        return optax.softmax_cross_entropy(row[: beyond.K], optax.smooth_labels(row[beyond.K:], alpha))
+        return optax.softmax_cross_entropy(row[: beyond.K], optax.smooth_labels(row[beyond.K :], alpha))
 
     assert beyond.gradient_formula_vs_autodiff(right, (*_zs, *_ys), loss, rows).ok
     assert not beyond.gradient_formula_vs_autodiff(wrong, (*_zs, *_ys), loss, rows).ok
@@ -140,8 +140,10 @@ def test_additive_margin_check_rejects_the_unnormalised_gradient():
     rng = np.random.default_rng(5)
     x, w, label = jnp.asarray(rng.normal(size=6)), jnp.asarray(rng.normal(size=(4, 6))), jnp.asarray(1)
     want = _am_grad(x, w, label, s=16.0, m=0.35)
-    p = jax.nn.softmax(16.0 * (w / jnp.linalg.norm(w, axis=-1, keepdims=True) @ (x / jnp.linalg.norm(x))
-                               - 0.35 * jax.nn.one_hot(label, 4)))
+    p = jax.nn.softmax(
+        16.0
+        * (w / jnp.linalg.norm(w, axis=-1, keepdims=True) @ (x / jnp.linalg.norm(x)) - 0.35 * jax.nn.one_hot(label, 4))
+    )
     wrong = (16.0 * (p - jax.nn.one_hot(label, 4))) @ (w / jnp.linalg.norm(w, axis=-1, keepdims=True))
     assert not np.allclose(wrong, want, rtol=1e-9)
 
@@ -154,3 +156,44 @@ def test_dirac_gan_eigenvalues_are_purely_imaginary():
 def test_am_softmax_rejects_a_negative_margin():
     with pytest.raises(ValueError, match="m >= 0"):
         beyond.am_softmax_loss(jnp.ones(3), jnp.ones((2, 3)), jnp.asarray(0), s=1.0, m=-0.1)
+
+
+@pytest.mark.parametrize("d", [4, 64])
+def test_saturation_jacobian_norm_is_that_of_jax_jacobian_and_a_wrong_formula_is_rejected(d):
+    """The closed-form Frobenius norm of diag(p) - p p^T equals jax.jacobian's; diag(p) alone does not."""
+    out = beyond.softmax_saturation(d, scaled=False, keys=8, queries=16)
+    kq, kk = jax.random.split(jax.random.key(0))
+    q = jax.random.normal(kq, (1, 16, 1, d), dtype=jnp.float64)
+    k = jax.random.normal(kk, (1, 8, 1, d), dtype=jnp.float64)
+    logits = jnp.einsum("qd,kd->qk", q[0, :, 0], k[0, :, 0])
+    jacobians = jax.vmap(jax.jacobian(jax.nn.softmax))(logits)
+    # sum p^2 - 2 sum p^3 + (sum p^2)^2 cancels for peaked p: a relative 1e-8 covers the rounding.
+    np.testing.assert_allclose(
+        out["jacobian_norm"], float(jnp.mean(jnp.linalg.norm(jacobians, axis=(1, 2)))), rtol=1e-8
+    )
+    wrong = float(jnp.mean(jnp.linalg.norm(jax.vmap(jnp.diag)(jax.nn.softmax(logits)), axis=(1, 2))))
+    assert abs(wrong - out["jacobian_norm"]) > 1e-3
+
+
+def test_generator_gradient_vanishes_only_when_the_distributions_do_not_overlap():
+    from derivations.ledger.beyond import _generator_gradient
+
+    grid = np.linspace(-1.0, 3.0, 801)
+    near, far = (abs(_generator_gradient(s * 0.05, 0.05, grid)) for s in (1.0, 40.0))
+    assert near > 1.0 and far < 1e-20
+    assert _generator_gradient(0.0, 0.05, grid) == pytest.approx(0.0, abs=1e-9)  # at p_g = p_data, the optimum
+
+
+def test_hard_attention_processes_only_the_selected_inputs():
+    """The cost claim's hard attention runs the processor on k rows: fewer XLA FLOPs than on all n, and
+    processing every row (k = n, the negative control) is no cheaper."""
+    from derivations.harness import xla_cost
+    from derivations.ledger.beyond import _processor
+
+    rng = np.random.default_rng(0)
+    w1, w2, query = jnp.asarray(rng.normal(size=(8, 32))), jnp.asarray(rng.normal(size=(32, 8))), jnp.ones(8)
+    x = jnp.asarray(rng.normal(size=(64, 8)))
+    full = xla_cost(lambda t: _processor(t, w1, w2), x)["flops"]
+    for k, cheaper in ((8, True), (64, False)):
+        cost = xla_cost(lambda t, k=k: _processor(t[jax.lax.top_k(t @ query, k)[1]], w1, w2), x)["flops"]
+        assert (cost < full) == cheaper

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from derivations import data
 from derivations.bridge import prove_identity
+from derivations.claims import claims_for
 from derivations.compare import compare
 
 RTOL = 1e-10
@@ -60,8 +61,9 @@ def test_zscore_with_the_unbiased_std_is_not_one():
 @given(shape=shapes, seed=st.integers(0, 2**16))
 def test_zscore_keeps_skewness(shape, seed):
     x = np.random.default_rng(seed).exponential(1.0, shape)
-    np.testing.assert_allclose(scipy.stats.skew(np.asarray(data.zscore(jnp.asarray(x)))), scipy.stats.skew(x),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        scipy.stats.skew(np.asarray(data.zscore(jnp.asarray(x)))), scipy.stats.skew(x), rtol=1e-9, atol=1e-12
+    )
 
 
 @given(shape=shapes, seed=st.integers(0, 2**16))
@@ -71,13 +73,16 @@ def test_min_max_maps_onto_zero_one(shape, seed):
     assert float(jnp.max(jnp.abs(jnp.max(u, axis=0) - 1))) <= jnp.finfo(jnp.float64).eps
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: data.zscore(jnp.ones((4, 2))), "constant feature"),
-    (lambda: data.zscore(jnp.ones(1)), "at least 2"),
-    (lambda: data.zscore(jnp.arange(4.0), ddof=2), "ddof"),
-    (lambda: data.min_max(jnp.ones((3, 1))), "max == min"),
-    (lambda: data.gd_steps_to_accuracy(jnp.ones((4, 1)), jnp.ones(4), tol=2.0), "tol"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: data.zscore(jnp.ones((4, 2))), "constant feature"),
+        (lambda: data.zscore(jnp.ones(1)), "at least 2"),
+        (lambda: data.zscore(jnp.arange(4.0), ddof=2), "ddof"),
+        (lambda: data.min_max(jnp.ones((3, 1))), "max == min"),
+        (lambda: data.gd_steps_to_accuracy(jnp.ones((4, 1)), jnp.ones(4), tol=2.0), "tol"),
+    ],
+)
 def test_helpers_reject_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -121,6 +126,21 @@ def test_oversampling_expectation_is_the_weighted_gradient_and_not_the_plain_mea
 
 
 def test_the_chapter_checks_reach_their_recorded_verdicts():
-    assert data._weighting_vs_oversampling().verdict == "holds"
-    assert data._zscore_not_normal().verdict == "refuted"
-    assert data._standardising_same_fit().verdict == "qualified"
+    for claim in claims_for(
+        [
+            "data/class-weighting-matches-oversampling-in-expectation",
+            "data/z-score-does-not-make-data-normal",
+            "data/standardising-does-not-change-the-least-squares-fit",
+        ]
+    ):
+        assert claim.run_check().verdict == claim.expected
+
+
+def test_standardised_condition_number_formula_and_a_wrong_one():
+    """(1 + |r|)/(1 - |r|) is the z-scored Hessian's condition number; 1/(1 - r^2) (a plausible slip) is not."""
+    x, y = data._features(n=500, correlation=0.8)
+    z = data.zscore(jnp.asarray(x))
+    kappa = float(np.linalg.cond(np.asarray(data.numeric_hessian(jnp.zeros(3), z, jnp.asarray(y)))))
+    rho = float(np.corrcoef(np.asarray(z).T)[0, 1])
+    assert abs(float(data.standardised_condition_number().subs(data.r, rho)) - kappa) <= 1e-10 * kappa
+    assert abs(1 / (1 - rho**2) - kappa) > 0.1

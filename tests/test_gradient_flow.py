@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from derivations import gradient_flow as gf
+from derivations.activations import sigmoid
 from derivations.bridge import to_jax
 from models.mlp_stacks import dense_stack, layer_profile, residual_block, stacked_kernels
 
@@ -59,13 +60,14 @@ def test_sigmoid_chain_gradient_is_the_product_of_w_sigma_prime(seed):
 
 def test_sigmoid_chain_harness_rejects_a_missing_weight_factor():
     _, pre = gf.sigmoid_chain()
-    wrong = sp.Mul(*[gf.sigmoid(z) * (1 - gf.sigmoid(z)) for z in pre])  # the w_l dropped
+    wrong = sp.Mul(*[sigmoid(z) * (1 - sigmoid(z)) for z in pre])  # the w_l dropped
     values = [0.3, 2.0, -1.5, 3.0, 0.5, 0.1, -0.2, 0.3, 0.4]
     got = float(_jax_of(wrong, (gf.x, *gf.ws, *gf.bs))(*values))
     assert abs(got - float(_sigmoid_grad()(*values))) > 1e-3 * abs(got)
 
 
 @given(n=st.sampled_from([2, 5]), seed=st.integers(0, 2**16))
+@settings(max_examples=20, deadline=None)
 def test_residual_jacobian_is_identity_plus_branch_jacobian(n, seed):
     assert gf.jacobian_check(gf.residual_jacobian_closed_form, n=n, points=8, seed=seed).ok
 
@@ -132,3 +134,52 @@ def test_zero_bias_output_is_the_weight_product_only_for_the_linear_stack():
     # Negative controls: the product form fails with ReLU, and homogeneity fails with sigmoid.
     assert float(jnp.max(jnp.abs(out(kernels, "relu") - product))) > 1e-2
     assert float(jnp.max(jnp.abs(out(c * kernels, "sigmoid") - c**depth * out(kernels, "sigmoid")))) > 1e-2
+
+
+def _displayed_jacobian(jac_eq, seed):
+    """The displayed J_H = I + W_2 D W_1 instantiated at one random point, and jax.jacobian there."""
+    from derivations.bridge import instantiate
+
+    w1_, w2_, d_ = gf.RESIDUAL_PLACEHOLDERS
+    xs, w1s, b1s, _ = gf.residual_symbols()
+    xv, w1, b1, w2, b2 = (p[0] for p in gf.residual_points(gf.RESIDUAL_N, 1, seed))
+    values = dict(zip(list(xs) + list(w1s) + list(b1s), [*xv, *w1.ravel(), *b1], strict=True))
+    d = sp.ImmutableMatrix(instantiate(gf.residual_jacobian()[1], values)).evalf(30)
+    got = instantiate(jac_eq, {w1_: sp.ImmutableMatrix(w1), w2_: sp.ImmutableMatrix(w2), d_: d})
+    want = np.asarray(jax.jacobian(residual_block)(*map(jnp.asarray, (xv, w1, b1, w2, b2))))
+    return np.array(sp.ImmutableMatrix(got.as_explicit()).tolist(), dtype=float), want
+
+
+@given(seed=st.integers(0, 2**16))
+@settings(max_examples=10, deadline=None)
+def test_displayed_residual_jacobian_instantiated_equals_autodiff(seed):
+    got, want = _displayed_jacobian(gf.residual_jacobian()[0], seed)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-15)
+
+
+def test_displayed_residual_jacobian_with_a_minus_sign_is_rejected():
+    """Negative control for the mutation that used to survive: I - W_2 D W_1."""
+    w1_, w2_, d_ = gf.RESIDUAL_PLACEHOLDERS
+    wrong = sp.Eq(gf.residual_jacobian()[0].lhs, sp.Identity(gf.RESIDUAL_N) - w2_ * d_ * w1_, evaluate=False)
+    got, want = _displayed_jacobian(wrong, 3)
+    assert np.max(np.abs(got - want)) > 1e-3
+
+
+def test_each_configuration_draws_its_own_kernels():
+    """He's kernels must not be sqrt(2) x Xavier's (one draw seen twice): the ReLU profiles differ in shape."""
+    he, xavier = gf.profile("relu", "He", False, False, 10), gf.profile("relu", "Xavier", False, False, 10)
+    ratio = he / xavier
+    assert np.ptp(np.log(ratio) - np.log(2) / 2 * np.arange(10)[::-1]) > 1e-3
+
+
+def test_residual_relu_stack_without_batchnorm_explodes_and_with_it_does_not():
+    exploded = gf.first_over_last("relu", "He", True, False, 50)
+    normalised = gf.first_over_last("relu", "He", True, True, 50)
+    assert exploded > 1e3 and 0.1 < normalised < 100
+
+
+def test_profile_rejects_an_unknown_initialiser():
+    import pytest
+
+    with pytest.raises(ValueError, match="init must be one of"):
+        gf.profile("relu", "LeCun", False, False, 10)

@@ -113,3 +113,48 @@ def test_stack_rejects_unknown_activation_and_bad_shapes():
         dense_stack(jnp.ones((2, 3)), jnp.ones((1, 3, 4)), jnp.ones((1, 3)))
     with pytest.raises(ValueError, match="depth and width"):
         stacked_kernels(jax.nn.initializers.he_normal(), jax.random.key(0), 0, 3)
+
+
+@pytest.mark.parametrize("shape", [(64, 256), (256, 64)])
+def test_xavier_variance_averages_the_forward_and_backward_gains_on_non_square_layers(shape):
+    var = float(init.xavier_variance()[2].rhs.subs({init.fan_in: shape[0], init.fan_out: shape[1]}))
+    g = init.layer_gains(shape, var, draws=16, batch=64, seed=1)
+    n_in, n_out = shape
+    assert abs(g["forward"] - 2 * n_in / (n_in + n_out)) <= 5 * g["forward_se"]
+    assert abs(g["backward"] - 2 * n_out / (n_in + n_out)) <= 5 * g["backward_se"]
+    assert abs((g["forward"] + g["backward"]) / 2 - 1) <= 5 * np.hypot(g["forward_se"], g["backward_se"])
+
+
+def test_layer_gains_reject_the_forward_condition_for_the_backward_pass():
+    """Negative control: 1/n_in keeps the forward pass only; on a 64 x 256 layer backward the gain is 4."""
+    g = init.layer_gains((64, 256), 1 / 64, draws=16, batch=64, seed=2)
+    assert abs(g["backward"] - 1) > 50 * g["backward_se"]
+
+
+def test_he_keeps_the_relu_forward_second_moment():
+    g = init.layer_gains((256, 64), 2 / 256, activation="relu", draws=16, batch=64, seed=3)
+    assert abs(g["forward"] - 1) <= 5 * g["forward_se"]
+
+
+@pytest.mark.parametrize(("shape", "variance"), [((3, 3, 4), 0.1), ((4, 0), 0.1), ((4, 4), 0.0)])
+def test_layer_gains_reject_bad_arguments(shape, variance):
+    with pytest.raises(ValueError, match="shape must be"):
+        init.layer_gains(shape, variance)
+
+
+def test_depth_profiles_draw_each_configuration_on_its_own_key():
+    profiles = init.variance_profiles(0)
+    he, xavier = profiles["ReLU, He (2/n)"]["variance"], profiles["ReLU, Xavier (1/n)"]["variance"]
+    # One shared key would make He's kernels sqrt(2) x Xavier's, and the variance ratio exactly 2^l.
+    assert np.ptp(np.log(he / xavier) - np.log(2) * np.arange(1, len(he) + 1)) > 1e-3
+    assert init.variance_profiles(1)["ReLU, He (2/n)"]["variance"][-1] != he[-1]
+
+
+def test_zero_weights_with_random_hidden_biases_do_learn():
+    model, _, _ = init.zero_init_run("relu", steps=5, lr=0.5, hidden_bias_sd=0.5)
+    assert float(jnp.max(jnp.abs(model.hidden.kernel[...]))) > 0
+
+
+def test_zero_init_run_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="steps >= 1"):
+        init.zero_init_run("relu", steps=0)

@@ -113,3 +113,34 @@ def test_validation_minimum_is_near_best_on_held_out_data_and_training_to_the_en
     assert test[best] <= 1.05 * float(np.min(test))
     # Negative control: the same criterion rejects stopping at the last step (or at the first).
     assert test[-1] > 1.05 * float(np.min(test)) and test[0] > 1.05 * float(np.min(test))
+
+
+@pytest.mark.parametrize(("lr", "decay"), [(0.01, 0.1), (0.1, 1.0)])
+def test_sgd_on_l2_penalty_is_exactly_decoupled_weight_decay(lr, decay):
+    x, y, _ = reg.sparse_problem()
+    v0 = jnp.asarray(np.random.default_rng(1).normal(size=x.shape[1]))
+    coupled, decoupled = reg.sgd_trajectories(x, y, lr=lr, decay=decay, steps=50, v0=v0)
+    np.testing.assert_allclose(decoupled, coupled, rtol=1e-10, atol=1e-14)
+
+
+def test_decay_equivalence_rejects_a_half_strength_penalty():
+    """Negative control: SGD on L + (lambda/4)||w||^2 is not decay by (1 - eta lambda)."""
+    x, y, _ = reg.sparse_problem()
+    v0 = jnp.asarray(np.random.default_rng(1).normal(size=x.shape[1]))
+    coupled, _ = reg.sgd_trajectories(x, y, lr=0.01, decay=0.05, steps=50, v0=v0)
+    _, decoupled = reg.sgd_trajectories(x, y, lr=0.01, decay=0.1, steps=50, v0=v0)
+    assert float(jnp.max(jnp.abs(coupled - decoupled))) > 1e-3
+
+
+def test_adam_l2_decays_weights_with_large_gradients_less_and_adamw_alike():
+    effect = reg.adam_decay_per_weight(np.array([1e-2, 1.0, 1e2]), lr=1e-3, decay=0.1, steps=50)
+    assert np.all(np.diff(effect["adam_l2"]) < 0) and effect["adam_l2"][0] > 100 * effect["adam_l2"][-1]
+    assert np.ptp(effect["adamw"]) <= 0.1 * effect["adamw"].mean()
+
+
+def test_patience_stop_finds_a_plain_minimum_and_stops_early_on_a_plateau():
+    val = np.array([5.0, 4.0, 3.0, 3.0, 3.0, 1.0, 2.0])
+    assert reg.patience_stop(val, 10) == 5
+    assert reg.patience_stop(val, 2) == 2  # the plateau ends the run before the deeper minimum
+    with pytest.raises(ValueError, match="patience"):
+        reg.patience_stop(val, 0)

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from derivations import statistics as stats
+from derivations.ledger.statistics import MC_Z, decomposition_test
 
 RTOL = 1e-10
 
@@ -23,13 +24,50 @@ def test_bias_variance_identity_is_proved_and_dropping_the_noise_is_rejected():
     assert sp.simplify(expectation - (target - noise)) != 0
 
 
-def test_polynomial_fits_follow_the_decomposition_within_monte_carlo_error():
-    fits = stats._polynomial_fits(degrees=(1, 5), training_sets=200)
-    for v in fits.values():
-        gap = abs(v["mse"] - (v["bias2"] + v["variance"] + v["noise"]))
-        assert gap <= stats.MC_Z * v["mse_standard_error"]
-        # Negative control: without the noise term the decomposition misses by far more than the error bars.
-        assert abs(v["mse"] - (v["bias2"] + v["variance"])) > 10 * v["mse_standard_error"]
+def test_decomposition_holds_on_independent_training_sets_and_dropping_the_noise_is_rejected():
+    """On independent draws the measured error matches bias^2 + variance + sigma^2 within its standard error;
+    negative control: the same comparison without sigma^2 fails by many standard errors."""
+    for degree in (1, 5):
+        row = decomposition_test(degree, 0.5, 50, 200, seed=degree)
+        assert row["z"] <= MC_Z
+        assert abs(row["measured"] - (row["predicted"] - 0.25)) > 10 * row["standard_error"]
+
+
+@given(seed=st.integers(0, 2**16), n=st.sampled_from([5, 20]))
+def test_stump_is_the_best_single_split(seed, n):
+    """The vectorised stump equals a brute-force search over every split; a mid-range split is no better."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(0, 1, n), rng.normal(size=n)
+    order = np.argsort(x)
+    ys = y[order]
+    sse = [np.sum((ys[:k] - ys[:k].mean()) ** 2) + np.sum((ys[k:] - ys[k:].mean()) ** 2) for k in range(1, n)]
+    fit = stats.stump_fit(x[None], y[None], x[None])[0]
+    np.testing.assert_allclose(np.sum((y - fit) ** 2), min(sse), rtol=1e-12)
+
+
+def test_boosting_a_linear_learner_stays_linear_and_boosting_stumps_lowers_their_bias():
+    rng = np.random.default_rng(3)
+    x_test = np.linspace(0.05, 0.95, 20)
+    x, y = stats.training_sets(rng, 50, 40, 0.3)
+    boosted = stats.l2_boost("linear", x, y, x_test, rounds=200, shrinkage=0.1)
+    np.testing.assert_allclose(boosted, stats.polynomial_fit(x, y, x_test, 1), rtol=1e-6, atol=1e-8)
+    f = stats.truth(x_test)
+    single = stats.bias2_and_variance(stats.fit_learner("stump", x, y, x_test), f)[0]
+    assert stats.bias2_and_variance(stats.l2_boost("stump", x, y, x_test, rounds=50, shrinkage=0.2), f)[0] < single
+    # Negative control: one boosting round with full shrinkage is the stump itself, no lower bias.
+    one = stats.l2_boost("stump", x, y, x_test, rounds=1, shrinkage=1.0)
+    np.testing.assert_allclose(one, stats.fit_learner("stump", x, y, x_test), rtol=1e-12)
+
+
+def test_bagging_averages_bootstrap_fits():
+    rng = np.random.default_rng(4)
+    x_test = np.linspace(0.05, 0.95, 20)
+    x, y = stats.training_sets(rng, 30, 40, 0.3)
+    f = stats.truth(x_test)
+    single = stats.bias2_and_variance(stats.fit_learner("stump", x, y, x_test), f)[1]
+    assert stats.bias2_and_variance(stats.bagged("stump", x, y, x_test, replicates=20, rng=rng), f)[1] < single
+    with pytest.raises(ValueError, match="replicates"):
+        stats.bagged("stump", x, y, x_test, replicates=0, rng=rng)
 
 
 @pytest.mark.parametrize("n", [1, 2, 4, 7])
@@ -95,15 +133,18 @@ def test_rbf_gram_matrix_has_no_negative_eigenvalues(seed, gamma):
     assert eigenvalues[0] >= -40 * np.finfo(np.float64).eps * eigenvalues[-1]
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: stats.confusion_counts(np.asarray([0, 2]), np.asarray([0, 1])), "0 or 1"),
-    (lambda: stats.confusion_counts(np.asarray([0, 1]), np.asarray([0])), "shapes differ"),
-    (lambda: stats.roc_auc_trapezoid(np.asarray([1, 1]), np.asarray([0.1, 0.2])), "at least one of each"),
-    (lambda: stats.pairwise_auc(np.asarray([1, 0]), np.asarray([0.1, 0.2]), tie=2.0), "tie"),
-    (lambda: stats.rbf_kernel_matrix(jnp.ones((2, 2)), gamma=0.0), "gamma"),
-    (lambda: stats.polynomial_feature_map([sp.Symbol("x")], 0, 1), "degree"),
-    (lambda: stats.relative_distance_contrast(np.zeros((3, 2)), np.zeros((1, 2))), "coincides"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: stats.confusion_counts(np.asarray([0, 2]), np.asarray([0, 1])), "0 or 1"),
+        (lambda: stats.confusion_counts(np.asarray([0, 1]), np.asarray([0])), "shapes differ"),
+        (lambda: stats.roc_auc_trapezoid(np.asarray([1, 1]), np.asarray([0.1, 0.2])), "at least one of each"),
+        (lambda: stats.pairwise_auc(np.asarray([1, 0]), np.asarray([0.1, 0.2]), tie=2.0), "tie"),
+        (lambda: stats.rbf_kernel_matrix(jnp.ones((2, 2)), gamma=0.0), "gamma"),
+        (lambda: stats.polynomial_feature_map([sp.Symbol("x")], 0, 1), "degree"),
+        (lambda: stats.relative_distance_contrast(np.zeros((3, 2)), np.zeros((1, 2))), "coincides"),
+    ],
+)
 def test_helpers_reject_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()

@@ -5,6 +5,7 @@ Dirac-GAN's rotation) and the softmax variants' gradients, each probed over the 
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ import sympy as sp
 
 from derivations.activations import softmax
 from derivations.beyond import (
+    MC_Z,
     K,
     _numpy_attention,
     additive_margin_gradient,
@@ -52,10 +54,11 @@ from derivations.compare import compare
 from derivations.harness import xla_cost
 from models.attention import attention_weights, dot_product_attention, dot_product_attention_backward
 
-MC_Z = 4.5  # Monte-Carlo estimates must lie within this many standard errors of the exact value
-_S002_50 = ("S002-50 gives attention's purpose: 'it makes it easier for the system to find, in the input, the "
-            "useful information relevant to the current output' (让系统更加容易的找到输入的数据中与当前输出信息相关的"
-            "有用信息); it does not mention the 1/sqrt(d) scale. ")
+_S002_50 = (
+    "S002-50 gives attention's purpose: 'it makes it easier for the system to find, in the input, the "
+    "useful information relevant to the current output' (让系统更加容易的找到输入的数据中与当前输出信息相关的"
+    "有用信息); it does not mention the 1/sqrt(d) scale. "
+)
 
 
 def _unit_variance_draws(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -76,8 +79,7 @@ def _unit_variance_draws(rng: np.random.Generator, kind: str, shape: tuple[int, 
     "for independent queries and keys of mean 0 and variance 1, q . k has variance d, and q . k / sqrt(d) "
     "variance 1.",
     expected="holds",
-    scope={"d": [1, 16, 64, 256], "distributions": ["normal", "uniform", "rademacher"], "draws": 20_000,
-           "z": MC_Z},
+    scope={"d": [1, 16, 64, 256], "distributions": ["normal", "uniform", "rademacher"], "draws": 20_000, "z": MC_Z},
     tolerance=f"Monte-Carlo: each sample variance within {MC_Z} standard errors (from the draws' fourth moment) "
     "of the derived value",
 )
@@ -96,14 +98,23 @@ def _qk_variance(scope) -> Evidence:
                 se = np.std((s - s.mean()) ** 2, ddof=1) / np.sqrt(scope["draws"])
                 z = float(abs(variance - target) / se)
                 worst = max(worst, z)
-                rows[f"{kind}, d={d}, {name}"] = {"variance": float(variance), "derived": target,
-                                                 "standard_error": float(se), "z": z}
+                rows[f"{kind}, d={d}, {name}"] = {
+                    "variance": float(variance),
+                    "derived": target,
+                    "standard_error": float(se),
+                    "z": z,
+                }
     return evidence(
         "measurement",
         core("SymPy: one product q_i k_i has variance E[q^2] E[k^2] - (E[q] E[k])^2 = 1", one_term == 1.0),
-        core(f"the sample variance of q . k is d, and of q . k / sqrt(d) is 1, for d in {scope['d']} and "
-             f"{'/'.join(scope['distributions'])} coordinates, within {scope['z']} standard errors",
-             worst <= scope["z"], worst_z=worst, samples=scope["draws"] * len(rows) // 2, dtype="float64"),
+        core(
+            f"the sample variance of q . k is d, and of q . k / sqrt(d) is 1, for d in {scope['d']} and "
+            f"{'/'.join(scope['distributions'])} coordinates, within {scope['z']} standard errors",
+            worst <= scope["z"],
+            worst_z=worst,
+            samples=scope["draws"] * len(rows) // 2,
+            dtype="float64",
+        ),
         details=rows,
     )
 
@@ -118,8 +129,7 @@ def _qk_variance(scope) -> Evidence:
     "scaled one), but the gradient the softmax passes shrinks only slowly with d: its Jacobian norm stays "
     "comparable to the scaled one at d = 16 and 64 (partly peaked weights have the largest Jacobian) and "
     "falls below half of it only at large d.",
-    scope={"d": [16, 64, 512], "keys": [8, 32], "queries": 128, "entropy_fraction": 0.5,
-           "jacobian_fraction": 0.5},
+    scope={"d": [16, 64, 512], "keys": [8, 32], "queries": 128, "entropy_fraction": 0.5, "jacobian_fraction": 0.5},
 )
 def _scaling_saturation(scope) -> Evidence:
     rows = {}
@@ -127,8 +137,12 @@ def _scaling_saturation(scope) -> Evidence:
         for keys in scope["keys"]:
             scaled = softmax_saturation(d, scaled=True, keys=keys, queries=scope["queries"])
             raw = softmax_saturation(d, scaled=False, keys=keys, queries=scope["queries"])
-            rows[(d, keys)] = {"scaled": scaled, "unscaled": raw, "uniform_entropy": float(np.log(keys)),
-                               "jacobian_ratio": raw["jacobian_norm"] / scaled["jacobian_norm"]}
+            rows[(d, keys)] = {
+                "scaled": scaled,
+                "unscaled": raw,
+                "uniform_entropy": float(np.log(keys)),
+                "jacobian_ratio": raw["jacobian_norm"] / scaled["jacobian_norm"],
+            }
     spread = all(v["scaled"]["entropy"] > scope["entropy_fraction"] * v["uniform_entropy"] for v in rows.values())
     peaked = all(v["unscaled"]["entropy"] < scope["entropy_fraction"] * v["scaled"]["entropy"] for v in rows.values())
     largest = scope["d"][-1]
@@ -138,16 +152,32 @@ def _scaling_saturation(scope) -> Evidence:
 
     return evidence(
         "measurement",
-        core(f"with the scale the weights stay spread (entropy above {scope['entropy_fraction']} of uniform) for "
-             f"d in {scope['d']}, keys in {scope['keys']}", spread),
-        core(f"without it the weights saturate: entropy below {scope['entropy_fraction']} of the scaled one, "
-             "everywhere in scope", peaked, samples=scope["queries"] * len(rows) * 2, dtype="float64"),
-        core(f"at d = {largest} the softmax Jacobian diag(p) - p p^T is below {scope['jacobian_fraction']} of the "
-             "scaled one (little gradient)", small_gradient(largest),
-             jacobian_ratio=max(rows[(largest, k)]["jacobian_ratio"] for k in scope["keys"])),
-        *(scoped(f"at d = {d} too the Jacobian is below {scope['jacobian_fraction']} of the scaled one",
-                 small_gradient(d), jacobian_ratio=max(rows[(d, k)]["jacobian_ratio"] for k in scope["keys"]))
-          for d in scope["d"][:-1]),
+        core(
+            f"with the scale the weights stay spread (entropy above {scope['entropy_fraction']} of uniform) for "
+            f"d in {scope['d']}, keys in {scope['keys']}",
+            spread,
+        ),
+        core(
+            f"without it the weights saturate: entropy below {scope['entropy_fraction']} of the scaled one, "
+            "everywhere in scope",
+            peaked,
+            samples=scope["queries"] * len(rows) * 2,
+            dtype="float64",
+        ),
+        core(
+            f"at d = {largest} the softmax Jacobian diag(p) - p p^T is below {scope['jacobian_fraction']} of the "
+            "scaled one (little gradient)",
+            small_gradient(largest),
+            jacobian_ratio=max(rows[(largest, k)]["jacobian_ratio"] for k in scope["keys"]),
+        ),
+        *(
+            scoped(
+                f"at d = {d} too the Jacobian is below {scope['jacobian_fraction']} of the scaled one",
+                small_gradient(d),
+                jacobian_ratio=max(rows[(d, k)]["jacobian_ratio"] for k in scope["keys"]),
+            )
+            for d in scope["d"][:-1]
+        ),
         details={f"d={d}, keys={k}": v for (d, k), v in rows.items()},
     )
 
@@ -175,8 +205,12 @@ def _attention_backward(scope, rtol) -> Evidence:
     shown = instantiate(softmax_vjp(), {sp.Symbol(f"p{i + 1}", positive=True): p[i] for i in range(3)})
     gs, us = sp.symbols("g1:4", real=True), sp.symbols("u1:4", positive=True)
     exps = {sp.exp(z): u for z, u in zip(zs, us, strict=True)}  # rational in u = e^z: SymPy decides it quickly
-    vjp_proofs = [prove_identity(shown[j].subs(exps), product[j].subs(exps), [*us, *gs],
-                                 sampler=lambda rng, n: rng.uniform(0.1, 3.0, n)) for j in range(3)]
+    vjp_proofs = [
+        prove_identity(
+            shown[j].subs(exps), product[j].subs(exps), [*us, *gs], sampler=lambda rng, n: rng.uniform(0.1, 3.0, n)
+        )
+        for j in range(3)
+    ]
     rng = np.random.default_rng(1)
     outputs, references, closed, autodiff, gaps = [], [], [], [], []
     for shape in scope["shapes"]:
@@ -188,16 +222,23 @@ def _attention_backward(scope, rtol) -> Evidence:
             closed.append(by_hand)
             autodiff.append(by_vjp)
             if scale is None:
-                gaps.append(float(jnp.max(jnp.abs(jax.nn.dot_product_attention(q, k, v) - references[-1].reshape(shape)))))
+                gaps.append(
+                    float(jnp.max(jnp.abs(jax.nn.dot_product_attention(q, k, v) - references[-1].reshape(shape))))
+                )
     fwd = compare(lambda: jnp.concatenate(outputs), lambda: jnp.concatenate(references), [], rtol=rtol)
     bwd = compare(lambda: jnp.concatenate(closed), lambda: jnp.concatenate(autodiff), [], rtol=rtol)
     configurations = len(scope["shapes"]) * len(scope["scales"])
     return evidence(
         "autodiff",
-        *(proved(f"SymPy: the displayed softmax VJP p_j (g_j - sum_i p_i g_i) equals (J^T g)_{j + 1}", proof)
-          for j, proof in enumerate(vjp_proofs)),
-        compared(f"the forward pass equals a NumPy float64 reference in {configurations} "
-                 "configurations (length 1 included; scales {scope['scales']}, None = 1/sqrt(d))", fwd),
+        *(
+            proved(f"SymPy: the displayed softmax VJP p_j (g_j - sum_i p_i g_i) equals (J^T g)_{j + 1}", proof)
+            for j, proof in enumerate(vjp_proofs)
+        ),
+        compared(
+            f"the forward pass equals a NumPy float64 reference in {configurations} "
+            "configurations (length 1 included; scales {scope['scales']}, None = 1/sqrt(d))",
+            fwd,
+        ),
         compared(f"the closed-form (dQ, dK, dV) equals jax.vjp in {configurations} configurations", bwd),
         details={"jax_nn_dot_product_attention_max_abs_err_float32_softmax": max(gaps)},
     )
@@ -219,8 +260,13 @@ def _processor(x: jax.Array, w1: jax.Array, w2: jax.Array) -> jax.Array:
     "k selected costs less than processing all n. Not of soft (dot-product) attention, the form of "
     "Transformers and attention decoders: every input gets a non-zero weight, so no subset is selected, and "
     "adding self-attention to the same per-token processing adds about 4 n^2 d FLOPs, quadratic in n.",
-    scope={"n": [64, 256], "d": 32, "hidden": 128, "selected_fraction": [0.125, 0.5],
-           "baseline": "the same per-token MLP applied to all n inputs, without attention"},
+    scope={
+        "n": [64, 256],
+        "d": 32,
+        "hidden": 128,
+        "selected_fraction": [0.125, 0.5],
+        "baseline": "the same per-token MLP applied to all n inputs, without attention",
+    },
 )
 def _attention_cost(scope) -> Evidence:
     d, h = scope["d"], scope["hidden"]
@@ -230,8 +276,12 @@ def _attention_cost(scope) -> Evidence:
     for n in scope["n"]:
         x = jnp.asarray(rng.normal(size=(n, d)))
         baseline = xla_cost(lambda t: _processor(t, w1, w2), x)["flops"]
-        soft = xla_cost(lambda t: _processor(dot_product_attention(t[None, :, None], t[None, :, None],
-                                                                   t[None, :, None])[0, :, 0], w1, w2), x)["flops"]
+        soft = xla_cost(
+            lambda t: _processor(
+                dot_product_attention(t[None, :, None], t[None, :, None], t[None, :, None])[0, :, 0], w1, w2
+            ),
+            x,
+        )["flops"]
         weights = attention_weights(x[None, :, None], x[None, :, None])
         dense.append(float(jnp.min(weights)) > 0.0)
         row = {"baseline": baseline, "soft_self_attention": soft, "4n^2d": 4 * n * n * d}
@@ -248,13 +298,21 @@ def _attention_cost(scope) -> Evidence:
         rows[n] = row
     return evidence(
         "measurement",
-        core(f"hard attention (score all n inputs, process the top k, k/n in {scope['selected_fraction']}) costs "
-             f"fewer XLA FLOPs than processing all n, n in {scope['n']}", all(hard_cheaper),
-             largest_hard_to_baseline=max(v[key] / v["baseline"] for v in rows.values() for key in v
-                                          if key.startswith("hard"))),
+        core(
+            f"hard attention (score all n inputs, process the top k, k/n in {scope['selected_fraction']}) costs "
+            f"fewer XLA FLOPs than processing all n, n in {scope['n']}",
+            all(hard_cheaper),
+            largest_hard_to_baseline=max(
+                v[key] / v["baseline"] for v in rows.values() for key in v if key.startswith("hard")
+            ),
+        ),
         scoped("soft (dot-product) attention selects a subset: some input gets weight 0", not all(dense)),
-        scoped("soft self-attention in front of the same processing reduces its FLOPs", not all(soft_costlier),
-               soft_to_baseline_at_largest_n=rows[scope["n"][-1]]["soft_self_attention"] / rows[scope["n"][-1]]["baseline"]),
+        scoped(
+            "soft self-attention in front of the same processing reduces its FLOPs",
+            not all(soft_costlier),
+            soft_to_baseline_at_largest_n=rows[scope["n"][-1]]["soft_self_attention"]
+            / rows[scope["n"][-1]]["baseline"],
+        ),
         details={str(n): v for n, v in rows.items()},
     )
 
@@ -302,19 +360,35 @@ def _optimal_discriminator(scope) -> Evidence:
         key, sub = jax.random.split(key)
         rivals = jax.random.uniform(sub, (scope["rivals"], data.size), dtype=jnp.float64, minval=1e-4, maxval=1 - 1e-4)
         rivals = jnp.concatenate([rivals, jnp.clip(d_star + 1e-3, 1e-9, 1 - 1e-9)[None]])
-        gaps.append(float(jnp.max(jax.vmap(gan_value, (0, None, None))(rivals, data, generated)
-                                  - gan_value(d_star, data, generated))))
+        gaps.append(
+            float(
+                jnp.max(
+                    jax.vmap(gan_value, (0, None, None))(rivals, data, generated) - gan_value(d_star, data, generated)
+                )
+            )
+        )
         curvatures.append(float(jnp.max(curvature(data, generated))))
     return evidence(
         "autodiff",
         core("SymPy: dV/dD vanishes at D* = p_data / (p_data + p_g)", stationary),
-        core("the second derivative there (the displayed formula) is negative at every point of every pair",
-             max(curvatures) < 0, largest_curvature=max(curvatures)),
-        core(f"|jax.grad V| at D* is 0 up to rounding ({scope['ulps']} ulps of its condition), for {len(grads)} pairs "
-             f"of distributions over {scope['points']} points", max(grads) <= 1.0, largest_share_of_bound=max(grads),
-             dtype="float64"),
-        core(f"{scope['rivals']} random discriminators and one near D* all score lower, for every pair",
-             max(gaps) < 0, largest_gap=max(gaps), samples=scope["rivals"] * len(gaps)),
+        core(
+            "the second derivative there (the displayed formula) is negative at every point of every pair",
+            max(curvatures) < 0,
+            largest_curvature=max(curvatures),
+        ),
+        core(
+            f"|jax.grad V| at D* is 0 up to rounding ({scope['ulps']} ulps of its condition), for {len(grads)} pairs "
+            f"of distributions over {scope['points']} points",
+            max(grads) <= 1.0,
+            largest_share_of_bound=max(grads),
+            dtype="float64",
+        ),
+        core(
+            f"{scope['rivals']} random discriminators and one near D* all score lower, for every pair",
+            max(gaps) < 0,
+            largest_gap=max(gaps),
+            samples=scope["rivals"] * len(gaps),
+        ),
     )
 
 
@@ -355,8 +429,9 @@ def _gan_jsd(scope, rtol) -> Evidence:
         jsds.append(-np.log(4) + 2 * scipy.spatial.distance.jensenshannon(data, generated) ** 2)  # scipy: sqrt, nats
         equal.append(bool(np.array_equal(data, generated)))
     against_scipy = compare(lambda: jnp.asarray(values), lambda: jnp.asarray(jsds), [], rtol=rtol)
-    lowest_only_at_equality = all(abs(v + np.log(4)) <= rtol * np.log(4) if e else v > -np.log(4)
-                                  for v, e in zip(values, equal, strict=True))
+    lowest_only_at_equality = all(
+        abs(v + np.log(4)) <= rtol * np.log(4) if e else v > -np.log(4) for v, e in zip(values, equal, strict=True)
+    )
     grid = np.linspace(-1.0, 3.0, 801)
     gradients = {s: _generator_gradient(s * scope["width"], scope["width"], grid) for s in scope["shifts_in_widths"]}
     overlapping = abs(gradients[scope["shifts_in_widths"][0]])
@@ -364,12 +439,16 @@ def _gan_jsd(scope, rtol) -> Evidence:
     return evidence(
         "measurement",
         proved("SymPy: the pointwise value at D* equals the JSD form", proof),
-        compared(f"V(D*) equals -log 4 + 2 JSD (scipy.spatial.distance.jensenshannon) for {len(values)} pairs",
-                 against_scipy),
+        compared(
+            f"V(D*) equals -log 4 + 2 JSD (scipy.spatial.distance.jensenshannon) for {len(values)} pairs", against_scipy
+        ),
         core("V(D*) is -log 4 exactly for p_g = p_data and above it for every other pair", lowest_only_at_equality),
-        scoped(f"the generator's gradient against D* does not vanish: a bump shifted by {scope['shifts_in_widths']} "
-               f"widths, smallest |dV/dtheta| over the overlapping one above {scope['vanishing_ratio']}",
-               ratio > scope["vanishing_ratio"], smallest_gradient_ratio=ratio),
+        scoped(
+            f"the generator's gradient against D* does not vanish: a bump shifted by {scope['shifts_in_widths']} "
+            f"widths, smallest |dV/dtheta| over the overlapping one above {scope['vanishing_ratio']}",
+            ratio > scope["vanishing_ratio"],
+            smallest_gradient_ratio=ratio,
+        ),
         details={"gradients_by_shift": {str(s): g for s, g in gradients.items()}},
     )
 
@@ -378,6 +457,19 @@ def _dirac_gan_field(theta, psi):
     """(-dV/dtheta, dV/dpsi) for V = f(psi theta), f(t) = -log(1 + e^-t), by jax.grad."""
     g_theta, g_psi = jax.grad(lambda a, b: -jax.nn.softplus(-a * b), argnums=(0, 1))(theta, psi)
     return jnp.stack([-g_theta, g_psi])
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _dirac_gan_runs(lrs, starts, steps):
+    """The distance to the equilibrium after ``steps`` simultaneous gradient steps, one run per (lr, start)."""
+
+    def run(lr, start):
+        def step(state, _):
+            return state + lr * _dirac_gan_field(state[0], state[1]), None
+
+        return jnp.hypot(*jax.lax.scan(step, start, None, length=steps)[0])
+
+    return jax.vmap(run)(lrs, starts)
 
 
 @claim(
@@ -397,30 +489,42 @@ def _dirac_gan(scope, rtol) -> Evidence:
     eigenvalues = np.asarray([complex(e) for e in instantiate(shown)], dtype=np.complex128)
     jacobian = jax.jacfwd(lambda s: _dirac_gan_field(s[0], s[1]))(jnp.zeros(2))
     numeric = np.sort_complex(np.linalg.eigvals(np.asarray(jacobian)))
-    match = compare(lambda: jnp.asarray(np.concatenate([numeric.real, numeric.imag])) + 1.0,
-                    lambda: jnp.asarray(np.concatenate([np.sort_complex(eigenvalues).real,
-                                                        np.sort_complex(eigenvalues).imag])) + 1.0, [], rtol=rtol)
+    match = compare(
+        lambda: jnp.asarray(np.concatenate([numeric.real, numeric.imag])) + 1.0,
+        lambda: (
+            jnp.asarray(np.concatenate([np.sort_complex(eigenvalues).real, np.sort_complex(eigenvalues).imag])) + 1.0
+        ),
+        [],
+        rtol=rtol,
+    )
     at_rest = float(jnp.max(jnp.abs(_dirac_gan_field(jnp.float64(0.0), jnp.float64(0.0)))))
-    runs = {}
-    for lr in scope["learning_rates"]:
-        for start in scope["starts"]:
-
-            def step(state, _, lr=lr):
-                new = state + lr * _dirac_gan_field(state[0], state[1])
-                return new, jnp.hypot(new[0], new[1])
-
-            _, radius = jax.lax.scan(step, jnp.asarray(start, dtype=jnp.float64), None, length=scope["steps"])
-            runs[f"lr={lr}, start={start}"] = {"start": float(np.hypot(*start)), "end": float(radius[-1])}
+    lrs, starts = np.asarray(scope["learning_rates"]), np.asarray(scope["starts"], dtype=np.float64)
+    ends = np.asarray(
+        _dirac_gan_runs(
+            jnp.asarray(np.repeat(lrs, len(starts))), jnp.asarray(np.tile(starts, (len(lrs), 1))), scope["steps"]
+        )
+    )
+    runs = {
+        f"lr={lr}, start={tuple(start)}": {"start": float(np.hypot(*start)), "end": float(end)}
+        for (lr, start), end in zip(itertools.product(lrs, starts), ends, strict=True)
+    }
     converged = [v["end"] < v["start"] for v in runs.values() if v["start"] > 0]
     return evidence(
         "measurement",
-        core("the equilibrium (theta, psi) = (0, 0) is a steady state: the gradient field vanishes there",
-             at_rest == 0.0),
-        compared("the displayed eigenvalues +-i f'(0) equal those of jax.jacfwd of the field (real and imaginary "
-                 "parts, shifted by 1)", match),
-        scoped(f"simultaneous gradient steps approach it, for learning rates {scope['learning_rates']} and "
-               f"{len(scope['starts'])} starts ({scope['steps']} steps)", all(converged),
-               smallest_growth=min(v["end"] / v["start"] for v in runs.values() if v["start"] > 0)),
+        core(
+            "the equilibrium (theta, psi) = (0, 0) is a steady state: the gradient field vanishes there", at_rest == 0.0
+        ),
+        compared(
+            "the displayed eigenvalues +-i f'(0) equal those of jax.jacfwd of the field (real and imaginary "
+            "parts, shifted by 1)",
+            match,
+        ),
+        scoped(
+            f"simultaneous gradient steps approach it, for learning rates {scope['learning_rates']} and "
+            f"{len(scope['starts'])} starts ({scope['steps']} steps)",
+            all(converged),
+            smallest_growth=min(v["end"] / v["start"] for v in runs.values() if v["start"] > 0),
+        ),
         details=runs,
     )
 
@@ -433,15 +537,24 @@ _S001_26 = "'Modified softmax' (魔改 softmax: S001-26 is a heading only). This
 def _rows(seed: int, batch: int = 64, scale: float = 2.0) -> jax.Array:
     """Rows (logits z_1..z_K, a one-hot target y_1..y_K)."""
     rng = np.random.default_rng(seed)
-    return jnp.concatenate([jnp.asarray(rng.normal(0.0, scale, (batch, K))),
-                            jax.nn.one_hot(rng.integers(0, K, batch), K, dtype=jnp.float64)], axis=1)
+    return jnp.concatenate(
+        [
+            jnp.asarray(rng.normal(0.0, scale, (batch, K))),
+            jax.nn.one_hot(rng.integers(0, K, batch), K, dtype=jnp.float64),
+        ],
+        axis=1,
+    )
 
 
 def _sum_to_one_proofs(derived, shown: sp.Matrix, zs, ys, extra) -> list:
     """SymPy's gradient against the displayed one, with y_K = 1 - sum of the others (the target sums to 1)."""
     subs = {ys[-1]: 1 - sum(ys[:-1])}
-    return [prove_identity(a.subs(subs), b.subs(subs), [*zs, *ys[:-1], *extra],
-                           sampler=lambda rng, n: rng.uniform(0.05, 3.0, n)) for a, b in zip(derived, shown, strict=True)]
+    return [
+        prove_identity(
+            a.subs(subs), b.subs(subs), [*zs, *ys[:-1], *extra], sampler=lambda rng, n: rng.uniform(0.05, 3.0, n)
+        )
+        for a, b in zip(derived, shown, strict=True)
+    ]
 
 
 @claim(
@@ -468,10 +581,19 @@ def _temperature(scope, rtol) -> Evidence:
     cmp = compare(lambda: jnp.concatenate(got), lambda: jnp.concatenate(want), [], rtol=rtol)
     return evidence(
         "autodiff",
-        *(proved(f"SymPy: dCE/dz_{j + 1} of softmax(z/T) equals the displayed (softmax(z/T) - y)_{j + 1} / T when "
-                 "the target sums to 1", proof) for j, proof in enumerate(proofs)),
-        compared(f"the displayed gradient equals jax.grad of optax.softmax_cross_entropy(z / T, y) for T in "
-                 f"{scope['T']}, logit scales {scope['logit_scales']}", cmp),
+        *(
+            proved(
+                f"SymPy: dCE/dz_{j + 1} of softmax(z/T) equals the displayed (softmax(z/T) - y)_{j + 1} / T when "
+                "the target sums to 1",
+                proof,
+            )
+            for j, proof in enumerate(proofs)
+        ),
+        compared(
+            f"the displayed gradient equals jax.grad of optax.softmax_cross_entropy(z / T, y) for T in "
+            f"{scope['T']}, logit scales {scope['logit_scales']}",
+            cmp,
+        ),
     )
 
 
@@ -496,15 +618,26 @@ def _label_smoothing(scope, rtol, atol) -> Evidence:
     for i, (a, s) in enumerate((a, s) for a in scope["alpha"] for s in scope["logit_scales"]):
         rows = _rows(40 + i, scale=s)
         got.append(jax.vmap(lambda row, a=a: formula(*row, a)[:, 0])(rows))
-        want.append(jax.vmap(jax.grad(lambda row, a=a: optax.softmax_cross_entropy(
-            row[:K], optax.smooth_labels(row[K:], a))))(rows)[:, :K])
+        want.append(
+            jax.vmap(jax.grad(lambda row, a=a: optax.softmax_cross_entropy(row[:K], optax.smooth_labels(row[K:], a))))(
+                rows
+            )[:, :K]
+        )
     cmp = compare(lambda: jnp.concatenate(got), lambda: jnp.concatenate(want), [], rtol=rtol, atol=atol)
     return evidence(
         "autodiff",
-        *(proved(f"SymPy: dCE/dz_{j + 1} with the smoothed target equals the displayed softmax(z)_{j + 1} minus it",
-                 proof) for j, proof in enumerate(proofs)),
-        compared(f"the displayed gradient equals jax.grad of optax (softmax_cross_entropy of smooth_labels) for "
-                 f"alpha in {scope['alpha']}, logit scales {scope['logit_scales']}", cmp),
+        *(
+            proved(
+                f"SymPy: dCE/dz_{j + 1} with the smoothed target equals the displayed softmax(z)_{j + 1} minus it",
+                proof,
+            )
+            for j, proof in enumerate(proofs)
+        ),
+        compared(
+            f"the displayed gradient equals jax.grad of optax (softmax_cross_entropy of smooth_labels) for "
+            f"alpha in {scope['alpha']}, logit scales {scope['logit_scales']}",
+            cmp,
+        ),
     )
 
 
@@ -538,22 +671,38 @@ def _additive_margin(scope, rtol, atol) -> Evidence:
     @jax.jit
     def both(s, m):
         by_formula = jax.vmap(lambda c: dl_dcos(*c, s, m)[:, 0])(cosines)
-        by_optax = jax.vmap(jax.grad(lambda c: optax.softmax_cross_entropy_with_integer_labels(
-            s * (c - m * jax.nn.one_hot(0, 3)), 0)))(cosines)
+        by_optax = jax.vmap(
+            jax.grad(lambda c: optax.softmax_cross_entropy_with_integer_labels(s * (c - m * jax.nn.one_hot(0, 3)), 0))
+        )(cosines)
         closed = jax.vmap(lambda a, b: am_softmax_input_gradient(a, w, b, s=s, m=m))(x, labels)
         autodiff = jax.vmap(jax.grad(lambda a, b: am_softmax_loss(a, w, b, s=s, m=m)))(x, labels)
         return by_formula, by_optax, closed, autodiff
 
     results = [both(jnp.float64(s), jnp.float64(m)) for s, m in pairs]
-    by_cos = compare(lambda: jnp.concatenate([r[0] for r in results]), lambda: jnp.concatenate([r[1] for r in results]),
-                     [], rtol=rtol, atol=atol)
-    by_x = compare(lambda: jnp.concatenate([r[2] for r in results]), lambda: jnp.concatenate([r[3] for r in results]),
-                   [], rtol=rtol, atol=atol)
+    by_cos = compare(
+        lambda: jnp.concatenate([r[0] for r in results]),
+        lambda: jnp.concatenate([r[1] for r in results]),
+        [],
+        rtol=rtol,
+        atol=atol,
+    )
+    by_x = compare(
+        lambda: jnp.concatenate([r[2] for r in results]),
+        lambda: jnp.concatenate([r[3] for r in results]),
+        [],
+        rtol=rtol,
+        atol=atol,
+    )
     return evidence(
         "autodiff",
         proved("SymPy: d cos(w, x)/dx_1 equals the displayed (w_hat - cos x_hat)_1 / |x|", cos_proof),
-        compared(f"the displayed dL/dcos equals jax.grad of optax on the margin logits, s in {scope['s']}, m in "
-                 f"{scope['m']}", by_cos),
-        compared(f"the chained closed form dL/dx equals jax.grad of am_softmax_loss ({classes} classes, {n}-d "
-                 "features)", by_x),
+        compared(
+            f"the displayed dL/dcos equals jax.grad of optax on the margin logits, s in {scope['s']}, m in "
+            f"{scope['m']}",
+            by_cos,
+        ),
+        compared(
+            f"the chained closed form dL/dx equals jax.grad of am_softmax_loss ({classes} classes, {n}-d features)",
+            by_x,
+        ),
     )

@@ -41,12 +41,27 @@ from derivations.gradient_flow import (
     sigma_weight,
     sigmoid_chain,
     sigmoid_chain_gradient,
+    sigmoid_chain_gradient_in_inputs,
     sigmoid_chain_product_at_depth,
     ws,
     x,
     zs,
 )
 from models.mlp_stacks import dense_stack, residual_block, stacked_kernels
+
+
+def _width_one_stack(x0: jax.Array, *weights: jax.Array) -> jax.Array:
+    """The linear dense_stack of width 1 with zero biases, kernels w_1 ... w_L, at the input x0."""
+    kernels = jnp.stack(weights).reshape(len(weights), 1, 1)
+    return dense_stack(jnp.reshape(x0, (1, 1)), kernels, jnp.zeros((len(weights), 1)), activation="linear")[0][0, 0]
+
+
+def _width_one_sigmoid_stack(x0: jax.Array, *params: jax.Array) -> jax.Array:
+    """The sigmoid dense_stack of width 1: params are w_1 ... w_L, then b_1 ... b_L."""
+    depth = len(params) // 2
+    kernels = jnp.stack(params[:depth]).reshape(depth, 1, 1)
+    biases = jnp.stack(params[depth:]).reshape(depth, 1)
+    return dense_stack(jnp.reshape(x0, (1, 1)), kernels, biases, activation="sigmoid")[0][0, 0]
 
 
 @jax.jit
@@ -74,8 +89,9 @@ def _linear_product(scope, rtol) -> Evidence:
     symbols = [x, *ws]
     rng = np.random.default_rng(0)
     points = [rng.uniform(-2, 2, scope["scalar_chain_points"]) for _ in symbols]
-    autodiff = jax.vmap(jax.grad(to_jax(linear_chain(), symbols), argnums=1))
-    chain = compare(to_jax(linear_chain_gradient(), symbols), autodiff, points)
+    # The reference is the model, not the SymPy chain: models.mlp_stacks.dense_stack of width 1.
+    output = compare(to_jax(linear_chain(), symbols), jax.vmap(_width_one_stack), points, rtol=rtol)
+    chain = compare(to_jax(linear_chain_gradient(), symbols), jax.vmap(jax.grad(_width_one_stack, argnums=1)), points)
     readout = jax.random.normal(jax.random.key(1), (WIDTH,), jnp.float64)
     measured, exact, rows = [], [], {}
     for depth in scope["depths"]:
@@ -93,8 +109,9 @@ def _linear_product(scope, rtol) -> Evidence:
              if s > 1]
     return evidence(
         "autodiff",
-        compared("SymPy's dy/dw1 of the scalar chain (the product of the other weights times x) equals jax.grad",
-                 chain),
+        compared("the scalar chain y = w_L ... w_1 x is the width-1 linear stack of models.mlp_stacks", output),
+        compared("SymPy's dy/dw1 of the scalar chain (the product of the other weights times x) equals jax.grad of "
+                 "the width-1 stack", chain),
         compared(f"width {WIDTH}, W = s x orthogonal: ||dL/dx|| / ||dL/dy|| = s^L exactly, at every depth and scale "
                  "of the scope", deep, configurations=len(measured)),
         core("weights below 1 shrink the gradient and weights above 1 grow it, more with depth",
@@ -128,8 +145,8 @@ def _product_only_linear(scope, rtol) -> Evidence:
     for activation in scope["activations"]:
         product_ok, homogeneous_ok, errors = True, True, []
         for depth in scope["depths"]:
-            kernels = stacked_kernels(INITIALIZERS["Xavier"], jax.random.fold_in(jax.random.key(5), depth), depth, width,
-                                      jnp.float64)
+            key = jax.random.fold_in(jax.random.key(5), depth)
+            kernels = stacked_kernels(INITIALIZERS["Xavier"], key, depth, width, jnp.float64)
             zeros = jnp.zeros((depth, width))
             product = xs @ functools.reduce(jnp.matmul, list(kernels))
             out = dense_stack(xs, kernels, zeros, activation=activation)[0]
@@ -167,13 +184,15 @@ def _product_only_linear(scope, rtol) -> Evidence:
     "a relative margin of 1e-12 for rounding",
 )
 def _sigmoid_bound(scope, rtol) -> Evidence:
-    h, pre = sigmoid_chain()
+    h, _ = sigmoid_chain()
     symbols = [x, *ws, *bs]
     displayed = sigmoid_chain_gradient()
-    in_inputs = displayed[1].rhs.subs(dict(zip(zs, pre, strict=True)))
+    in_inputs = sigmoid_chain_gradient_in_inputs()
     proof = prove_identity(sp.diff(h, x), in_inputs, symbols, sampler=lambda rng, n: rng.normal(0, 2, n))
     general = prove_identity(sigmoid_chain_product_at_depth(), displayed[1].rhs, list(ws) + list(zs))
     grad = jax.jit(jax.vmap(jax.grad(to_jax(h, symbols))))
+    probe = [np.random.default_rng(8).normal(0, 2, 256) for _ in symbols]
+    model = compare(to_jax(h, symbols), jax.vmap(_width_one_sigmoid_stack), probe, rtol=rtol)
     rng = np.random.default_rng(7)
     n, depth = scope["random_chains"], scope["depth"]
     x0 = rng.normal(size=n)
@@ -191,6 +210,7 @@ def _sigmoid_bound(scope, rtol) -> Evidence:
     tight = compare(lambda: np.array([a for a, _ in at_zero]), lambda: np.array([e for _, e in at_zero]), [])
     return evidence(
         "autodiff",
+        compared("the SymPy chain h_L is the width-1 sigmoid stack of models.mlp_stacks", model),
         proved(f"SymPy: d h_{depth}/dx = prod w_l sigma'(z_l) (the displayed product, in the chain's inputs)", proof),
         proved(f"the general product prod_l w_l sigma'(z_l), instantiated at L = {depth}, is the displayed one",
                general),
@@ -295,7 +315,8 @@ def _residual_jacobian(scope, rtol) -> Evidence:
         core("SymPy's Jacobian of x + W_2 tanh(W_1 x + b_1) simplifies to the closed form", symbolic),
         *[compared(f"I + W2 diag(1 - tanh^2(W1 x + b1)) W1 equals jax.jacobian at n = {n}", c)
           for n, c in zip(scope["autodiff_n"], wide, strict=True)],
-        core("with W2 = 0, b2 = 0 the block is exactly the identity (the layers can learn it)", identity_when_f_is_zero),
+        core("with W2 = 0, b2 = 0 the block is exactly the identity (the layers can learn it)",
+             identity_when_f_is_zero),
     )
 
 
