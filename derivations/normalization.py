@@ -20,7 +20,7 @@ import numpy as np
 import sympy as sp
 from flax import nnx
 
-from derivations.bridge import to_jax
+from derivations.bridge import instantiate, to_jax
 from derivations.claims import derivation
 from derivations.compare import compare
 from models.normalization import BatchNorm, batch_statistics, batchnorm_backward, normalize
@@ -207,9 +207,14 @@ def variance_condition(x_in: jax.Array, axes: tuple[int, ...], epsilon: float) -
     (Flax's and ``models.normalization``'s) amplifies round-off. Its absolute error is a few ulps of x^2,
     and x_hat, y and dx move by (that error)/(2 (Var + epsilon)) relative: well conditioned for spread-out
     features, up to x^2/epsilon for a constant one (BatchNorm of a batch of one or two nearly equal values)."""
+    return float(_variance_condition(x_in, tuple(axes), float(epsilon)))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _variance_condition(x_in, axes, epsilon):
     _, var = batch_statistics(x_in, axes)
     peak = jnp.max(jnp.square(x_in), axis=axes, keepdims=True)
-    return float(jnp.max(peak / (var + epsilon)))
+    return jnp.max(peak / (var + epsilon))
 
 
 def conditioned_rtol(rtol: float, x_in: jax.Array, axes: tuple[int, ...], epsilon: float, ulps: float) -> float:
@@ -220,8 +225,9 @@ def conditioned_rtol(rtol: float, x_in: jax.Array, axes: tuple[int, ...], epsilo
     return rtol + ulps * UNIT_ROUNDOFF * variance_condition(x_in, axes, epsilon)
 
 
-def constant_feature_tolerance(level: float, gamma_value: float, upstream: jax.Array, epsilon: float,
-                               rtol: float, ulps: float) -> tuple[float, float]:
+def constant_feature_tolerance(
+    level: float, gamma_value: float, upstream: jax.Array, epsilon: float, rtol: float, ulps: float
+) -> tuple[float, float]:
     """(rtol, atol) for dx of a constant feature of value ``level`` against (gamma/sqrt(epsilon))(dy - mean dy).
 
     Two round-offs are amplified: the one-pass variance of a constant is not exactly 0 but a few ulps of
@@ -230,8 +236,7 @@ def constant_feature_tolerance(level: float, gamma_value: float, upstream: jax.A
     |gamma|/sqrt(epsilon), about 316 |gamma| at epsilon = 1e-5 (atol term)."""
     u = UNIT_ROUNDOFF
     scale = abs(gamma_value) / np.sqrt(epsilon)
-    return (rtol + ulps * u * level**2 / epsilon,
-            ulps * u * scale * float(jnp.max(jnp.abs(upstream))))
+    return (rtol + ulps * u * level**2 / epsilon, ulps * u * scale * float(jnp.max(jnp.abs(upstream))))
 
 
 def flax_batchnorm(features: int, **kwargs) -> nnx.BatchNorm:
@@ -268,8 +273,11 @@ def _random_case(shape: tuple[int, ...], seed: int) -> tuple[jax.Array, jax.Arra
 def autodiff_reference(module_type, x_in, g, b, upstream, epsilon: float = EPS):
     """``jax.vjp`` of a training-mode BatchNorm module (``nnx.BatchNorm`` or the custom-VJP one) with scale
     ``g`` and bias ``b``: (dx, dscale, dbias)."""
-    module = flax_batchnorm(x_in.shape[-1], epsilon=epsilon) if module_type is nnx.BatchNorm else module_type(
-        x_in.shape[-1], epsilon=epsilon, param_dtype=jnp.float64, rngs=nnx.Rngs(params=0))
+    module = (
+        flax_batchnorm(x_in.shape[-1], epsilon=epsilon)
+        if module_type is nnx.BatchNorm
+        else module_type(x_in.shape[-1], epsilon=epsilon, param_dtype=jnp.float64, rngs=nnx.Rngs(params=0))
+    )
     module.scale[...], module.bias[...] = g, b
     return module_vjp(module, x_in, upstream)
 
@@ -277,8 +285,9 @@ def autodiff_reference(module_type, x_in, g, b, upstream, epsilon: float = EPS):
 # --- comparison helpers ------------------------------------------------------------------------------
 
 
-def closed_form_vs_models(n: int = 4, points: int = 64, seed: int = 3, *, epsilon: float = EPS, rtol: float = 1e-10,
-                          ulps: float = 0.0):
+def closed_form_vs_models(
+    n: int = 4, points: int = 64, seed: int = 3, *, epsilon: float = EPS, rtol: float = 1e-10, ulps: float = 0.0
+):
     """The SymPy closed form at N = n, lambdified, against ``models.normalization.batchnorm_backward``
     at ``points`` random batches (each point is one batch of n; its gamma is the feature)."""
     batch = _concrete_batch(n)
@@ -295,7 +304,7 @@ def closed_form_vs_models(n: int = 4, points: int = 64, seed: int = 3, *, epsilo
                                 jnp.stack([f(*cols) for f in derived[n:]], axis=1)], axis=1)  # fmt: skip
 
     def numeric(*cols):
-        dx, dg, db = batchnorm_backward(jnp.stack(cols[:n], 1), cols[-2], jnp.stack(cols[n:2 * n], 1), epsilon, (1,))
+        dx, dg, db = batchnorm_backward(jnp.stack(cols[:n], 1), cols[-2], jnp.stack(cols[n : 2 * n], 1), epsilon, (1,))
         return jnp.concatenate([dx, dg[:, None], db[:, None]], axis=1)
 
     tol = conditioned_rtol(rtol, jnp.asarray(xs.T), (0,), epsilon, ulps)
@@ -307,7 +316,7 @@ def closed_form_vs_models(n: int = 4, points: int = 64, seed: int = 3, *, epsilo
 def constant_feature_dx(n: int):
     """``constant_feature_gradient`` at N = n, lambdified: (dy of one feature, gamma, epsilon) -> dx."""
     dys = sp.symbols(f"dy1:{n + 1}", real=True)
-    general = constant_feature_gradient().rhs.subs(N, n).doit()
+    general = instantiate(constant_feature_gradient(), {N: n})
     per_i = [general.subs(i, k + 1).subs({dy[m + 1]: dys[m] for m in range(n)}) for k in range(n)]
     compiled = to_jax(per_i, (*dys, gamma, eps))
 
@@ -317,8 +326,16 @@ def constant_feature_dx(n: int):
     return dx
 
 
-def backward_vs_autodiff(backward, shapes, seed: int = 0, module_type=nnx.BatchNorm, *, epsilon: float = EPS,
-                         rtol: float = 1e-10, ulps: float = 0.0):
+def backward_vs_autodiff(
+    backward,
+    shapes,
+    seed: int = 0,
+    module_type=nnx.BatchNorm,
+    *,
+    epsilon: float = EPS,
+    rtol: float = 1e-10,
+    ulps: float = 0.0,
+):
     """``backward(x, gamma, dy, eps, axes)`` against ``jax.vjp`` of a Flax BatchNorm module in training
     mode, for each shape (statistics over every axis but the last), to ``rtol`` plus ``ulps`` round-offs
     amplified by the batch's ``variance_condition``."""
@@ -329,9 +346,10 @@ def backward_vs_autodiff(backward, shapes, seed: int = 0, module_type=nnx.BatchN
         want = autodiff_reference(module_type, x_in, g, b, upstream, epsilon)
         got = backward(x_in, g, upstream, epsilon, axes)
         tol = conditioned_rtol(rtol, x_in, axes, epsilon, ulps)
-        results[shape] = [compare(lambda a=a: a, lambda w=w: w, [], rtol=tol, atol=(tol - rtol) * size)
-                          for a, w, size in zip(got, want, gradient_magnitudes(x_in, g, upstream, epsilon, axes),
-                                                strict=True)]
+        results[shape] = [
+            compare(lambda a=a: a, lambda w=w: w, [], rtol=tol, atol=(tol - rtol) * size)
+            for a, w, size in zip(got, want, gradient_magnitudes(x_in, g, upstream, epsilon, axes), strict=True)
+        ]
     return results
 
 
@@ -339,18 +357,24 @@ def gradient_magnitudes(x_in, g, upstream, epsilon: float, axes) -> tuple[float,
     """The size of the terms that make up dx, dgamma and dbeta: max |gamma| |dy| / sigma, max sum |dy x_hat|,
     max sum |dy|. Round-off is relative to these, not to the result, which may cancel to 0 (dx of a batch of
     one is exactly 0 in exact arithmetic, and a few ulps of |gamma| |dy|/sqrt(epsilon) in floating point)."""
+    return tuple(float(v) for v in _gradient_magnitudes(x_in, g, upstream, float(epsilon), tuple(axes)))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _gradient_magnitudes(x_in, g, upstream, epsilon, axes):
     _, var = batch_statistics(x_in, axes)
     x_hat = normalize(x_in, axes, epsilon)
-    return (float(jnp.max(jnp.abs(g)) * jnp.max(jnp.abs(upstream)) * jnp.max(jax.lax.rsqrt(var + epsilon))),
-            float(jnp.max(jnp.sum(jnp.abs(upstream * x_hat), axis=axes))),
-            float(jnp.max(jnp.sum(jnp.abs(upstream), axis=axes))))
+    return (
+        jnp.max(jnp.abs(g)) * jnp.max(jnp.abs(upstream)) * jnp.max(jax.lax.rsqrt(var + epsilon)),
+        jnp.max(jnp.sum(jnp.abs(upstream * x_hat), axis=axes)),
+        jnp.max(jnp.sum(jnp.abs(upstream), axis=axes)),
+    )
 
 
 def _custom_vjp_backward(x_in, g, upstream, epsilon, axes):
     module = BatchNorm(x_in.shape[-1], epsilon=epsilon, param_dtype=jnp.float64, rngs=nnx.Rngs(params=0))
     module.scale[...] = g
     return module_vjp(module, x_in, upstream)
-
 
 
 # --- LN, IN, GN ----------------------------------------------------------------------------------------
@@ -384,7 +408,6 @@ def _reference_norms(v: jax.Array, groups: int) -> dict[str, jax.Array]:
         "InstanceNorm": normalize(v, (1, 2), EPS),
         "GroupNorm (G groups)": group_normalize(v, groups, EPS),
     }
-
 
 
 if __name__ == "__main__":

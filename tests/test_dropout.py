@@ -51,14 +51,14 @@ def test_monte_carlo_harness_rejects_the_notes_factor():
 def test_ensemble_average_of_a_linear_layer_is_the_eval_output():
     layer = nnx.Linear(6, 2, rngs=nnx.Rngs(params=1), param_dtype=jnp.float64)
     v = jnp.asarray(np.random.default_rng(2).normal(size=6))
-    np.testing.assert_allclose(drop._ensemble_average(layer, v, 0.3), layer(v), rtol=1e-12)
+    np.testing.assert_allclose(drop.ensemble_average(layer, v, 0.3), layer(v), rtol=1e-12)
 
 
 def test_ensemble_harness_rejects_a_wrong_scaling():
     """Negative control: averaging plain (unscaled) dropout misses the eval output by the keep factor."""
     layer = nnx.Linear(6, 2, rngs=nnx.Rngs(params=1), param_dtype=jnp.float64, use_bias=False)
     v = jnp.asarray(np.random.default_rng(2).normal(size=6))
-    average = drop._ensemble_average(lambda a: layer(a * (1 - 0.3)), v, 0.3)  # undo the 1/(1-p)
+    average = drop.ensemble_average(lambda a: layer(a * (1 - 0.3)), v, 0.3)  # undo the 1/(1-p)
     assert not np.allclose(average, layer(v), rtol=1e-3)
     np.testing.assert_allclose(average, 0.7 * layer(v), rtol=1e-12)
 
@@ -113,10 +113,31 @@ def test_ensemble_average_after_a_relu_differs_from_the_eval_output():
         return out(nnx.relu(hidden(a)))
 
     v = jnp.asarray(np.random.default_rng(4).normal(size=6))
-    assert not compare(lambda: drop._ensemble_average(network, v, 0.5), lambda: network(v), []).ok
+    assert not compare(lambda: drop.ensemble_average(network, v, 0.5), lambda: network(v), []).ok
 
 
-def test_failed_refutation_does_not_read_as_holds(monkeypatch):
-    """If the test-time-factor check's conditions fail, the verdict falls back to 'qualified', never 'holds'."""
-    monkeypatch.setattr(drop, "Z_MAX", -1.0)  # no z-score can pass: the check's conditions fail
-    assert drop._test_factor().verdict == "qualified"
+def test_test_factor_check_can_fail_where_p_equals_one_minus_p():
+    """Negative control: restricted to p = 1/2, where p = 1 - p, the note's factor is right and the refutation
+    fails (the engine computes 'holds', not the recorded 'refuted')."""
+    import dataclasses
+
+    from derivations.claims import claims_for
+
+    (factor,) = claims_for(["dropout/test-time-factor-is-the-keep-probability"])
+    assert factor.run_check().verdict == "refuted"
+    at_half = dataclasses.replace(factor, scope={**factor.scope, "rates": [0.5]})
+    assert at_half.run_check().verdict == "holds"
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.99])
+def test_gradient_and_expectation_at_the_edge_rates(rate):
+    """p = 0 keeps everything (dx = dy, no spread: only float64 rounding is allowed); p = 0.99 scales by 100."""
+    v, dy = jnp.linspace(-1.0, 1.0, 64), jnp.ones(64)
+    module = nnx.Dropout(rate)
+    y, pullback = jax.vjp(lambda a: module(a, rngs=jax.random.key(1)), v)
+    mask = y != 0
+    np.testing.assert_allclose(pullback(dy)[0], jnp.where(mask, dy / (1 - rate), 0.0), rtol=1e-15, atol=0)
+    train = drop.training_draws(nnx.Dropout(rate, rngs=nnx.Rngs(dropout=0)), drop.VALUES, 20000)
+    assert drop.z_scores(train, drop.VALUES).max() <= drop.Z_MAX
+    if rate == 0.0:
+        assert drop.z_scores(train, drop.VALUES * 1.001).min() > drop.Z_MAX  # no spread, wrong target
