@@ -238,6 +238,15 @@ def _rngs():
     return nnx.Rngs(params=0)
 
 
+def _build(cls, *args, **kwargs) -> nnx.Module:
+    return cls(*args, rngs=_rngs(), **kwargs)
+
+
+def built(cls, *args, **kwargs):
+    """A factory ``() -> cls(*args, rngs=Rngs(params=0), **kwargs)`` that abstract_module can memoise."""
+    return functools.partial(_build, cls, *args, **kwargs)
+
+
 # (name, module factory, layer table, input channels) — configurations from small sets, fixed seed.
 def block_cases(seed: int = 0, draws: int = 2) -> list[tuple[str, object, list[Layer], int]]:
     rng = np.random.default_rng(seed)
@@ -248,26 +257,62 @@ def block_cases(seed: int = 0, draws: int = 2) -> list[tuple[str, object, list[L
         convs, red, grow, depth, kern = pick([1, 2, 3]), pick([2, 4]), pick([4, 8]), pick([2, 3]), pick([3, 5])
         c1, c3r, c3, c5r, c5, pp = (pick([2, 4, 8]) for _ in range(6))
         cases += [
-            ("VGG stack", lambda ci=ci, co=co, n=convs: blocks.VGGStack(ci, co, convs=n, pool=False, rngs=_rngs()),
-             vgg_layers(ci, co, convs), ci),
-            ("Inception", lambda ci=ci, a=(c1, c3r, c3, c5r, c5, pp): blocks.InceptionModule(
-                ci, c1=a[0], c3_reduce=a[1], c3=a[2], c5_reduce=a[3], c5=a[4], pool_proj=a[5], rngs=_rngs()),
-             inception_layers(ci, c1, c3r, c3, c5r, c5, pp), ci),
-            ("ResNet basic", lambda ci=ci, co=co: blocks.BasicBlock(ci, co, rngs=_rngs()),
-             basic_layers(ci, co, ci != co), ci),
-            ("ResNet bottleneck", lambda ci=ci, m=mid, co=co: blocks.Bottleneck(ci, m, co, rngs=_rngs()),
-             bottleneck_layers(ci, mid, co, 1, ci != co), ci),
-            ("ResNeXt", lambda ci=ci, m=mid, co=co, g=g: blocks.Bottleneck(ci, m, co, groups=g, rngs=_rngs()),
-             bottleneck_layers(ci, mid, co, g, ci != co), ci),
-            ("SE", lambda co=co, red=red: blocks.SEBlock(co, reduction=red, rngs=_rngs()), se_layers(co, red), co),
-            ("DenseNet", lambda ci=ci, gr=grow, d=depth: blocks.DenseBlock(ci, growth=gr, layers=d, rngs=_rngs()),
-             dense_layers(ci, grow, depth), ci),
-            ("depthwise separable", lambda ci=ci, co=co, kern=kern: blocks.DepthwiseSeparable(
-                ci, co, kernel=kern, fast=False, rngs=_rngs()), separable_layers(ci, co, kern), ci),
-            ("GAP head", lambda co=co: blocks.GlobalAvgPoolHead(co, 10, rngs=_rngs()),
-             [Layer(1, 1, co, 10, bias=True, pooled=True)], co),
+            ("VGG stack", built(blocks.VGGStack, ci, co, convs=convs, pool=False), vgg_layers(ci, co, convs), ci),
+            ("Inception", built(blocks.InceptionModule, ci, c1=c1, c3_reduce=c3r, c3=c3, c5_reduce=c5r, c5=c5,
+                                pool_proj=pp), inception_layers(ci, c1, c3r, c3, c5r, c5, pp), ci),
+            ("ResNet basic", built(blocks.BasicBlock, ci, co), basic_layers(ci, co, ci != co), ci),
+            ("ResNet bottleneck", built(blocks.Bottleneck, ci, mid, co), bottleneck_layers(ci, mid, co, 1, ci != co),
+             ci),
+            ("ResNeXt", built(blocks.Bottleneck, ci, mid, co, groups=g), bottleneck_layers(ci, mid, co, g, ci != co),
+             ci),
+            ("SE", built(blocks.SEBlock, co, reduction=red), se_layers(co, red), co),
+            ("DenseNet", built(blocks.DenseBlock, ci, growth=grow, layers=depth), dense_layers(ci, grow, depth), ci),
+            ("depthwise separable", built(blocks.DepthwiseSeparable, ci, co, kernel=kern, fast=False),
+             separable_layers(ci, co, kern), ci),
+            ("GAP head", built(blocks.GlobalAvgPoolHead, co, 10), [Layer(1, 1, co, 10, bias=True, pooled=True)], co),
         ]  # fmt: skip
     return cases
+
+
+_ABSTRACT: dict = {}
+
+
+def _factory_key(factory):
+    """A hashable key for a ``functools.partial`` factory of hashable arguments; None for other callables."""
+    if isinstance(factory, functools.partial):
+        try:
+            key = (factory.func, factory.args, tuple(sorted(factory.keywords.items())))
+            hash(key)
+            return key
+        except TypeError:
+            return None
+    return None
+
+
+def abstract_module(factory) -> nnx.Module:
+    """``nnx.eval_shape(factory)``: the module with shapes only (no weights drawn, nothing compiled),
+    memoised for ``functools.partial`` factories (the same block is built once for every claim)."""
+    key = _factory_key(factory)
+    if key is None:
+        return nnx.eval_shape(factory)
+    if key not in _ABSTRACT:
+        _ABSTRACT[key] = nnx.eval_shape(factory)
+    return _ABSTRACT[key]
+
+
+def block_params(factory) -> int:
+    """``harness.module_params`` (the nnx.state size of an abstract instance), memoised like abstract_module."""
+    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(nnx.state(abstract_module(factory), nnx.Param))))
+
+
+def _eval_program(factory):
+    """The module in evaluation mode (BatchNorm uses its running statistics) as a pure function
+    ``(state, x) -> y`` and its abstract state: traced, never initialised (module init would compile a
+    random draw per weight shape)."""
+    module = abstract_module(factory)
+    module.eval()
+    graph, state = nnx.split(module)
+    return (lambda s, x: nnx.merge(graph, s)(x)), state
 
 
 def _eval_apply(factory):
@@ -282,12 +327,13 @@ def block_count_rows(cases, size: int = 8, *, xla: bool = True) -> list[dict]:
     XLA, for the block's own program and for its convolutions run as im2col + GEMM) report."""
     rows = []
     for name, factory, layers, c_in in cases:
-        row = {"block": name, "params_formula": int(total(layers, "params")), "params_flax": module_params(factory)}
+        row = {"block": name, "params_formula": int(total(layers, "params")), "params_flax": block_params(factory)}
         if xla:
             x = jax.ShapeDtypeStruct((1, size, size, c_in), jnp.float32)
             row["macs_every_tap"] = int(total(layers, "macs", size, size))
             row["macs_in_bounds"] = int(total(layers, "macs", size, size, in_bounds=True))
-            row["xla_contraction_flops"] = contraction_flops(_eval_apply(factory), x)
+            program, state = _eval_program(factory)
+            row["xla_contraction_flops"] = contraction_flops(program, state, x)
             row["im2col_flops"] = im2col_flops(layers, size)
         rows.append(row)
     return rows
@@ -302,14 +348,75 @@ def set_kernels_to_ones(module: nnx.Module) -> nnx.Module:
     return module
 
 
+_ONES = ("kernel", "depthwise", "scale", "var")
+# A one-shot measurement is compiled without XLA:CPU's backend optimisations: half the compile time, and
+# the same arithmetic (the options select code-generation passes, not a different computation).
+QUICK = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def compile_quick(f, *args):
+    """``jax.jit(f)`` lowered at ``args`` and compiled with ``QUICK``: call it on arguments of these shapes."""
+    return jax.jit(f).lower(*args).compile(compiler_options=QUICK)
+
+
+def run_once(f, *args):
+    """``jax.jit(f)(*args)`` for a function run once: lowered and compiled with ``QUICK``."""
+    return compile_quick(f, *args)(*args)
+
+
+def ones_state(module: nnx.Module):
+    """The state of ``module`` (concrete or abstract) with every kernel set to ones and every other
+    variable at Flax's initial value for these blocks: BatchNorm scale and running variance 1, biases and
+    running means 0. It is what ``set_kernels_to_ones`` gives an initialised block, without drawing (and
+    compiling) its random initial weights."""
+    graph, state = nnx.split(module)
+    filled = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: (jnp.ones if _path_name(path) in _ONES else jnp.zeros)(leaf.shape, leaf.dtype), state)
+    return graph, filled
+
+
+def drawn_state(module: nnx.Module, seed: int = 0):
+    """(graph, state) of ``module`` (abstract or not) with every variable drawn N(0, 1/fan) by NumPy:
+    weights for an equality or an identity, which any weights must satisfy, without compiling Flax's
+    initialisers (a random draw per weight shape)."""
+    rng = np.random.default_rng(seed)
+    graph, state = nnx.split(module)
+    return graph, jax.tree.map(
+        lambda leaf: jnp.asarray(rng.normal(size=leaf.shape) / np.sqrt(max(1, int(np.prod(leaf.shape[:-1])))),
+                                 dtype=leaf.dtype), state)
+
+
+def _path_name(path) -> str:
+    names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+    names = [n for n in names if isinstance(n, str) and n != "value"]
+    return names[-1] if names else ""
+
+
 def block_receptive_field(factory, c_in: int, size: int = 16) -> int:
     """The receptive field of a block's centre output pixel: the extent of the support of the gradient of
-    its channel sum (every branch, every concatenated channel) with respect to a ``size x size`` input."""
-    module = set_kernels_to_ones(factory())
+    its channel sum (every branch, every concatenated channel) with respect to a ``size x size`` input,
+    every kernel set to ones (positive weights: no gradient cancels), BatchNorm in evaluation mode.
+    Memoised for ``built`` factories (two claims measure the same blocks)."""
+    key = _factory_key(factory)
+    if key is not None and (key, c_in, size) in _FIELDS:
+        return _FIELDS[key, c_in, size]
+    field = _block_receptive_field(factory, c_in, size)
+    if key is not None:
+        _FIELDS[key, c_in, size] = field
+    return field
+
+
+_FIELDS: dict = {}
+
+
+def _block_receptive_field(factory, c_in: int, size: int) -> int:
+    module = abstract_module(factory)
     module.eval()
-    apply = lambda v: jnp.sum(module(jnp.broadcast_to(v, (*v.shape[:3], c_in))), -1, keepdims=True)  # noqa: E731
-    out = jax.eval_shape(apply, jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)).shape[1]
-    centre = jax.jit(jax.grad(lambda v: apply(v)[0, out // 2, out // 2, 0]))(jnp.ones((1, size, size, 1)))
+    graph, state = ones_state(module)
+    block = lambda s, v: nnx.merge(graph, s)(v)  # noqa: E731
+    apply = lambda s, v: jnp.sum(block(s, jnp.broadcast_to(v, (*v.shape[:3], c_in))), -1, keepdims=True)  # noqa: E731
+    out = jax.eval_shape(apply, state, jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)).shape[1]
+    centre = run_once(jax.grad(lambda v, s: apply(s, v)[0, out // 2, out // 2, 0]), jnp.ones((1, size, size, 1)), state)
     rows, cols = support_extent(np.abs(np.asarray(centre[0, :, :, 0])))
     return rows if rows == cols else -1
 
@@ -354,34 +461,39 @@ def im2col_flops(layers: list[Layer], size: int) -> float:
 # --- residual blocks, SE, small kernels, the 24x24 example, FC as conv, crops --------------------------------------
 
 
-def fit_identity(factory, seeds, x: jax.Array, *, steps: int, lr: float, shortcut: bool = True) -> list[tuple]:
+def fit_identity(factory, seeds, x: jax.Array, *, steps: int, lr, shortcut: bool = True) -> list[tuple]:
     """Plain gradient descent on ``mean((H(x) - x)^2)`` over a residual block's parameters, from its
     initialisation with each seed (``factory(rngs)``), BatchNorm in evaluation mode: ``H = F + shortcut``
     (``shortcut=True``) or ``H = F``, the same layers without the shortcut. Returns, per seed, (initial
-    loss, loss after ``steps`` steps). One compile serves every seed."""
-    block = factory(nnx.Rngs(params=seeds[0]))
-    block.eval()
-    graph, _, rest = nnx.split(block, nnx.Param, ...)
+    loss, loss after ``steps`` steps); with a list of learning rates, one such list per rate. One compile
+    serves every seed and rate (the initialisation, the rate and the parameters are traced)."""
+    abstract = nnx.eval_shape(lambda: factory(nnx.Rngs(params=0)))
+    abstract.eval()
+    graph = nnx.split(abstract, nnx.Param, ...)[0]
 
-    def loss(p):
+    def init(key):
+        return nnx.split(factory(nnx.Rngs(params=key)), nnx.Param, ...)[1:]
+
+    def loss(p, rest):
         module = nnx.merge(graph, p, rest)
         out = module.residual(x) + (module.shortcut(x) if shortcut else 0.0)
         return jnp.mean((out - x) ** 2)
 
-    def step(p, _):
-        value_, grad = jax.value_and_grad(loss)(p)
-        return jax.tree.map(lambda a, g: a - lr * g, p, grad), value_
+    def run(p, rest, rate):
+        def step(q, _):
+            value_, grad = jax.value_and_grad(loss)(q, rest)
+            return jax.tree.map(lambda a, g: a - rate * g, q, grad), value_
 
-    @jax.jit
-    def run(p):
         final, losses = jax.lax.scan(step, p, None, length=steps)
-        return losses[0], loss(final)
+        return losses[0], loss(final, rest)
 
-    out = []
-    for seed in seeds:
-        _, params, _ = nnx.split(factory(nnx.Rngs(params=seed)), nnx.Param, ...)
-        out.append(tuple(float(v) for v in run(params)))
-    return out
+    rates = list(lr) if isinstance(lr, list | tuple) else [lr]
+    init = compile_quick(init, jax.random.key(seeds[0]))
+    states = [init(jax.random.key(seed)) for seed in seeds]
+    run = compile_quick(run, *states[0], jnp.asarray(rates[0], dtype=x.dtype))
+    out = [[tuple(float(v) for v in run(p, rest, jnp.asarray(rate, dtype=x.dtype))) for p, rest in states]
+           for rate in rates]
+    return out if isinstance(lr, list | tuple) else out[0]
 
 
 def se_input_gradient(x, w1, b1, w2, b2, dy):

@@ -184,7 +184,8 @@ def trajectory(name: str, grads, *, convention: str, lr: float, params0=None, **
 
 def optax_optimizer(name: str, lr: float, **given) -> optax.GradientTransformation:
     """The optax optimizer ``name`` with the hyper-parameters of ``trajectory``'s vocabulary."""
-    h = hyperparameters(name, "optax", given)
+    traced = {k: v for k, v in given.items() if isinstance(v, jax.core.Tracer)}
+    h = {**hyperparameters(name, "optax", {k: (1.0 if k in traced else v) for k, v in given.items()}), **traced}
     if name == "sgd":
         return optax.sgd(lr)
     if name in ("momentum", "nesterov"):
@@ -209,6 +210,26 @@ def optax_iterates(optimizer: optax.GradientTransformation, grads, params0) -> j
 
     params0 = jnp.asarray(params0)
     return jnp.concatenate([params0[None], jax.lax.scan(step, (params0, optimizer.init(params0)), grads)[1]])
+
+
+@functools.cache
+def _optax_run(name: str, keys: tuple[str, ...]):
+    """One compiled optax run of ``name`` per set of hyper-parameter names: the learning rate and every
+    hyper-parameter value are traced arguments, so a grid of configurations reuses the compile."""
+
+    @jax.jit
+    def run(lr, values, grads, params0):
+        return optax_iterates(optax_optimizer(name, lr, **dict(zip(keys, values, strict=True))), grads, params0)
+
+    return run
+
+
+def optax_trajectory(name: str, grads, *, lr: float, params0, **given) -> jax.Array:
+    """``optax_iterates(optax_optimizer(name, lr, **given), grads, params0)``, compiled once per optimizer
+    (and shape): lr and the hyper-parameters are traced."""
+    keys = tuple(sorted(given))
+    values = tuple(jnp.asarray(given[k], dtype=jnp.float64) for k in keys)
+    return _optax_run(name, keys)(jnp.asarray(lr, dtype=jnp.float64), values, jnp.asarray(grads), jnp.asarray(params0))
 
 
 # --- the conventions table, from each library's documented update rule ------------------------------------
