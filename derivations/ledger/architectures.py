@@ -212,6 +212,7 @@ def _block_rf(scope) -> Evidence:
     scope={"block": "BasicBlock(3 -> 3), BatchNorm in evaluation mode", "input": (2, 6, 6, 3), "seeds": [0, 1, 2],
            "steps": 60, "lr": 0.5, "plain_lrs": [0.05, 0.2, 1.0, 2.0], "reach": 0.01,
            "compared_with": "the same layers and initialisation without the shortcut (H = F)"},
+    aliases=["architectures/residual-jacobian-is-identity-plus-branch"],
 )
 def _residual_identity(scope) -> Evidence:
     x = jnp.asarray(np.random.default_rng(3).normal(size=scope["input"]))

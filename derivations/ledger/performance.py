@@ -232,6 +232,7 @@ def _shifted_equals_grouped(scope, rtol, atol) -> Evidence:
            "library": "lax.conv_general_dilated(feature_group_count=C)",
            "dedicated": "models.blocks.depthwise_conv2d (K^2 shifted multiply-adds, custom VJP)",
            "speeds": "benchmarks/results/<backend>.json (cpu.json where the backend has none)"},
+    aliases=["performance/fast-depthwise-runs-at-memory-speed"],
 )
 def _fast_depthwise(scope) -> Evidence:
     backend, results = benchmark_results()
