@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from derivations.bridge import mark_evaluated
 from derivations.claims import derivation
 from derivations.compare import RTOL, compare
 from models.pooling import (
@@ -51,16 +52,23 @@ def max_pool_gradient() -> sp.Eq:
 
 @derivation
 def gradient_sum() -> list[sp.Eq]:
-    """Summed over a window, the gradient is 1 for both poolings: each window passes on exactly its dy."""
+    """Summed over a window, the gradient is 1 for both poolings: each window passes on exactly its dy. The
+    max-pooling sum is shown as SymPy's derivative of Max, a sum of Heaviside steps, which is 1 wherever the
+    maximum is unique (at a tie SymPy's Heaviside(0) = 1/2 makes it m/2 for m tied entries; Flax gives the
+    whole dy to the first maximum, so its sum is 1 there too)."""
     mean, top = sum(window) / 4, sp.Max(*window)
-    max_sum = sum(sp.diff(top, v) for v in window).subs(dict(zip(window, (3, 1, 2, 0), strict=True)))
+    i = sp.Symbol("i")
     return [
         sp.Eq(
-            sp.Sum(sp.Symbol(r"\partial y_{avg}/\partial x_i"), (sp.Symbol("i"), 1, 4)),
+            sp.Sum(sp.Symbol(r"\partial y_{avg}/\partial x_i"), (i, 1, 4)),
             sum(sp.diff(mean, v) for v in window),
             evaluate=False,
         ),
-        sp.Eq(sp.Symbol(r"\sum_i \partial y_{max}/\partial x_i |_{x=(3,1,2,0)}"), max_sum, evaluate=False),
+        sp.Eq(
+            sp.Sum(sp.Symbol(r"\partial y_{max}/\partial x_i"), (i, 1, 4)),
+            sum(sp.diff(top, v) for v in window),
+            evaluate=False,
+        ),
     ]
 
 
@@ -79,19 +87,30 @@ def backward_check(derived, reference_pool, *, ties: bool = False, cases=BACKWAR
     """``derived(x, dy, window, stride)`` vs ``jax.vjp`` of ``reference_pool`` on ``cases`` (size, window, stride):
     one comparison per case."""
     out = []
+    derived_jit = jax.jit(derived, static_argnums=(2, 3))  # one compile per case, not one per eager op
     for i, (size, win, stride) in enumerate(cases):
         x = jnp.round(_random((2, size, size, 3), i)) if ties else _random((2, size, size, 3), i)
         y, pullback = jax.vjp(lambda v, win=win, stride=stride: reference_pool(v, win, stride), x)
         dy = _random(y.shape, 100 + i)
         out.append(
             compare(
-                lambda v, dy=dy, win=win, stride=stride: derived(v, dy, win, stride),
+                lambda v, dy=dy, win=win, stride=stride: derived_jit(v, dy, win, stride),
                 lambda v, dy=dy, pullback=pullback: pullback(dy)[0],
                 [x],
                 rtol=rtol,
             )
         )
     return out
+
+
+def evaluate_at(expr: sp.Expr | sp.Eq, values: dict[sp.Symbol, float]) -> float:
+    """``expr`` (an ``Eq``: its right side) at float ``values``, recorded as evaluated (``bridge.mark_evaluated``).
+
+    xreplace puts the numbers in and Max/Heaviside of numbers evaluate at once; ``bridge.value``'s ``subs``
+    first tries to simplify Max of partly substituted symbols, ~100x slower for the max-pooling formulas."""
+    mark_evaluated([expr])
+    rhs = expr.rhs if isinstance(expr, sp.Eq) else expr
+    return float(rhs.xreplace({sym: sp.Float(float(v), 30) for sym, v in values.items()}))
 
 
 def gradient_sums(pool, x: jax.Array, dy: jax.Array) -> tuple[float, float]:

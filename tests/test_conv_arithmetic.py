@@ -236,3 +236,11 @@ def test_bilinear_check_rejects_zero_padding_instead_of_edge_replication():
 
     assert compare(bilinear_upsample_2x, resize, [x]).ok
     assert not compare(zero_padded, resize, [x]).ok
+
+
+@given(m=st.sampled_from([4, 9]), kk=st.sampled_from([3, 27]), co=st.sampled_from([2, 8]))
+def test_xla_counts_a_gemm_at_two_flops_per_multiply_accumulate(m, kk, co):
+    macs = m * kk * co
+    flops = ca.xla_flops(jnp.matmul, jnp.zeros((1, m, kk)), jnp.zeros((kk, co)))
+    assert flops == 2 * macs
+    assert flops != macs  # the notes' product, read as FLOPs, is rejected

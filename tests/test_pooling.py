@@ -184,3 +184,23 @@ def test_pooling_divides_the_next_convs_flops_at_least_k_squared_and_no_pooling_
 
     assert flops(8) * 2**2 <= flops(16)
     assert not flops(16) * 2**2 <= flops(16)
+
+
+@given(seed=st.integers(0, 2**16))
+def test_displayed_max_gradient_sum_is_one_and_matches_autodiff_at_random_windows(seed):
+    _, max_eq = pl.gradient_sum()
+    point = np.random.default_rng(seed).normal(size=4)
+    displayed = pl.evaluate_at(max_eq, dict(zip(pl.window, point, strict=True)))
+    assert displayed == float(jnp.sum(jax.grad(jnp.max)(jnp.asarray(point)))) == 1.0
+
+
+def test_displayed_max_gradient_sum_rejects_a_wrong_formula_and_shows_sympys_tie_convention():
+    import sympy as sp
+
+    top = sp.Max(*pl.window)
+    wrong = 4 * sp.diff(top, pl.window[0])  # every term taken with respect to x1
+    point = dict(zip(pl.window, (0.3, 1.2, -0.5, 0.1), strict=True))
+    assert pl.evaluate_at(wrong, point) != 1.0
+    # At an exact 4-way tie SymPy's Heaviside(0) = 1/2 gives each entry 1/2: the displayed sum is 2, not 1.
+    _, max_eq = pl.gradient_sum()
+    assert pl.evaluate_at(max_eq, dict.fromkeys(pl.window, 1.0)) == 2.0

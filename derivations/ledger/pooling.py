@@ -11,10 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.ndimage
+import sympy as sp
 from flax import nnx
 
-from derivations.bridge import instantiate, to_jax, value
-from derivations.claims import Evidence, claim, compared, core, evidence, scoped
+from derivations.bridge import instantiate, value
+from derivations.claims import Evidence, claim, compared, core, evidence, premise, scoped
 from derivations.compare import compare
 from derivations.conv_arithmetic import conv_output_size
 from derivations.harness import module_params, xla_flops
@@ -25,6 +26,7 @@ from derivations.pooling import (
     average_pool_gradient,
     backward_check,
     correlation,
+    evaluate_at,
     gradient_sum,
     gradient_sums,
     levels,
@@ -95,7 +97,7 @@ def _no_params(scope, rtol) -> Evidence:
         "measurement",
         _worst(found, "max and mean pooling = the numpy definition from the input alone (no weights), every case"),
         core("their jaxprs capture no constants (nothing learned), every case", not any(closed)),
-        scoped(
+        premise(
             "the constant count sees a layer that has weights (control: a 3x3 conv)",
             control > 0,
             conv_constants=control,
@@ -114,6 +116,7 @@ def _no_params(scope, rtol) -> Evidence:
         "cases_size_window_stride": [list(c) for c in BACKWARD_CASES],
         "inputs": ["random normal", "rounded (ties)"],
         "tie": "the first maximum in row-major order (XLA's select-and-scatter)",
+        "window_points": 64,
     },
 )
 def _max_backward(scope, rtol) -> Evidence:
@@ -121,9 +124,15 @@ def _max_backward(scope, rtol) -> Evidence:
     plain = backward_check(max_pool_backward, max_pool, cases=cases, rtol=rtol)
     tied = backward_check(max_pool_backward, max_pool, ties=True, cases=cases, rtol=rtol)
     # The displayed derivative of Max, evaluated, against jax.grad of a max over one window (no ties).
-    derived = to_jax(max_pool_gradient(), list(window))
-    points = np.random.default_rng(3).normal(size=(256, 4))
-    window_grad = compare(lambda q: derived(*q.T), lambda q: jax.vmap(jax.grad(jnp.max))(q)[:, 0], [points], rtol=rtol)
+    # evaluate_at per point (lambdify of Max goes through a slow Piecewise simplification).
+    displayed = max_pool_gradient()
+    points = np.random.default_rng(3).normal(size=(scope["window_points"], len(window)))
+    window_grad = compare(
+        lambda q: jnp.asarray([evaluate_at(displayed, dict(zip(window, np.asarray(row), strict=True))) for row in q]),
+        lambda q: jax.vmap(jax.grad(jnp.max))(q)[:, 0],
+        [points],
+        rtol=rtol,
+    )
     return evidence(
         "autodiff",
         _worst(plain, "dy routed to each window's argmax (summed where windows overlap) = jax.vjp(nnx.max_pool)"),
@@ -176,6 +185,7 @@ def _avg_backward(scope, rtol) -> Evidence:
             "avg 3x3/1 SAME padding not counted",
         ],
         "inputs": ["random", "all tied (max)"],
+        "window_points": 16,
     },
 )
 def _gradient_sum(scope, rtol) -> Evidence:
@@ -198,19 +208,36 @@ def _gradient_sum(scope, rtol) -> Evidence:
         if name.startswith("max"):
             rows[name + ", all tied"] = gradient_sums(pool, tied, dy)
     kept = {name: abs(a - b) <= rtol * abs(a) for name, (a, b) in rows.items()}
-    mean_sum, max_sum = gradient_sum()
-    displayed = [value(mean_sum), value(max_sum)]
-    # The displayed left side, a sum of the per-entry share over the window, with the share from the displayed
-    # average-pool gradient substituted: it must add up to the right side.
-    share = instantiate(average_pool_gradient())[0]
-    summed = float(mean_sum.lhs.subs(mean_sum.lhs.function, share).doit())
-    at = [3.0, 1.0, 2.0, 0.0]  # the point the displayed max sum is taken at
-    autodiff_max_sum = float(jnp.sum(jax.grad(jnp.max)(jnp.asarray(at))))
+    # The displayed sums, both sides evaluated at random windows (no ties): the left side with jax.grad's
+    # gradient entries put in for its summand, the right side (SymPy's formula) evaluated by value.
+    mean_eq, max_eq = gradient_sum()
+    points = np.random.default_rng(5).normal(size=(scope["window_points"], len(window)))
+    entry = sp.IndexedBase("g")
+
+    def lhs_at(eq, grads) -> float:
+        summed = eq.lhs.subs(eq.lhs.function, entry[eq.lhs.limits[0][0]]).doit()
+        return float(summed.subs({entry[j + 1]: float(v) for j, v in enumerate(grads)}))
+
+    mean_grads = np.asarray(jax.vmap(jax.grad(jnp.mean))(jnp.asarray(points)))
+    max_grads = np.asarray(jax.vmap(jax.grad(jnp.max))(jnp.asarray(points)))
+    # evaluate_at per point: lambdify prints Max as a Piecewise and simplifies its conditions (~10 s here).
+    max_rhs = np.asarray([evaluate_at(max_eq, dict(zip(window, row, strict=True))) for row in points])
+    sides = {
+        "mean": ([lhs_at(mean_eq, row) for row in mean_grads], [value(mean_eq)] * len(points)),
+        "max": ([lhs_at(max_eq, row) for row in max_grads], max_rhs.tolist()),
+    }
+    displayed_ok = all(
+        abs(left - 1.0) <= rtol and abs(right - 1.0) <= rtol
+        for lefts, rights in sides.values()
+        for left, right in zip(lefts, rights, strict=True)
+    )
     return evidence(
         "autodiff",
         core(
-            "the displayed window sums of the gradient are 1 (mean pooling; max pooling at x = (3,1,2,0), = jax.grad)",
-            displayed == [1.0, 1.0] and summed == displayed[0] and autodiff_max_sum == displayed[1],
+            "the displayed window sums, both sides (left: jax.grad's entries summed; right: the SymPy formula), "
+            "are 1 for mean and max pooling at every random window",
+            displayed_ok,
+            windows=len(points),
         ),
         core(
             "max pooling keeps the sum, overlapping and tied included",
@@ -264,7 +291,8 @@ def _unpool(scope, rtol) -> Evidence:
     "pooling/spp-output-length-is-independent-of-input-size",
     sources=["S001-05"],
     says="Spatial pyramid pooling mainly describes multi-scale information: e.g. it computes 1x1, 2x2 and 4x4 "
-    "poolings at once and concatenates the results as the next layer's input.",
+    "poolings at once and concatenates the results as the next layer's input. (The claim's id, an output length "
+    "independent of the input size, is He et al.'s point, not the note's.)",
     expected="holds",
     scope={"levels": [[1, 2, 4], [1, 3, 6]], "channels": 5, "heights": [6, 7, 13, 32], "widths": [6, 16, 29]},
 )
@@ -283,6 +311,20 @@ def _spp(scope, rtol) -> Evidence:
     top = compare(
         lambda v: SpatialPyramidPooling(levels=(1, 2, 4))(v)[:, : scope["channels"]], global_max_pool, [x], rtol=rtol
     )
+    # Each level is an n x n pooling of the map: where n divides the side, level n = max_pool(side/n, side/n),
+    # its n^2 cells in row-major order, each with its C channels.
+    side, cc = x.shape[1], scope["channels"]
+    out, start, level_cmp = SpatialPyramidPooling(levels=(1, 2, 4))(x), 0, []
+    for lv in (1, 2, 4):
+        level_cmp.append(
+            compare(
+                lambda v, lv=lv, start=start: out[:, start : start + cc * lv**2],
+                lambda v, lv=lv: max_pool(v, side // lv, side // lv).reshape(1, -1),
+                [x],
+                rtol=rtol,
+            )
+        )
+        start += cc * lv**2
     return evidence(
         "measurement",
         core(
@@ -292,6 +334,9 @@ def _spp(scope, rtol) -> Evidence:
             length=predicted[(1, 2, 4)],
         ),
         compared("the 1x1 level is global max pooling", top),
+        _worst(
+            level_cmp, "the 1x1, 2x2 and 4x4 levels are max poolings of the map into 1, 4 and 16 cells, concatenated"
+        ),
         details={str(lv): {f"{hh}x{ww}": v for (hh, ww), v in r.items()} for lv, r in rows.items()},
     )
 
@@ -337,7 +382,8 @@ def _global(scope, rtol) -> Evidence:
     "pooling/average-pooling-is-a-fixed-stride-k-conv",
     sources=["S002-10", "S001-30"],
     says="Downsampling: a. a pooling layer with stride 2 (max or average pooling); b. a convolution layer with "
-    "stride 2: pooling is not learnable, and a learnable stride-2 convolution can replace it for better results.",
+    "stride 2: pooling is not learnable, and a learnable stride-2 convolution can replace it for better results. "
+    "(Tested is a gloss: what a strided convolution can stand in for; 'better results' is not tested.)",
     expected="holds",
     scope={"windows": [2, 4], "input": [2, 8, 8, 3]},
 )
@@ -487,6 +533,9 @@ def _translation(scope) -> Evidence:
         for win in scope["windows"]
     )
     one = next(r for r in rows if r["input"] == "white noise" and r["window"] == 2 and r["shift"] == 1)
+    wide = next(
+        r for r in rows if r["input"] == "white noise" and r["window"] == max(scope["windows"]) and r["shift"] == 1
+    )
     exact = all(r["pooled_corr"] == 1.0 for r in rows if r["shift"] == 1)
     return evidence(
         "measurement",
@@ -495,6 +544,7 @@ def _translation(scope) -> Evidence:
             all(r["pooled_corr"] > r["input_corr"] for r in small),
             input_corr=one["input_corr"],
             pooled_corr=one["pooled_corr"],
+            pooled_corr_widest_window=wide["pooled_corr"],
         ),
         scoped("exact invariance: a 1-pixel shift leaves the pooled map unchanged", exact),
         scoped(
@@ -502,7 +552,9 @@ def _translation(scope) -> Evidence:
             all(r["pooled_corr"] >= agree for r in rows if r["shift"] <= r["window"]),
             lowest=min(r["pooled_corr"] for r in rows if r["shift"] <= r["window"]),
         ),
-        core("a shift by the stride moves the pooled map by exactly one cell (equivariance on the pooled grid)", cell),
+        premise(
+            "a shift by the stride moves the pooled map by exactly one cell (equivariance on the pooled grid)", cell
+        ),
         details={
             "rows": rows,
             "note": "pooled_rel_l2 is the relative L2 change; it is small even for unrelated "
@@ -558,7 +610,7 @@ def _scale_rotation(scope) -> Evidence:
             all(r["pooled_corr"] >= agree for r in zoom),
             lowest=min(r["pooled_corr"] for r in largest_z),
         ),
-        core("a 90-degree rotation rotates the pooled map (equivariance)", equivariant),
+        premise("a 90-degree rotation rotates the pooled map (equivariance, not invariance)", equivariant),
         details={"rotation": rotation, "zoom": zoom},
     )
 
