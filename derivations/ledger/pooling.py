@@ -517,6 +517,7 @@ INVARIANCE_SCOPE = {
     "pooled map still changes, and a shift by the stride just moves it by one cell (no invariance left). Exact "
     "translation invariance needs global pooling (conv_arithmetic/conv-is-translation-invariant).",
     scope={**INVARIANCE_SCOPE, "shift": [1, 2, 3, 4]},
+    aliases=["pooling/max-pooling-is-invariant-to-translation-scale-rotation"],
 )
 def _translation(scope) -> Evidence:
     rows = _invariance_table(scope, "shift")
