@@ -1,0 +1,62 @@
+"""Claims found while annotating note 001 (pooling chapter): mean pooling as an estimate of a region's mean
+from a window of limited size, whose variance falls as 1/k^2 with the k x k window."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from derivations.claims import Evidence, claim, core, evidence, premise
+from models.pooling import avg_pool
+
+NOISES = {
+    "gaussian": lambda rng, shape: rng.normal(size=shape),
+    "uniform": lambda rng, shape: rng.uniform(-np.sqrt(3), np.sqrt(3), size=shape),
+    "laplace": lambda rng, shape: rng.laplace(scale=1 / np.sqrt(2), size=shape),
+}  # all of mean 0 and variance 1
+
+
+def pooled_variances(scope: dict, pool=avg_pool, seed: int = 0) -> dict:
+    """For each noise and window k: the variance (over positions and draws) of mean-pooled unit-variance iid
+    noise, with its standard error, against sigma^2 / k^2 (one pooled value averages k^2 samples)."""
+    rng = np.random.default_rng(seed)
+    rows = {}
+    for name in scope["noises"]:
+        x = NOISES[name](rng, (scope["draws"], scope["size"], scope["size"], 1))
+        raw = float(np.var(x))
+        for k in scope["windows"]:
+            v = np.asarray(pool(jnp.asarray(x), k, k)).ravel()
+            sq = (v - v.mean()) ** 2
+            rows[f"{name}, {k}x{k}"] = {"k": k, "variance": float(sq.mean()), "se": float(sq.std() / np.sqrt(sq.size)),
+                                        "formula": raw / k**2, "raw": raw}
+    return rows
+
+
+@claim(
+    "pooling/mean-pooling-variance-falls-as-one-over-the-window",
+    sources=["S001-05"],
+    says="Mean pooling averages the feature values in the neighbourhood, and suppresses the increase of the "
+         "estimate's variance caused by the limited size of the neighbourhood (均值池化是通过对领域内特征数值求平均"
+         "来实现，能够抑制由于领域大小受限造成估计值方差增大的现象). Tested: the noise variance of the pooled "
+         "estimate is sigma^2 / k^2 for a k x k window of independent features, below one feature's sigma^2.",
+    expected="holds",
+    scope={"noises": ["gaussian", "uniform", "laplace"], "windows": [1, 2, 3, 4], "draws": 400, "size": 12,
+           "z": 4.5},
+    # z: the Monte-Carlo variance must lie within z standard errors of sigma^2 / k^2 (MC_Z of the statistics chapter)
+)
+def _mean_pool_variance(scope, rtol) -> Evidence:
+    rows = pooled_variances(scope)
+    zs = {key: abs(r["variance"] - r["formula"]) / r["se"] for key, r in rows.items()}
+    falling = all(rows[f"{n}, {a}x{a}"]["variance"] > rows[f"{n}, {b}x{b}"]["variance"]
+                  for n in scope["noises"] for a, b in zip(scope["windows"], scope["windows"][1:], strict=False))
+    return evidence(
+        "measurement",
+        premise("the 1x1 'pool' reproduces the input's variance exactly (the measurement is of the pooled values)",
+                all(abs(rows[f"{n}, 1x1"]["variance"] - rows[f"{n}, 1x1"]["raw"]) <= rtol * rows[f"{n}, 1x1"]["raw"]
+                    for n in scope["noises"])
+                if 1 in scope["windows"] else True),
+        core("the variance of a k x k mean-pooled value is sigma^2 / k^2 for every noise and window (within z "
+             "standard errors)", max(zs.values()) <= scope["z"], largest_z=max(zs.values()), cases=len(zs)),
+        core("it falls strictly as the window grows, below one feature's variance", falling),
+        details={"variances": rows},
+    )
