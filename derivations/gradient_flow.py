@@ -86,7 +86,8 @@ def sigmoid_chain_product_at_depth(depth: int = DEPTH_SYMBOLIC) -> sp.Expr:
     """The general product of :func:`sigmoid_chain_gradient` (its first item) instantiated at L = ``depth``,
     in the chain's symbols w1..wL, z1..zL, with sigma'(z) = sigma(z)(1 - sigma(z))."""
     product = instantiate(sigmoid_chain_gradient()[0], {N_LAYERS: depth})
-    named = product.subs({W_INDEXED[i + 1]: ws[i] for i in range(depth)} | {Z_INDEXED[i + 1]: zs[i] for i in range(depth)})
+    names = {W_INDEXED[i + 1]: ws[i] for i in range(depth)} | {Z_INDEXED[i + 1]: zs[i] for i in range(depth)}
+    named = product.subs(names)
     return named.replace(SIGMA_PRIME, lambda v: sigmoid(v) * (1 - sigmoid(v)))
 
 
@@ -135,7 +136,7 @@ def residual_jacobian() -> list[sp.Eq]:
     """H(x) = x + F(x) with F(x) = W2 tanh(W1 x + b1): the Jacobian of H is I + W2 D W1, the identity plus
     F's Jacobian, with D = diag(1 - tanh^2(W1 x + b1)) (S000-26, S001-08); shown for n = 2 and evaluated by the
     claim on concrete matrices against jax.jacobian."""
-    xs, w1, b1, w2 = residual_symbols()
+    xs, w1, b1, _w2 = residual_symbols()
     w1_, w2_, d = RESIDUAL_PLACEHOLDERS
     jac = sp.MatrixSymbol("J_H", RESIDUAL_N, RESIDUAL_N)
     return [

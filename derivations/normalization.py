@@ -210,7 +210,7 @@ def variance_condition(x_in: jax.Array, axes: tuple[int, ...], epsilon: float) -
     return float(_variance_condition(x_in, tuple(axes), float(epsilon)))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@functools.partial(jax.jit, static_argnums=(1,))  # epsilon traced: one compile per shape and axes
 def _variance_condition(x_in, axes, epsilon):
     _, var = batch_statistics(x_in, axes)
     peak = jnp.max(jnp.square(x_in), axis=axes, keepdims=True)
@@ -246,6 +246,14 @@ def flax_batchnorm(features: int, **kwargs) -> nnx.BatchNorm:
     module.mean = nnx.BatchStat(jnp.zeros(features, jnp.float64))
     module.var = nnx.BatchStat(jnp.ones(features, jnp.float64))
     return module
+
+
+@nnx.jit
+def apply_module(module: nnx.Module, inputs: jax.Array) -> jax.Array:
+    """``module(inputs)``, compiled once per module structure and input shape (an eager Flax module compiles
+    every primitive of its forward pass separately for every new shape); state updates (BatchNorm's running
+    averages in training mode) are written back to ``module`` as in an eager call."""
+    return module(inputs)
 
 
 def module_vjp(module: nnx.Module, inputs: jax.Array, upstream: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -360,7 +368,7 @@ def gradient_magnitudes(x_in, g, upstream, epsilon: float, axes) -> tuple[float,
     return tuple(float(v) for v in _gradient_magnitudes(x_in, g, upstream, float(epsilon), tuple(axes)))
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
+@functools.partial(jax.jit, static_argnums=(4,))
 def _gradient_magnitudes(x_in, g, upstream, epsilon, axes):
     _, var = batch_statistics(x_in, axes)
     x_hat = normalize(x_in, axes, epsilon)

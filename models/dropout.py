@@ -13,6 +13,8 @@ from flax.nnx import rnglib
 
 
 def _check_rate(rate: float) -> None:
+    if isinstance(rate, jax.core.Tracer):  # a traced rate (one compile for every rate) is checked by its caller
+        return
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"rate (the drop probability) must be in [0, 1), got {rate}")
 

@@ -50,7 +50,12 @@ def batch_statistics(x: jax.Array, axes: int | Sequence[int]) -> tuple[jax.Array
     """Mean and *biased* variance (divide by N, not N - 1) of ``x`` over ``axes``, kept as broadcastable
     arrays. As in ``nnx.BatchNorm`` the variance is E[x^2] - E[x]^2 in one pass over x, clipped at 0
     against round-off, and computed in at least float32."""
-    axes = _reduction_axes(x.ndim, axes)
+    x = jnp.asarray(x)
+    return _batch_statistics(x, _reduction_axes(x.ndim, axes))
+
+
+@functools.partial(jax.jit, static_argnums=(1,))  # one compile per shape and axes (eager: one per primitive)
+def _batch_statistics(x, axes):
     x = jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32))
     mean = jnp.mean(x, axis=axes, keepdims=True)
     var = jnp.maximum(0.0, jnp.mean(jnp.square(x), axis=axes, keepdims=True) - jnp.square(mean))
@@ -60,9 +65,15 @@ def batch_statistics(x: jax.Array, axes: int | Sequence[int]) -> tuple[jax.Array
 def normalize(x: jax.Array, axes: int | Sequence[int], epsilon: float) -> jax.Array:
     """x_hat = (x - E[x]) / sqrt(Var[x] + epsilon), statistics over ``axes``: the core that BN
     (axes N, H, W), LN (H, W, C), IN (H, W) and GN (H, W and a group of channels) share."""
-    if epsilon < 0:
+    if not isinstance(epsilon, jax.core.Tracer) and epsilon < 0:
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-    mean, var = batch_statistics(x, axes)
+    x = jnp.asarray(x)
+    return _normalize(x, _reduction_axes(x.ndim, axes), epsilon)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _normalize(x, axes, epsilon):
+    mean, var = _batch_statistics(x, axes)
     # epsilon goes under the square root, as in nnx.BatchNorm and the BN paper.
     return (x - mean) * jax.lax.rsqrt(var + epsilon)
 
@@ -107,7 +118,7 @@ def batchnorm_backward(
     return _batchnorm_backward(x, gamma, dy, float(eps), axes)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
+@functools.partial(jax.jit, static_argnums=(4,))  # eps traced: one compile per shape serves every epsilon
 def _batchnorm_backward(x, gamma, dy, eps, axes):
     mean, var = batch_statistics(x, axes)
     return _backward_from_stats(x, mean, jax.lax.rsqrt(var + eps), gamma, dy, axes)

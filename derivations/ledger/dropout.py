@@ -338,8 +338,13 @@ def _ensemble(scope, rtol) -> Evidence:
     def network(a):
         return out(nnx.relu(hidden(a)))
 
+    compiled = {}
+
     def over_inputs(f, rate):
-        return jax.jit(jax.vmap(lambda v: ensemble_average(f, v, rate)))(vs)
+        # One compile per network, the rate traced (a new closure per rate would compile each time).
+        if id(f) not in compiled:
+            compiled[id(f)] = jax.jit(lambda r, f=f: jax.vmap(lambda v: ensemble_average(f, v, r))(vs))
+        return compiled[id(f)](rate)
 
     exact_linear, nonlinear, gaps = [], [], {}
     for rate in scope["rates"]:

@@ -647,7 +647,7 @@ def _weighted_ce(scope, rtol) -> Evidence:
         core(f"with weights 1/prior (priors {scope['priors']}) the fitted classifier is the class-balanced one: its "
              "balanced accuracy is the best any classifier of x reaches, above the unweighted fit's, and the rarest "
              "class's recall rises",
-             bool(np.isclose(balanced_w, balanced_best, rtol=0, atol=1e-12) and balanced_w > balanced_plain
+             bool(abs(balanced_w - balanced_best) <= rtol * balanced_best and balanced_w > balanced_plain
                   and recall_w[-1] > recall_plain[-1]),
              balanced_accuracy=balanced_w, unweighted=balanced_plain, rare_recall=float(recall_w[-1]),
              rare_recall_unweighted=float(recall_plain[-1])),

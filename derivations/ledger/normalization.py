@@ -27,6 +27,7 @@ from derivations.normalization import (
     _normalized_batch,
     _random_case,
     _reference_norms,
+    apply_module,
     autodiff_reference,
     backward_closed_form,
     backward_vs_autodiff,
@@ -312,7 +313,7 @@ def _displayed_forward(scope, rtol) -> list:
         module.scale[...], module.bias[...] = jnp.asarray([g_value]), jnp.asarray([b_value])
         results.append(
             _close(
-                module(jnp.asarray(values)[:, None])[:, 0],
+                apply_module(module, jnp.asarray(values)[:, None])[:, 0],
                 np.asarray(ys),
                 rtol,
                 _condition(jnp.asarray(values)[:, None], (0,)),
@@ -337,7 +338,7 @@ def _conv_axes(scope, rtol) -> Evidence:
     for k, shape in enumerate(map(tuple, scope["shapes"])):
         x_in, *_ = _random_case(shape, 11 + k)
         module = flax_batchnorm(shape[-1], momentum=0.0)  # momentum 0: the running mean becomes the batch mean
-        y = module(x_in)
+        y = apply_module(module, x_in)
         means.append(_close(module.mean[...], jnp.mean(x_in, axis=(0, 1, 2)), rtol))
         centred.append(float(jnp.max(jnp.abs(jnp.mean(y, axis=(0, 1, 2))))))
         differs.append(float(jnp.max(jnp.abs(jnp.mean(x_in, axis=0) - module.mean[...]))))
@@ -709,7 +710,7 @@ def _epsilon(scope, rtol) -> Evidence:
         for epsilon in scope["epsilons"]:
             module = flax_batchnorm(k + 2, epsilon=epsilon)
             module.scale[...] = g
-            y = module(x_in)
+            y = apply_module(module, x_in)
             dx, dscale, dbias = module_vjp(module, x_in, upstream)
             finite.append(all(bool(jnp.all(jnp.isfinite(v))) for v in (y, dx, dscale, dbias)))
             if epsilon == scope["epsilons"][0]:
@@ -836,7 +837,7 @@ def _saturation(scope) -> Evidence:
     for shift in scope["shifts"]:
         for spread in scope["spreads"]:
             z = jnp.asarray(rng.normal(shift, spread, (scope["batch"], 1)))
-            before, after_values = slope(z[:, 0]), slope(module(z)[:, 0])
+            before, after_values = slope(z[:, 0]), slope(apply_module(module, z)[:, 0])
             after = float(jnp.mean(after_values))
             stderr = float(jnp.std(after_values, ddof=1)) / np.sqrt(scope["batch"])
             z_after.append(abs(after - centre) / stderr)
@@ -845,9 +846,9 @@ def _saturation(scope) -> Evidence:
     clean = jnp.asarray(rng.normal(0, 1, (scope["clean_batch"], 1)))
     removed, squeezed, outlier_slopes = [], [], []
     for outlier in scope["outliers"]:
-        normalized = module(clean.at[0, 0].set(outlier))[:, 0]
+        normalized = apply_module(module, clean.at[0, 0].set(outlier))[:, 0]
         removed.append(bool(jnp.abs(normalized[0]) <= jnp.max(jnp.abs(normalized[1:]))))
-        squeezed.append(float(jnp.std(normalized[1:])) < float(jnp.std(module(clean)[1:, 0])))
+        squeezed.append(float(jnp.std(normalized[1:])) < float(jnp.std(apply_module(module, clean)[1:, 0])))
         outlier_slopes.append(float(slope(normalized[:1])[0]))
     return evidence(
         "measurement",
@@ -960,7 +961,7 @@ def _axes(scope, rtol) -> Evidence:
     results, distinct = [], []
     for k, shape in enumerate(map(tuple, scope["shapes"])):
         v = jnp.asarray(np.random.default_rng(1 + k).normal(2.0, 3.0, shape))
-        flax = {name: module(v) for name, module in _flax_norms(shape[-1], scope["groups"]).items()}
+        flax = {name: apply_module(module, v) for name, module in _flax_norms(shape[-1], scope["groups"]).items()}
         ours = _reference_norms(v, scope["groups"])
         cond = max(_condition(v, (0, 1, 2)), _condition(v, (1, 2)))
         results += [_close(flax[name], ours[name], rtol, cond) for name in flax]
@@ -999,7 +1000,9 @@ def _instance(scope, rtol) -> Evidence:
     spatial, across = [], []
     for k, shape in enumerate(map(tuple, scope["shapes"])):
         v = jnp.asarray(np.random.default_rng(2 + k).normal(2.0, 3.0, shape))
-        flax_in = nnx.InstanceNorm(shape[-1], epsilon=EPS, param_dtype=jnp.float64, rngs=nnx.Rngs(params=0))(v)
+        flax_in = apply_module(
+            nnx.InstanceNorm(shape[-1], epsilon=EPS, param_dtype=jnp.float64, rngs=nnx.Rngs(params=0)), v
+        )
         spatial.append(_close(flax_in, normalize(v, (1, 2), EPS), rtol, _condition(v, (1, 2))))
         across.append(_close(flax_in, normalize(v, (3,), EPS), rtol, _condition(v, (3,))))
     return evidence(
@@ -1033,13 +1036,12 @@ def _group(scope, rtol) -> Evidence:
         c = shape[-1]
         kw = {"param_dtype": jnp.float64, "rngs": nnx.Rngs(params=0)}
         cond = max(_condition(v, (1, 2, 3)), _condition(v, (1, 2)))
-        one.append(
-            _close(
-                nnx.GroupNorm(c, num_groups=1, **kw)(v), nnx.LayerNorm(c, reduction_axes=(1, 2, 3), **kw)(v), rtol, cond
-            )
-        )
-        each.append(_close(nnx.GroupNorm(c, num_groups=c, **kw)(v), nnx.InstanceNorm(c, **kw)(v), rtol, cond))
-        middle.append(float(jnp.max(jnp.abs(nnx.GroupNorm(c, num_groups=2, **kw)(v) - nnx.InstanceNorm(c, **kw)(v)))))
+        group = {g: apply_module(nnx.GroupNorm(c, num_groups=g, **kw), v) for g in (1, 2, c)}
+        layer = apply_module(nnx.LayerNorm(c, reduction_axes=(1, 2, 3), **kw), v)
+        instance = apply_module(nnx.InstanceNorm(c, **kw), v)
+        one.append(_close(group[1], layer, rtol, cond))
+        each.append(_close(group[c], instance, rtol, cond))
+        middle.append(float(jnp.max(jnp.abs(group[2] - instance))))
     return evidence(
         "measurement",
         core(
@@ -1105,10 +1107,10 @@ def _small_batches(scope, rtol) -> Evidence:
         module = flax_batchnorm(c, epsilon=epsilon)
         module.scale[...], module.bias[...] = g, b
         beta_exactly.append(
-            bool(jnp.array_equal(module(jnp.asarray(rng.normal(0.0, 5.0, (1, c))))[0], b + g * one_value))
+            bool(jnp.array_equal(apply_module(module, jnp.asarray(rng.normal(0.0, 5.0, (1, c))))[0], b + g * one_value))
         )
         pair = jnp.asarray(rng.normal(0.0, 5.0, (2, c)))
-        got = module(pair)
+        got = apply_module(module, pair)
         x_hat = x_hat_two(pair[0], pair[1], epsilon)
         pairs.append(
             _close(
