@@ -13,6 +13,7 @@ wrong formula somewhere in a chapter. Two choices it pins on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
@@ -87,7 +88,19 @@ def to_jax(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> Callable[..., jax.Arr
     differentiable JAX function."""
     expr = _definition(expr)
     _record(expr)
-    return jax.jit(_lambdify(symbols, expr))
+    key = (sp.ImmutableMatrix(expr) if isinstance(expr, sp.MatrixBase) else expr, tuple(symbols))
+    try:
+        return _COMPILED[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable expression (a list): compile it every time
+        compiled = jax.jit(_lambdify(symbols, expr))
+    with contextlib.suppress(TypeError):
+        _COMPILED[key] = compiled
+    return compiled
+
+
+# One jitted function per (expression, symbols): a check that compiles the same formula in a loop, or two
+# claims that evaluate the same derivation, print and trace it once.
+_COMPILED: dict = {}
 
 
 def value(expr: sp.Expr, subs: dict | None = None, *, digits: int = 30) -> float:
