@@ -9,6 +9,8 @@ the claims.
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 import sympy.stats as stats
 
@@ -67,6 +69,7 @@ def logits(k: int) -> tuple[sp.Symbol, ...]:
 
 
 @derivation
+@functools.cache
 def sigmoid_derivative() -> list[sp.Eq]:
     """The sigmoid's derivative, as SymPy differentiates it, equals sigma(1 - sigma) (S001-11)."""
     derivative = sp.diff(sigmoid(), z)
@@ -77,6 +80,7 @@ def sigmoid_derivative() -> list[sp.Eq]:
 
 
 @derivation
+@functools.cache
 def tanh_derivative() -> list[sp.Eq]:
     """tanh's derivative, as SymPy differentiates the notes' definition, equals 1 - tanh^2 (S001-11)."""
     derivative = sp.diff(tanh_note(), z)
@@ -122,6 +126,7 @@ def prelu_gradients() -> list[sp.Eq]:
 
 
 @derivation
+@functools.cache
 def rrelu_expected_slope() -> list[sp.Eq]:
     """RReLU draws a ~ U(l, u) in training and uses its mean (l + u)/2 at evaluation (S001-12). Where a is
     the slope (y = a x on the negative side: PyTorch, the workbook's module) that mean is the mean slope.
@@ -135,6 +140,7 @@ def rrelu_expected_slope() -> list[sp.Eq]:
 
 
 @derivation
+@functools.cache
 def softmax_jacobian() -> sp.Eq:
     """The softmax Jacobian for K = 3: d s_i / d z_j = s_i (delta_ij - s_j)."""
     zs = logits(3)
@@ -143,6 +149,7 @@ def softmax_jacobian() -> sp.Eq:
 
 
 @derivation
+@functools.cache
 def derivative_limits() -> sp.Matrix:
     """Limits of each derivative at -oo and +oo: zero at an end means saturation there (S003-06).
     Rows: sigmoid, tanh, ReLU, Leaky ReLU, ELU; columns: the function, f'(-oo), f'(+oo)."""
@@ -155,6 +162,7 @@ def _one_sided_limit(expr: sp.Expr, direction: int) -> sp.Expr:
     return sp.limit(expr.subs(z, direction * t), t, sp.oo)
 
 
+@functools.cache
 def _saturation_table() -> dict[str, tuple[sp.Expr, sp.Expr]]:
     functions = {
         "sigmoid": sigmoid(),

@@ -69,6 +69,7 @@ def per_example_gradients(params, x, y) -> jax.Array:
 
 
 @derivation
+@functools.cache
 def gradient_of_the_mean() -> sp.Eq:
     """The gradient of the batch-mean loss is the mean of the per-example gradients (linearity, S000-18); B = 3."""
     theta = sp.Symbol("theta")
@@ -78,6 +79,7 @@ def gradient_of_the_mean() -> sp.Eq:
 
 
 @derivation
+@functools.cache
 def minibatch_gradient_variance() -> sp.Eq:
     """A minibatch of B drawn without replacement from N examples: Var = sigma^2/B (N - B)/(N - 1) (S001-34,
     S002-30); sigma^2 is the per-example gradients' population variance (divided by N, not N - 1)."""

@@ -49,6 +49,7 @@ def _gradient(loss: sp.Expr, zs: tuple[sp.Symbol, ...]) -> sp.ImmutableMatrix:
 
 
 @derivation
+@functools.cache
 def query_key_variance() -> list[sp.Eq]:
     """With independent q_i, k_i of mean 0 and variance 1, each product q_i k_i has variance
     E[q^2] E[k^2] - (E[q] E[k])^2 = 1, and the d independent terms add up: Var(q . k) = d (S002-50)."""
@@ -61,15 +62,14 @@ def query_key_variance() -> list[sp.Eq]:
     ]
 
 
-def softmax_vjp_pair() -> tuple[sp.Matrix, sp.Matrix]:
-    """(J^T g from SymPy's Jacobian of softmax, the claimed p * (g - p.g)), K = 3."""
+def softmax_jacobian_transpose_product() -> sp.Matrix:
+    """J^T g from SymPy's Jacobian of softmax (K = 3): the reference the displayed VJP is proved equal to."""
     zs, gs = (logits(3), sp.symbols("g1:4", real=True))
-    p = softmax(zs)
-    claimed = sp.Matrix([p[j] * (gs[j] - sum(p[i] * gs[i] for i in range(3))) for j in range(3)])
-    return (p.jacobian(zs).T * sp.Matrix(gs), claimed)
+    return softmax(zs).jacobian(zs).T * sp.Matrix(gs)
 
 
 @derivation
+@functools.cache
 def softmax_vjp() -> sp.Eq:
     """The softmax's vector-Jacobian product, the heart of attention's backward pass: for an upstream
     gradient g, (J^T g)_j = p_j (g_j - sum_i p_i g_i), shown for K = 3 with p = softmax(z); the claim
@@ -85,6 +85,7 @@ def gan_pointwise_value(d: sp.Expr = disc) -> sp.Expr:
 
 
 @derivation
+@functools.cache
 def optimal_discriminator() -> list[sp.Eq]:
     """Maximising p_data log D + p_g log(1 - D) over D in (0, 1) pointwise: the derivative vanishes at
     D* = p_data / (p_data + p_g) and the second derivative there is negative (S002-49)."""
@@ -105,6 +106,7 @@ def jsd_pointwise() -> sp.Expr:
 
 
 @derivation
+@functools.cache
 def value_at_optimal_discriminator() -> sp.Eq:
     """The value at D*, pointwise, rewritten as the two KL terms of the Jensen-Shannon divergence."""
     d_star = p_data / (p_data + p_gen)
@@ -112,6 +114,7 @@ def value_at_optimal_discriminator() -> sp.Eq:
 
 
 @derivation
+@functools.cache
 def dirac_gan_jacobian() -> sp.Eq:
     """Dirac-GAN (Mescheder et al., 2018): data at 0, generator at theta, discriminator sigmoid(psi x),
     V = f(psi theta) with f(t) = -log(1 + e^-t). The simultaneous-gradient field (-dV/dtheta, dV/dpsi)
@@ -126,6 +129,7 @@ def dirac_gan_jacobian() -> sp.Eq:
 
 
 @derivation
+@functools.cache
 def temperature_softmax_gradient() -> sp.Eq:
     """Cross-entropy of softmax(z / T) (S001-26) and its gradient (softmax(z / T) - y) / T; the claim proves
     SymPy's derivative equal to it when the target sums to 1 (K = 3)."""
@@ -143,6 +147,7 @@ def smoothed_target(ys, alpha=smoothing) -> list[sp.Expr]:
 
 
 @derivation
+@functools.cache
 def label_smoothing_gradient() -> sp.Eq:
     """Cross-entropy with the smoothed target (1 - alpha) y + alpha / K (S001-26, as optax.smooth_labels) has
     gradient softmax(z) minus the smoothed target, because the smoothed target still sums to 1 (K = 3)."""
@@ -167,6 +172,7 @@ def cosine_gradient_pair() -> tuple[sp.Matrix, sp.Matrix]:
 
 
 @derivation
+@functools.cache
 def cosine_gradient() -> sp.Eq:
     """The gradient of cos(w, x) = w.x / (|w| |x|) with respect to x is (w_hat - cos x_hat) / |x| (n = 3):
     the factor that carries the additive-margin softmax's gradient back to the features (S001-26)."""
@@ -176,6 +182,7 @@ def cosine_gradient() -> sp.Eq:
 
 
 @derivation
+@functools.cache
 def additive_margin_gradient() -> sp.Eq:
     """Additive-margin softmax (Wang et al., 2018): logits s (cos_j - m [j = y]); with a one-hot y the
     gradient with respect to the cosines is s (p - y), p the softmax of the margin logits (K = 3, y = e_1)."""
@@ -219,10 +226,7 @@ def softmax_saturation(d: int, *, scaled: bool, keys: int = 32, queries: int = 2
     dimension d, with the 1/sqrt(d) scale or without it."""
     if d < 1:
         raise ValueError(f"softmax_saturation: d must be >= 1, got {d}")
-    kq, kk = jax.random.split(jax.random.key(seed))
-    q = jax.random.normal(kq, (1, queries, 1, d), dtype=jnp.float64)
-    k = jax.random.normal(kk, (1, keys, 1, d), dtype=jnp.float64)
-    weights = np.asarray(attention_weights(q, k, scale=None if scaled else 1.0)[0, 0])
+    weights = np.asarray(_saturation_weights(d, keys, queries, seed)[0 if scaled else 1])
     entropy = -np.sum(np.where(weights > 0, weights * np.log(np.where(weights > 0, weights, 1.0)), 0.0), axis=-1)
     square = np.sum(weights**2, axis=-1)
     jacobian_norm = np.sqrt(np.maximum(square - 2 * np.sum(weights**3, axis=-1) + square**2, 0.0))
@@ -231,6 +235,19 @@ def softmax_saturation(d: int, *, scaled: bool, keys: int = 32, queries: int = 2
         "jacobian_norm": float(np.mean(jacobian_norm)),
         "max_weight": float(np.mean(np.max(weights, axis=-1))),
     }
+
+
+@functools.cache
+def _saturation_weights(d: int, keys: int, queries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The attention weights of N(0, I) queries and keys, with the 1/sqrt(d) scale and without it, from the
+    same draws, in one compiled program per shape."""
+
+    @jax.jit
+    def run(q, k):
+        return attention_weights(q, k, scale=None)[0, 0], attention_weights(q, k, scale=1.0)[0, 0]
+
+    rng = np.random.default_rng(seed)  # NumPy draws: an XLA program that draws float64 normals is slow to compile
+    return jax.device_get(run(rng.normal(size=(1, queries, 1, d)), rng.normal(size=(1, keys, 1, d))))
 
 
 def _numpy_attention(q, k, v, *, scale: float | None = None) -> np.ndarray:

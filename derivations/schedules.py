@@ -2,18 +2,21 @@
 closed forms and checked against optax's schedules at every step.
 
 Seeds: S000-09, S001-20, S002-43. The claims are in ``derivations/ledger/schedules.py``; run
-``python -m derivations.schedules`` to print the derivations and check the claims. Steps count from 0, as optax's ``count`` does: the learning rate of the first update is
+``python -m derivations.schedules`` to print the derivations and check the claims. Steps count from 0, as
+optax's ``count`` does: the learning rate of the first update is
 the schedule at 0.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 import sympy as sp
 
-from derivations.bridge import instantiate, to_jax
+from derivations.bridge import to_jax
 from derivations.claims import derivation
 
 step = sp.Symbol("t", nonnegative=True)  # the update count, 0, 1, 2, ...
@@ -41,6 +44,7 @@ def _positive_int(name: str, value: int) -> None:
 
 
 @derivation
+@functools.cache
 def warmup_cosine() -> sp.Eq:
     """Linear warm-up from eta_0 to eta_max over W steps, then cosine decay to eta_end at step T (S002-43);
     optax counts the warm-up inside T, so the cosine spans T - W steps."""
@@ -52,6 +56,7 @@ def warmup_cosine() -> sp.Eq:
 
 
 @derivation
+@functools.cache
 def warmup_plateau_cosine() -> sp.Eq:
     """The note's rise-flat-fall (S002-43): warm up over W steps, hold eta_max for H steps, cosine decay to T."""
     phase = sp.pi * (step - warmup - hold) / (total - warmup - hold)
@@ -76,12 +81,14 @@ def step_decay(boundaries_and_scales: dict[int, float]) -> sp.Expr:
 
 
 @derivation
+@functools.cache
 def step_decay_rule() -> sp.Eq:
     """Step decay (S000-09): the rate is multiplied by a factor at each boundary (0.1 at 300 and 600, 0.5 at 800)."""
     return sp.Eq(ETA, step_decay(STEP_DECAY["boundaries_and_scales"]), evaluate=False)
 
 
 @derivation
+@functools.cache
 def exponential_decay() -> list[sp.Eq]:
     """Exponential decay (S000-09): eta_0 gamma^(t/P), continuous or, with a staircase, gamma^floor(t/P)."""
     return [sp.Eq(ETA, init * rate ** (step / period), evaluate=False),
@@ -89,6 +96,7 @@ def exponential_decay() -> list[sp.Eq]:
 
 
 @derivation
+@functools.cache
 def warmup_cosine_slopes() -> list[sp.Eq]:
     """The slopes at the joins: the warm-up rises at (eta_max - eta_0)/W up to t = W, the cosine leaves the peak
     with slope 0 and arrives at eta_end with slope 0. So the rate is continuous at W but its slope jumps there
@@ -116,10 +124,18 @@ def optax_warmup_plateau_cosine(init_value, peak_value, warmup_steps, hold_steps
         [warmup_steps, warmup_steps + hold_steps])
 
 
+@functools.cache
+def _compiled(expr: sp.Expr, symbols: tuple[sp.Symbol, ...]):
+    """The closed form compiled once with its configuration as arguments (not one program per configuration)."""
+    return to_jax(expr, list(symbols))
+
+
 def closed_form_values(expr: sp.Expr, values: dict[sp.Symbol, float], steps: int = STEPS) -> np.ndarray:
     """The closed form at t = 0 ... steps - 1, with the configuration substituted."""
-    concrete = instantiate(expr, values)
-    return np.asarray(jnp.broadcast_to(to_jax(concrete, [step])(jnp.arange(steps, dtype=jnp.float64)), (steps,)))
+    symbols = tuple(sorted(values, key=str))
+    f = _compiled(expr, (step, *symbols))
+    t = jnp.arange(steps, dtype=jnp.float64)
+    return np.asarray(jnp.broadcast_to(f(t, *[jnp.float64(float(values[v])) for v in symbols]), (steps,)))
 
 
 def optax_values(schedule, steps: int = STEPS, count_dtype=jnp.int64) -> np.ndarray:

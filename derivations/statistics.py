@@ -7,6 +7,7 @@ appendix). Run ``python -m derivations.statistics`` to print the derivations and
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -129,6 +130,7 @@ def expected_squared_error() -> tuple[sp.Expr, sp.Expr]:
 
 
 @derivation
+@functools.cache
 def bias_variance_decomposition() -> list[sp.Eq]:
     """The expected squared error at x splits into bias^2 + variance + noise (S001-23, S004-07); bias is
     f(x) - E[f_hat(x)] over training sets, not the gap between a prediction and its label."""
@@ -146,6 +148,7 @@ def average_variance(n: int | sp.Expr = n_models) -> sp.Expr:
 
 
 @derivation
+@functools.cache
 def correlated_average_variance() -> list[sp.Eq]:
     """The variance of an average of n equally correlated models (S001-22, S004-17), and its limit as
     n -> oo: averaging removes only the uncorrelated part."""
@@ -166,18 +169,21 @@ def metric_symbols():
 
 
 @derivation
-def f1_from_counts() -> sp.Eq:
-    """F1, the harmonic mean of precision TP/(TP+FP) and recall TP/(TP+FN), in counts (S001-21)."""
+@functools.cache
+def f1_from_counts() -> list[sp.Eq]:
+    """Precision TP/(TP+FP), recall TP/(TP+FN) and F1, their harmonic mean, in counts (S001-21)."""
     tp, fp, fn = metric_symbols()
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    return sp.Eq(
-        2 * sp.Symbol("P") * sp.Symbol("R") / (sp.Symbol("P") + sp.Symbol("R")),
-        sp.simplify(2 * precision * recall / (precision + recall)),
-        evaluate=False,
-    )
+    p, r = sp.symbols("P R", positive=True)
+    return [
+        sp.Eq(p, precision, evaluate=False),
+        sp.Eq(r, recall, evaluate=False),
+        sp.Eq(2 * p * r / (p + r), sp.simplify(2 * precision * recall / (precision + recall)), evaluate=False),
+    ]
 
 
 @derivation
+@functools.cache
 def polynomial_kernel_feature_map() -> sp.Eq:
     """The feature map of the degree-2 polynomial kernel in 2 dimensions (S004-15):
     (x^T y + c)^2 = phi(x)^T phi(y), with C(4, 2) = 6 features."""

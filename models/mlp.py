@@ -58,3 +58,26 @@ def init_params(key: jax.Array, sizes: Sequence[int], dtype=jnp.float32) -> Para
     init = nnx.initializers.lecun_normal()
     return [{"kernel": init(k, (a, b), dtype), "bias": jnp.zeros((b,), dtype)}
             for k, (a, b) in zip(keys, itertools.pairwise(sizes), strict=True)]
+
+
+# The standard deviation of a standard normal truncated to [-2, 2] (jax.nn.initializers' constant).
+_TRUNCATED_STD = 0.87962566103423978
+
+
+def init_params_numpy(rng, sizes: Sequence[int], dtype=jnp.float64, *, count: int | None = None) -> Params:
+    """``init_params``'s distribution (LeCun-normal: a normal truncated to +-2 standard deviations, scaled to
+    variance 1/fan_in; zero bias) drawn by NumPy, so that no XLA program is compiled to draw it. With
+    ``count`` the leaves get a leading axis of ``count`` independent initialisations (for ``jax.vmap``)."""
+    import numpy as np
+
+    lead = () if count is None else (count,)
+    params = []
+    for a, b in itertools.pairwise(sizes):
+        draws = rng.standard_normal((*lead, a, b))
+        outside = np.abs(draws) > 2
+        while outside.any():  # rejection: redraw what fell outside [-2, 2]
+            draws[outside] = rng.standard_normal(int(outside.sum()))
+            outside = np.abs(draws) > 2
+        kernel = draws * (np.sqrt(1.0 / a) / _TRUNCATED_STD)
+        params.append({"kernel": jnp.asarray(kernel, dtype), "bias": jnp.zeros((*lead, b), dtype)})
+    return params

@@ -162,9 +162,9 @@ def test_am_softmax_rejects_a_negative_margin():
 def test_saturation_jacobian_norm_is_that_of_jax_jacobian_and_a_wrong_formula_is_rejected(d):
     """The closed-form Frobenius norm of diag(p) - p p^T equals jax.jacobian's; diag(p) alone does not."""
     out = beyond.softmax_saturation(d, scaled=False, keys=8, queries=16)
-    kq, kk = jax.random.split(jax.random.key(0))
-    q = jax.random.normal(kq, (1, 16, 1, d), dtype=jnp.float64)
-    k = jax.random.normal(kk, (1, 8, 1, d), dtype=jnp.float64)
+    rng = np.random.default_rng(0)  # softmax_saturation's draws: queries first, then keys
+    q = jnp.asarray(rng.normal(size=(1, 16, 1, d)))
+    k = jnp.asarray(rng.normal(size=(1, 8, 1, d)))
     logits = jnp.einsum("qd,kd->qk", q[0, :, 0], k[0, :, 0])
     jacobians = jax.vmap(jax.jacobian(jax.nn.softmax))(logits)
     # sum p^2 - 2 sum p^3 + (sum p^2)^2 cancels for peaked p: a relative 1e-8 covers the rounding.

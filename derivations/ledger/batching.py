@@ -106,9 +106,8 @@ def _unbiased(scope) -> Evidence:
     findings = []
     for batch in scope["batch"]:
         # The data loader's way: a fresh random permutation per step, its first B examples.
-        keys = jax.random.split(jax.random.key(batch), scope["draws"])
-        chosen = jax.vmap(lambda key, b=batch: jax.random.permutation(key, n)[:b])(keys)
-        estimates = np.asarray(per_example[chosen].mean(axis=1))
+        order = np.random.default_rng(batch).permuted(np.tile(np.arange(n), (scope["draws"], 1)), axis=1)
+        estimates = np.asarray(per_example)[order[:, :batch]].mean(axis=1)
         error = np.abs(estimates.mean(axis=0) - full) / (estimates.std(axis=0, ddof=1) / np.sqrt(scope["draws"]))
         findings.append(
             core(

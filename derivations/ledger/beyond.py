@@ -40,9 +40,9 @@ from derivations.beyond import (
     scale_s,
     smoothed_target,
     smoothing,
+    softmax_jacobian_transpose_product,
     softmax_saturation,
     softmax_vjp,
-    softmax_vjp_pair,
     targets,
     temperature,
     temperature_softmax_gradient,
@@ -184,10 +184,13 @@ def _scaling_saturation(scope) -> Evidence:
 
 @functools.partial(jax.jit, static_argnums=4)
 def _attention_and_backwards(q, k, v, d_out, scale):
-    """The forward output, the closed-form (dQ, dK, dV) and jax.vjp's, each flattened: one compile per shape."""
+    """The forward output, the closed-form (dQ, dK, dV), jax.vjp's and jax.nn.dot_product_attention's output,
+    each flattened: one compile per shape."""
     out, vjp = jax.vjp(lambda a, b, e: dot_product_attention(a, b, e, scale=scale), q, k, v)
     flat = lambda ts: jnp.concatenate([jnp.ravel(t) for t in ts])  # noqa: E731
-    return jnp.ravel(out), flat(dot_product_attention_backward(q, k, v, d_out, scale=scale)), flat(vjp(d_out))
+    library = jax.nn.dot_product_attention(q, k, v)  # its default scale 1/sqrt(d); compared only where scale is None
+    return (jnp.ravel(out), flat(dot_product_attention_backward(q, k, v, d_out, scale=scale)), flat(vjp(d_out)),
+            jnp.ravel(library))
 
 
 @claim(
@@ -199,7 +202,7 @@ def _attention_and_backwards(q, k, v, d_out, scale):
     scope={"shapes": [(2, 7, 3, 8), (1, 1, 1, 4), (1, 5, 2, 16)], "scales": [None, 0.05]},
 )
 def _attention_backward(scope, rtol) -> Evidence:
-    product, _ = softmax_vjp_pair()
+    product = softmax_jacobian_transpose_product()
     zs = logits(3)
     p = softmax(zs)
     shown = instantiate(softmax_vjp(), {sp.Symbol(f"p{i + 1}", positive=True): p[i] for i in range(3)})
@@ -215,18 +218,16 @@ def _attention_backward(scope, rtol) -> Evidence:
     outputs, references, closed, autodiff, gaps = [], [], [], [], []
     for shape in scope["shapes"]:
         for scale in scope["scales"]:
-            q, k, v, d_out = (jnp.asarray(rng.normal(size=shape)) for _ in range(4))
-            out, by_hand, by_vjp = _attention_and_backwards(q, k, v, d_out, scale)
+            q, k, v, d_out = (rng.normal(size=shape) for _ in range(4))
+            out, by_hand, by_vjp, library = jax.device_get(_attention_and_backwards(q, k, v, d_out, scale))
             outputs.append(out)
-            references.append(jnp.ravel(jnp.asarray(_numpy_attention(q, k, v, scale=scale))))
+            references.append(np.ravel(_numpy_attention(q, k, v, scale=scale)))
             closed.append(by_hand)
             autodiff.append(by_vjp)
             if scale is None:
-                gaps.append(
-                    float(jnp.max(jnp.abs(jax.nn.dot_product_attention(q, k, v) - references[-1].reshape(shape))))
-                )
-    fwd = compare(lambda: jnp.concatenate(outputs), lambda: jnp.concatenate(references), [], rtol=rtol)
-    bwd = compare(lambda: jnp.concatenate(closed), lambda: jnp.concatenate(autodiff), [], rtol=rtol)
+                gaps.append(float(np.max(np.abs(library - references[-1]))))
+    fwd = compare(lambda: np.concatenate(outputs), lambda: np.concatenate(references), [], rtol=rtol)
+    bwd = compare(lambda: np.concatenate(closed), lambda: np.concatenate(autodiff), [], rtol=rtol)
     configurations = len(scope["shapes"]) * len(scope["scales"])
     return evidence(
         "autodiff",
@@ -250,7 +251,8 @@ def _processor(x: jax.Array, w1: jax.Array, w2: jax.Array) -> jax.Array:
 
 
 @claim(
-    "beyond/soft-attention-does-not-reduce-computation",
+    "beyond/attention-reduces-computation-by-selecting-a-subset",
+    aliases=["beyond/soft-attention-does-not-reduce-computation"],
     sources=["S002-50"],
     says="Attention reduces the computational burden of processing high-dimensional input data by selecting, "
     "in a structured way, a subset of the input, which lowers the data's dimension (减少处理高维输入数据的计算负担,"
@@ -350,24 +352,29 @@ def _optimal_discriminator(scope) -> Evidence:
     d_star_eq, curvature_eq = optimal_discriminator()
     stationary = sp.simplify(sp.diff(gan_pointwise_value(), disc).subs(disc, d_star_eq.rhs)) == 0
     optimum, curvature = to_jax(d_star_eq, (p_data, p_gen)), to_jax(curvature_eq, (p_data, p_gen))
+    ulps, rivals_n = scope["ulps"], scope["rivals"]
+
+    @jax.jit
+    def measure(data, generated, sub):
+        # One compiled program per support size: the gradient at D* against its rounding bound, the best rival's
+        # margin, and the displayed curvature.
+        d_star = optimum(data, generated)
+        bound = ulps * np.finfo(np.float64).eps * (data + generated) / jnp.minimum(d_star, 1 - d_star)
+        share = jnp.max(jnp.abs(jax.grad(gan_value)(d_star, data, generated)) / bound)
+        rivals = jax.random.uniform(sub, (rivals_n, data.size), dtype=jnp.float64, minval=1e-4, maxval=1 - 1e-4)
+        rivals = jnp.concatenate([rivals, jnp.clip(d_star + 1e-3, 1e-9, 1 - 1e-9)[None]])
+        scores = jax.vmap(gan_value, (0, None, None))(rivals, data, generated)
+        gap = jnp.max(scores - gan_value(d_star, data, generated))
+        return share, gap, jnp.max(curvature(data, generated))
+
     key = jax.random.key(3)
     grads, gaps, curvatures = [], [], []
     for data, generated in _distribution_pairs(scope["points"]):
-        data, generated = jnp.asarray(data), jnp.asarray(generated)
-        d_star = optimum(data, generated)
-        bound = scope["ulps"] * np.finfo(np.float64).eps * (data + generated) / jnp.minimum(d_star, 1 - d_star)
-        grads.append(float(jnp.max(jnp.abs(jax.grad(gan_value)(d_star, data, generated)) / bound)))
         key, sub = jax.random.split(key)
-        rivals = jax.random.uniform(sub, (scope["rivals"], data.size), dtype=jnp.float64, minval=1e-4, maxval=1 - 1e-4)
-        rivals = jnp.concatenate([rivals, jnp.clip(d_star + 1e-3, 1e-9, 1 - 1e-9)[None]])
-        gaps.append(
-            float(
-                jnp.max(
-                    jax.vmap(gan_value, (0, None, None))(rivals, data, generated) - gan_value(d_star, data, generated)
-                )
-            )
-        )
-        curvatures.append(float(jnp.max(curvature(data, generated))))
+        share, gap, bend = jax.device_get(measure(jnp.asarray(data), jnp.asarray(generated), sub))
+        grads.append(float(share))
+        gaps.append(float(gap))
+        curvatures.append(float(bend))
     return evidence(
         "autodiff",
         core("SymPy: dV/dD vanishes at D* = p_data / (p_data + p_g)", stationary),
@@ -392,18 +399,25 @@ def _optimal_discriminator(scope) -> Evidence:
     )
 
 
+def _jsd_value(t, width, grid):
+    """V(D*, G) + log 4 = 2 JSD for p_data a bump at 0 and p_g the same bump at t, on ``grid``."""
+    # A floor of 1e-30 keeps D* = pd / (pd + pg) defined where both bumps underflow.
+    pd = jnp.exp(-0.5 * (grid / width) ** 2) + 1e-30
+    pg = jnp.exp(-0.5 * ((grid - t) / width) ** 2) + 1e-30
+    pd, pg = pd / jnp.sum(pd), pg / jnp.sum(pg)
+    both = jnp.log(pd + pg)  # V(D*) in the form p log D* + q log(1 - D*) with logs that stay finite
+    return jnp.sum(pd * (jnp.log(pd) - both) + pg * (jnp.log(pg) - both))
+
+
+_jsd_gradient = jax.jit(jax.grad(_jsd_value))
+
+
 def _generator_gradient(theta: float, width: float, grid: np.ndarray) -> float:
     """d/dtheta of V(D*, G) = -log 4 + 2 JSD for p_data a bump at 0 and p_g the same bump at theta."""
+    return float(_jsd_gradient(jnp.float64(theta), jnp.float64(width), jnp.asarray(grid)))
 
-    def jsd_value(t):
-        # A floor of 1e-30 keeps D* = pd / (pd + pg) defined where both bumps underflow.
-        pd = jnp.exp(-0.5 * (grid / width) ** 2) + 1e-30
-        pg = jnp.exp(-0.5 * ((grid - t) / width) ** 2) + 1e-30
-        pd, pg = pd / jnp.sum(pd), pg / jnp.sum(pg)
-        both = jnp.log(pd + pg)  # V(D*) in the form p log D* + q log(1 - D*) with logs that stay finite
-        return jnp.sum(pd * (jnp.log(pd) - both) + pg * (jnp.log(pg) - both))
 
-    return float(jax.grad(jsd_value)(jnp.float64(theta)))
+_gan_value = jax.jit(gan_value)
 
 
 @claim(
@@ -425,7 +439,7 @@ def _gan_jsd(scope, rtol) -> Evidence:
     values, jsds, equal = [], [], []
     for data, generated in _distribution_pairs(scope["points"]):
         d_star = data / (data + generated)
-        values.append(float(gan_value(jnp.asarray(d_star), jnp.asarray(data), jnp.asarray(generated))))
+        values.append(float(_gan_value(jnp.asarray(d_star), jnp.asarray(data), jnp.asarray(generated))))
         jsds.append(-np.log(4) + 2 * scipy.spatial.distance.jensenshannon(data, generated) ** 2)  # scipy: sqrt, nats
         equal.append(bool(np.array_equal(data, generated)))
     against_scipy = compare(lambda: jnp.asarray(values), lambda: jnp.asarray(jsds), [], rtol=rtol)
@@ -459,6 +473,12 @@ def _dirac_gan_field(theta, psi):
     return jnp.stack([-g_theta, g_psi])
 
 
+@jax.jit
+def _dirac_gan_at_rest(origin):
+    """jax.jacfwd of the field and the field itself at the equilibrium, in one compiled program."""
+    return jax.jacfwd(lambda s: _dirac_gan_field(s[0], s[1]))(origin), _dirac_gan_field(origin[0], origin[1])
+
+
 @functools.partial(jax.jit, static_argnums=2)
 def _dirac_gan_runs(lrs, starts, steps):
     """The distance to the equilibrium after ``steps`` simultaneous gradient steps, one run per (lr, start)."""
@@ -487,7 +507,7 @@ def _dirac_gan_runs(lrs, starts, steps):
 def _dirac_gan(scope, rtol) -> Evidence:
     shown = dirac_gan_jacobian()
     eigenvalues = np.asarray([complex(e) for e in instantiate(shown)], dtype=np.complex128)
-    jacobian = jax.jacfwd(lambda s: _dirac_gan_field(s[0], s[1]))(jnp.zeros(2))
+    jacobian, field_at_rest = jax.device_get(_dirac_gan_at_rest(jnp.zeros(2)))
     numeric = np.sort_complex(np.linalg.eigvals(np.asarray(jacobian)))
     match = compare(
         lambda: jnp.asarray(np.concatenate([numeric.real, numeric.imag])) + 1.0,
@@ -497,7 +517,7 @@ def _dirac_gan(scope, rtol) -> Evidence:
         [],
         rtol=rtol,
     )
-    at_rest = float(jnp.max(jnp.abs(_dirac_gan_field(jnp.float64(0.0), jnp.float64(0.0)))))
+    at_rest = float(np.max(np.abs(field_at_rest)))
     lrs, starts = np.asarray(scope["learning_rates"]), np.asarray(scope["starts"], dtype=np.float64)
     ends = np.asarray(
         _dirac_gan_runs(
@@ -571,14 +591,21 @@ def _temperature(scope, rtol) -> Evidence:
     derived = [sp.diff(cross_entropy(tuple(v / temperature for v in zs), ys), v) for v in zs]
     proofs = _sum_to_one_proofs(derived, shown.rhs, zs, ys, [temperature])
     formula = to_jax(shown, (*zs, *ys, temperature))
-    got, want = [], []
-    for i, (t, s) in enumerate((t, s) for t in scope["T"] for s in scope["logit_scales"]):
-        rows = _rows(4 + i, scale=s)
+
+    @jax.jit
+    def both(rows, t):
         # softmax and its gradient are unchanged by z -> z - max z; shifted, the displayed formula cannot overflow.
         shifted = rows.at[:, :K].add(-jnp.max(rows[:, :K], axis=1, keepdims=True))
-        got.append(jax.vmap(lambda row, t=t: formula(*row, t)[:, 0])(shifted))
-        want.append(jax.vmap(jax.grad(lambda row, t=t: optax.softmax_cross_entropy(row[:K] / t, row[K:])))(rows)[:, :K])
-    cmp = compare(lambda: jnp.concatenate(got), lambda: jnp.concatenate(want), [], rtol=rtol)
+        by_formula = jax.vmap(lambda row: formula(*row, t)[:, 0])(shifted)
+        by_optax = jax.vmap(jax.grad(lambda row: optax.softmax_cross_entropy(row[:K] / t, row[K:])))(rows)[:, :K]
+        return by_formula, by_optax
+
+    got, want = [], []
+    for i, (t, s) in enumerate((t, s) for t in scope["T"] for s in scope["logit_scales"]):
+        by_formula, by_optax = jax.device_get(both(_rows(4 + i, scale=s), jnp.float64(t)))
+        got.append(by_formula)
+        want.append(by_optax)
+    cmp = compare(lambda: np.concatenate(got), lambda: np.concatenate(want), [], rtol=rtol)
     return evidence(
         "autodiff",
         *(
@@ -614,16 +641,19 @@ def _label_smoothing(scope, rtol, atol) -> Evidence:
     derived = [sp.diff(cross_entropy(zs, smoothed_target(ys)), v) for v in zs]
     proofs = _sum_to_one_proofs(derived, shown.rhs, zs, ys, [smoothing])
     formula = to_jax(shown, (*zs, *ys, smoothing))
+
+    @jax.jit
+    def both(rows, a):
+        by_formula = jax.vmap(lambda row: formula(*row, a)[:, 0])(rows)
+        smoothed = jax.grad(lambda row: optax.softmax_cross_entropy(row[:K], optax.smooth_labels(row[K:], a)))
+        return by_formula, jax.vmap(smoothed)(rows)[:, :K]
+
     got, want = [], []
     for i, (a, s) in enumerate((a, s) for a in scope["alpha"] for s in scope["logit_scales"]):
-        rows = _rows(40 + i, scale=s)
-        got.append(jax.vmap(lambda row, a=a: formula(*row, a)[:, 0])(rows))
-        want.append(
-            jax.vmap(jax.grad(lambda row, a=a: optax.softmax_cross_entropy(row[:K], optax.smooth_labels(row[K:], a))))(
-                rows
-            )[:, :K]
-        )
-    cmp = compare(lambda: jnp.concatenate(got), lambda: jnp.concatenate(want), [], rtol=rtol, atol=atol)
+        by_formula, by_optax = jax.device_get(both(_rows(40 + i, scale=s), jnp.float64(a)))
+        got.append(by_formula)
+        want.append(by_optax)
+    cmp = compare(lambda: np.concatenate(got), lambda: np.concatenate(want), [], rtol=rtol, atol=atol)
     return evidence(
         "autodiff",
         *(

@@ -466,7 +466,7 @@ def _weighting_vs_oversampling(scope, rtol) -> Evidence:
                     for leaf in jax.tree.leaves(
                         jax.jit(
                             jax.grad(
-                                lambda p: (
+                                lambda p, w=w, x=x, labels=labels, example_loss=example_loss: (
                                     jnp.sum(w * jax.vmap(example_loss, (None, 0, 0))(p, x, jnp.asarray(labels)))
                                     / jnp.sum(w)
                                 )

@@ -295,8 +295,8 @@ def _correlated_average(scope) -> Evidence:
 )
 def _precision_recall_f1(scope, rtol) -> Evidence:
     tp_, fp_, fn_ = metric_symbols()
-    shown = f1_from_counts()
-    f1 = to_jax(shown, [tp_, fp_, fn_])
+    shown_p, shown_r, shown_f1 = f1_from_counts()
+    precision_of, recall_of, f1 = (to_jax(eq, [tp_, fp_, fn_]) for eq in (shown_p, shown_r, shown_f1))
     rng = np.random.default_rng(7)
     from_counts, direct = [], []
     for size, accuracy, rate in itertools.product(scope["sizes"], scope["accuracies"], scope["positive_rates"]):
@@ -306,11 +306,8 @@ def _precision_recall_f1(scope, rtol) -> Evidence:
             if labels.sum() and predictions.sum() and (labels & predictions).sum():
                 break
         c = confusion_counts(labels, predictions)
-        from_counts += [
-            c["TP"] / (c["TP"] + c["FP"]),
-            c["TP"] / (c["TP"] + c["FN"]),
-            float(f1(*(jnp.float64(c[k]) for k in ("TP", "FP", "FN")))),
-        ]
+        counts = [jnp.float64(c[k]) for k in ("TP", "FP", "FN")]
+        from_counts += [float(precision_of(*counts)), float(recall_of(*counts)), float(f1(*counts))]
         # Independently, by their definitions: P(y = 1 | predicted 1), P(predicted 1 | y = 1), harmonic mean.
         precision, recall = labels[predictions == 1].mean(), predictions[labels == 1].mean()
         direct += [precision, recall, scipy.stats.hmean([precision, recall])]
@@ -318,7 +315,7 @@ def _precision_recall_f1(scope, rtol) -> Evidence:
     return evidence(
         "measurement",
         compared(
-            f"precision, recall and the displayed F1 = 2TP/(2TP+FP+FN) from the counts equal the conditional "
+            f"the displayed precision, recall and F1 = 2TP/(2TP+FP+FN) from the counts equal the conditional "
             f"frequencies and scipy's harmonic mean, for {len(from_counts) // 3} label sets (sizes "
             f"{scope['sizes']}, accuracies {scope['accuracies']}, positive rates {scope['positive_rates']})",
             cmp,
