@@ -7,6 +7,7 @@ stability bound and the hyper-gradient."""
 from __future__ import annotations
 
 import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
