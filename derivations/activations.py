@@ -9,12 +9,10 @@ the claims.
 
 from __future__ import annotations
 
-import functools
-
 import sympy as sp
 import sympy.stats as stats
 
-from derivations import harness
+from derivations import bridge, harness
 from derivations.claims import Evidence, derivation
 
 z = sp.Symbol("z", real=True)
@@ -69,7 +67,7 @@ def logits(k: int) -> tuple[sp.Symbol, ...]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def sigmoid_derivative() -> list[sp.Eq]:
     """The sigmoid's derivative, as SymPy differentiates it, equals sigma(1 - sigma) (S001-11)."""
     derivative = sp.diff(sigmoid(), z)
@@ -80,7 +78,7 @@ def sigmoid_derivative() -> list[sp.Eq]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def tanh_derivative() -> list[sp.Eq]:
     """tanh's derivative, as SymPy differentiates the notes' definition, equals 1 - tanh^2 (S001-11)."""
     derivative = sp.diff(tanh_note(), z)
@@ -126,7 +124,7 @@ def prelu_gradients() -> list[sp.Eq]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def rrelu_expected_slope() -> list[sp.Eq]:
     """RReLU draws a ~ U(l, u) in training and uses its mean (l + u)/2 at evaluation (S001-12). Where a is
     the slope (y = a x on the negative side: PyTorch, the workbook's module) that mean is the mean slope.
@@ -140,7 +138,7 @@ def rrelu_expected_slope() -> list[sp.Eq]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def softmax_jacobian() -> sp.Eq:
     """The softmax Jacobian for K = 3: d s_i / d z_j = s_i (delta_ij - s_j)."""
     zs = logits(3)
@@ -149,7 +147,7 @@ def softmax_jacobian() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def derivative_limits() -> sp.Matrix:
     """Limits of each derivative at -oo and +oo: zero at an end means saturation there (S003-06).
     Rows: sigmoid, tanh, ReLU, Leaky ReLU, ELU; columns: the function, f'(-oo), f'(+oo)."""
@@ -162,7 +160,7 @@ def _one_sided_limit(expr: sp.Expr, direction: int) -> sp.Expr:
     return sp.limit(expr.subs(z, direction * t), t, sp.oo)
 
 
-@functools.cache
+@bridge.cache
 def _saturation_table() -> dict[str, tuple[sp.Expr, sp.Expr]]:
     functions = {
         "sigmoid": sigmoid(),

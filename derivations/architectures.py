@@ -26,6 +26,7 @@ import numpy as np
 import sympy as sp
 from flax import nnx
 
+from derivations import bridge
 from derivations.claims import derivation
 from derivations.conv_arithmetic import conv_macs, measured_receptive_field, taps_in_bounds
 from derivations.harness import module_params, support_extent, xla_flops
@@ -227,7 +228,7 @@ def contraction_flops(f, *args) -> float:
     return out
 
 
-@functools.cache
+@bridge.cache
 def _lowered_flops(primitive, avals, params) -> float:
     cost = jax.jit(lambda *xs: primitive.bind(*xs, **dict(params))).lower(*avals).cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
@@ -444,7 +445,7 @@ def im2col_conv(x: jax.Array, kernel: jax.Array, *, groups: int = 1, padding: in
     return jnp.einsum("pgt,gto->pgo", patches, weights).reshape(n, h, w, c_out)
 
 
-@functools.cache
+@bridge.cache
 def _im2col_layer_flops(kh: int, kw: int, c_in: int, c_out: int, groups: int, size: int, valid: bool) -> float:
     x = jax.ShapeDtypeStruct((1, size, size, c_in), jnp.float32)
     kernel = jax.ShapeDtypeStruct((kh, kw, c_in // groups, c_out), jnp.float32)

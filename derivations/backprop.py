@@ -8,7 +8,6 @@ the derivations and check the claims.
 
 from __future__ import annotations
 
-import functools
 import itertools
 
 import jax
@@ -18,6 +17,7 @@ import sympy as sp
 from flax import nnx
 from jax import lax
 
+from derivations import bridge
 from derivations.activations import sigmoid
 from derivations.bridge import instantiate, to_jax
 from derivations.claims import derivation
@@ -121,7 +121,7 @@ def activation_derivative(name: str) -> sp.Expr:
     return sp.diff(ACTIVATION_FUNCTIONS[name], _v)
 
 
-@functools.cache
+@bridge.cache
 def activation_jax(name: str):
     """An activation, compiled to JAX from its SymPy form."""
     if name not in ACTIVATION_FUNCTIONS:
@@ -129,7 +129,7 @@ def activation_jax(name: str):
     return to_jax(ACTIVATION_FUNCTIONS[name], [_v])
 
 
-@functools.cache
+@bridge.cache
 def activation_derivative_jax(name: str):
     """f' of an activation, compiled to JAX from SymPy's derivative."""
     return to_jax(activation_derivative(name), [_v])
@@ -269,7 +269,7 @@ def substituted(expr: sp.Expr) -> sp.Expr:
     return expr.subs(two_two_one_forward())
 
 
-@functools.cache
+@bridge.cache
 def _compiled_gradients() -> dict[str, object]:
     """The displayed chain-rule gradients (``two_two_one_gradients``), in the inputs and parameters, compiled."""
     symbols = [x1, x2, y, *WEIGHTS]
@@ -306,7 +306,7 @@ def mlp_case(widths: tuple[int, ...], batch: int, seed: int, activation: str = "
     return derived, autodiff, (kernels, biases, x, dy, no_bias)
 
 
-@functools.cache
+@bridge.cache
 def _mlp_gradients(graphdef: nnx.GraphDef, depth: int, activation: str):
     """jit-compiled (derived, autodiff) MLP gradients, one compile per architecture (eager autodiff would
     compile every primitive of every new shape separately)."""
@@ -331,7 +331,7 @@ CONV_CASES = [  # (stride, padding ((top, bottom), (left, right)))
 ]  # fmt: skip
 
 
-@functools.cache
+@bridge.cache
 def _conv_gradients(graphdef: nnx.GraphDef, stride: int, padding: Padding):
     """jit-compiled (derived dW, vjp dW, derived dx, vjp dx), one compile per configuration."""
 
@@ -401,7 +401,7 @@ def recording_forward(f):
     return forward
 
 
-@functools.cache
+@bridge.cache
 def no_grad_footprints(depth: int = 6, width: int = 64, batch: int = 32) -> dict[str, dict[str, float]]:
     """XLA's FLOPs and bytes for the forward pass alone, the forward pass that records (value + residuals), and
     forward + backward, of ``deep_tanh``; with the residual bytes jax.vjp keeps."""

@@ -12,7 +12,6 @@ only when JAX starts).
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import os
@@ -26,6 +25,7 @@ import numpy as np
 import sympy as sp
 from flax import nnx
 
+from derivations import bridge
 from derivations.claims import derivation
 from models.mlp import MLP, mlp
 
@@ -69,7 +69,7 @@ def per_example_gradients(params, x, y) -> jax.Array:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def gradient_of_the_mean() -> sp.Eq:
     """The gradient of the batch-mean loss is the mean of the per-example gradients (linearity, S000-18); B = 3."""
     theta = sp.Symbol("theta")
@@ -79,7 +79,7 @@ def gradient_of_the_mean() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def minibatch_gradient_variance() -> sp.Eq:
     """A minibatch of B drawn without replacement from N examples: Var = sigma^2/B (N - B)/(N - 1) (S001-34,
     S002-30); sigma^2 is the per-example gradients' population variance (divided by N, not N - 1)."""
@@ -126,7 +126,7 @@ def numpy_forward(params, x) -> np.ndarray:
 ENUMERATED = 12  # every minibatch of a 12-example set is enumerated: the expectations below are exact
 
 
-@functools.cache
+@bridge.cache
 def enumerated_minibatch_statistics() -> dict:
     """Over all C(12, B) minibatches of each size B: the total variance of the minibatch gradient (trace of
     the covariance, dividing by the number of minibatches) and the mean cosine between a minibatch gradient
@@ -145,7 +145,7 @@ def enumerated_minibatch_statistics() -> dict:
     return {"full": full, "population_variance": population, "by_batch": by_batch}
 
 
-@functools.cache
+@bridge.cache
 def sharded_run() -> dict:
     """Run ``derivations._sharded_gradient`` on 8 forced CPU devices and return its JSON."""
     env = dict(os.environ)

@@ -7,14 +7,13 @@ the claims.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import sympy as sp
 
+from derivations import bridge
 from derivations.activations import softmax
 from derivations.bridge import to_jax
 from derivations.claims import derivation
@@ -43,13 +42,13 @@ def cross_entropy(zs, ys) -> sp.Expr:
     return sp.log(sum(sp.exp(v) for v in zs)) * sum(ys) - sum((y * v for y, v in zip(ys, zs, strict=True)))
 
 
-@functools.cache
+@bridge.cache
 def _gradient(loss: sp.Expr, zs: tuple[sp.Symbol, ...]) -> sp.ImmutableMatrix:
     return sp.ImmutableMatrix([sp.simplify(sp.diff(loss, v)) for v in zs])
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def query_key_variance() -> list[sp.Eq]:
     """With independent q_i, k_i of mean 0 and variance 1, each product q_i k_i has variance
     E[q^2] E[k^2] - (E[q] E[k])^2 = 1, and the d independent terms add up: Var(q . k) = d (S002-50)."""
@@ -69,7 +68,7 @@ def softmax_jacobian_transpose_product() -> sp.Matrix:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def softmax_vjp() -> sp.Eq:
     """The softmax's vector-Jacobian product, the heart of attention's backward pass: for an upstream
     gradient g, (J^T g)_j = p_j (g_j - sum_i p_i g_i), shown for K = 3 with p = softmax(z); the claim
@@ -85,7 +84,7 @@ def gan_pointwise_value(d: sp.Expr = disc) -> sp.Expr:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def optimal_discriminator() -> list[sp.Eq]:
     """Maximising p_data log D + p_g log(1 - D) over D in (0, 1) pointwise: the derivative vanishes at
     D* = p_data / (p_data + p_g) and the second derivative there is negative (S002-49)."""
@@ -106,7 +105,7 @@ def jsd_pointwise() -> sp.Expr:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def value_at_optimal_discriminator() -> sp.Eq:
     """The value at D*, pointwise, rewritten as the two KL terms of the Jensen-Shannon divergence."""
     d_star = p_data / (p_data + p_gen)
@@ -114,7 +113,7 @@ def value_at_optimal_discriminator() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def dirac_gan_jacobian() -> sp.Eq:
     """Dirac-GAN (Mescheder et al., 2018): data at 0, generator at theta, discriminator sigmoid(psi x),
     V = f(psi theta) with f(t) = -log(1 + e^-t). The simultaneous-gradient field (-dV/dtheta, dV/dpsi)
@@ -129,7 +128,7 @@ def dirac_gan_jacobian() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def temperature_softmax_gradient() -> sp.Eq:
     """Cross-entropy of softmax(z / T) (S001-26) and its gradient (softmax(z / T) - y) / T; the claim proves
     SymPy's derivative equal to it when the target sums to 1 (K = 3)."""
@@ -147,7 +146,7 @@ def smoothed_target(ys, alpha=smoothing) -> list[sp.Expr]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def label_smoothing_gradient() -> sp.Eq:
     """Cross-entropy with the smoothed target (1 - alpha) y + alpha / K (S001-26, as optax.smooth_labels) has
     gradient softmax(z) minus the smoothed target, because the smoothed target still sums to 1 (K = 3)."""
@@ -172,7 +171,7 @@ def cosine_gradient_pair() -> tuple[sp.Matrix, sp.Matrix]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def cosine_gradient() -> sp.Eq:
     """The gradient of cos(w, x) = w.x / (|w| |x|) with respect to x is (w_hat - cos x_hat) / |x| (n = 3):
     the factor that carries the additive-margin softmax's gradient back to the features (S001-26)."""
@@ -182,7 +181,7 @@ def cosine_gradient() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def additive_margin_gradient() -> sp.Eq:
     """Additive-margin softmax (Wang et al., 2018): logits s (cos_j - m [j = y]); with a one-hot y the
     gradient with respect to the cosines is s (p - y), p the softmax of the margin logits (K = 3, y = e_1)."""
@@ -202,7 +201,7 @@ def am_softmax_loss(x: jax.Array, w: jax.Array, label: jax.Array, *, s: float, m
     return optax.softmax_cross_entropy_with_integer_labels(s * (cos - m * jax.nn.one_hot(label, w.shape[0])), label)
 
 
-@functools.cache
+@bridge.cache
 def _compiled(expr: sp.Matrix, symbols: tuple[sp.Symbol, ...]):
     return to_jax(expr, symbols)
 
@@ -237,7 +236,7 @@ def softmax_saturation(d: int, *, scaled: bool, keys: int = 32, queries: int = 2
     }
 
 
-@functools.cache
+@bridge.cache
 def _saturation_weights(d: int, keys: int, queries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The attention weights of N(0, I) queries and keys, with the 1/sqrt(d) scale and without it, from the
     same draws, in one compiled program per shape."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -52,12 +53,47 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(sp.srepr(obj).encode()).hexdigest()[:16]
 
 
+_CAPTURES: list[set[str]] = []  # the fingerprints recorded inside each active ``cache``d call
+
+
 def _record(*objects: Any) -> None:
     for obj in objects:
         if isinstance(obj, list | tuple):
             _record(*obj)
         elif isinstance(obj, sp.Basic | sp.MatrixBase):
-            _EVALUATED.add(fingerprint(obj))
+            _note(fingerprint(obj))
+
+
+def _note(*prints: str) -> None:
+    _EVALUATED.update(prints)
+    for captured in _CAPTURES:
+        captured.update(prints)
+
+
+def cache(func: Callable) -> Callable:
+    """``functools.cache`` for a function that evaluates SymPy objects (through ``to_jax``, ``value``...): a
+    cached call records again what its first call recorded, so what a chapter's claims evaluated does not
+    depend on what ran before them in the same process."""
+    results: dict = {}
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = (args, tuple(sorted(kwargs.items())))
+        if key in results:
+            value, prints = results[key]
+            _note(*prints)
+            return value
+        _CAPTURES.append(set())
+        try:
+            value = func(*args, **kwargs)
+        finally:
+            prints = _CAPTURES.pop()
+        _note(*prints)
+        results[key] = (value, frozenset(prints))
+        return value
+
+    wrapper.cache_clear = results.clear  # type: ignore[attr-defined]
+    return wrapper
 
 
 def evaluated() -> frozenset[str]:
@@ -72,7 +108,7 @@ def forget_evaluated() -> None:
 def mark_evaluated(objects: Iterable[Any]) -> None:
     """Record objects as evaluated (for code that evaluates SymPy objects by other means, e.g. ``.subs``
     followed by a comparison; prefer :func:`value` and :func:`instantiate`)."""
-    _record(*objects)
+    _record(*list(objects))
 
 
 def _definition(expr: Any) -> Any:

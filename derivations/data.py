@@ -16,6 +16,7 @@ import numpy as np
 import optax
 import sympy as sp
 
+from derivations import bridge
 from derivations.claims import derivation
 
 mu1, mu2 = sp.symbols("mu_1 mu_2", real=True)
@@ -125,7 +126,7 @@ def _features(
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def least_squares_hessian() -> sp.Eq:
     """The least-squares Hessian with an intercept is the second-moment matrix of [1, x1, x2] (S002-01):
     means mu, standard deviations sigma and correlation r of the two features (population moments)."""
@@ -141,7 +142,7 @@ def hessian_of_moments(
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def standardised_hessian_condition_number() -> list[sp.Eq]:
     """After z-scoring (mu = 0, sigma = 1) the Hessian is diag(1, [[1, r], [r, 1]]): eigenvalues 1 and
     1 +- r, so its condition number depends only on the correlation r (S002-01)."""
@@ -161,7 +162,7 @@ def standardised_condition_number() -> sp.Expr:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def gradient_descent_step_bound() -> sp.Eq:
     """Gradient descent with step 1/L on a quadratic shrinks the excess loss along the slowest eigenvector
     by (1 - 1/kappa)^2 per step, so reaching a fraction epsilon of the start takes at most this many steps."""
@@ -174,7 +175,7 @@ def gd_step_bound(kappa: float, tol: float) -> int:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def zscore_moments() -> list[sp.Eq]:
     """z-scored data has mean 0 and (population) variance 1, exactly, for any n values (here n = 4)."""
     xs = sp.symbols("x1:5", real=True)
@@ -191,7 +192,7 @@ def _mean(values) -> sp.Expr:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def skewness_is_affine_invariant() -> sp.Eq:
     """Skewness m3 / m2^(3/2) is unchanged by x -> a x + b with a > 0 (central moments scale as a^k), so
     z-scoring cannot make skewed data symmetric, let alone normal (S002-02)."""
@@ -211,7 +212,7 @@ def mixup_symbols(k: int = 3):
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def mixup_loss_is_linear_in_the_target() -> sp.Eq:
     """Cross-entropy is linear in the target, so the loss on a Mixup label is the mix of the two losses
     (S002-42), for any predicted probabilities p and targets a, b (K = 3)."""
@@ -239,7 +240,7 @@ def oversampling_expected_gradient(k: int = 3) -> tuple[sp.Expr, sp.Expr]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def class_weighting_equals_oversampling() -> sp.Eq:
     """The class-weighted loss sum_i w_{y_i} l_i / sum_i w_{y_i} has the gradient that one example drawn
     from the data with class c copied w_c times has in expectation (S001-14, S002-33, S004-11)."""

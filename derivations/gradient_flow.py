@@ -8,7 +8,6 @@ and check the claims.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ import numpy as np
 import sympy as sp
 import sympy.stats as stats
 
+from derivations import bridge
 from derivations.activations import sigmoid
 from derivations.bridge import instantiate
 from derivations.claims import derivation
@@ -53,7 +53,7 @@ def sigmoid_chain() -> tuple[sp.Expr, list[sp.Expr]]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def linear_chain_gradient() -> sp.Eq:
     """In a deep linear network the gradient reaching the first weight is the input times the product of
     all the other weights (S002-23, S000-05)."""
@@ -67,7 +67,7 @@ SIGMA_PRIME = sp.Function("sigma'")
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def sigmoid_chain_gradient() -> list[sp.Expr]:
     """Through a sigmoid chain the input gradient is a product of w_l sigma'(z_l); since sigma' <= 1/4
     its size is at most prod |w_l| / 4^L <= (max |w| / 4)^L (S001-17, S003-12)."""
@@ -98,7 +98,7 @@ def sigmoid_chain_gradient_in_inputs() -> sp.Expr:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def relu_backward_factor() -> sp.Eq:
     """Backward through a ReLU layer of width n: Var(dL/dh_(l-1)) = n sigma_w^2 P(z > 0) Var(dL/dh_l), and
     P(z > 0) = 1/2 (sympy.stats), so the squared gradient norm changes by n sigma_w^2 / 2 per layer."""
@@ -110,7 +110,7 @@ def relu_backward_factor() -> sp.Eq:
 RESIDUAL_N = 2  # the size the residual Jacobian is displayed at
 
 
-@functools.cache
+@bridge.cache
 def residual_symbols(n: int = RESIDUAL_N):
     """x, W1, b1, W2 as explicit SymPy matrices of symbols (the block's concrete form)."""
     xs = sp.Matrix(sp.symbols(f"x1:{n + 1}", real=True))
@@ -131,7 +131,7 @@ RESIDUAL_PLACEHOLDERS = (sp.MatrixSymbol("W_1", RESIDUAL_N, RESIDUAL_N), sp.Matr
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def residual_jacobian() -> list[sp.Eq]:
     """H(x) = x + F(x) with F(x) = W2 tanh(W1 x + b1): the Jacobian of H is I + W2 D W1, the identity plus
     F's Jacobian, with D = diag(1 - tanh^2(W1 x + b1)) (S000-26, S001-08); shown for n = 2 and evaluated by the
@@ -183,13 +183,13 @@ CONFIGS: dict[str, tuple[str, str, bool, bool]] = {
 WEIGHT_VARIANCE = {"Xavier": 1 / WIDTH, "He": 2 / WIDTH}  # both square layers: 2/(n + n) and 2/n
 
 
-@functools.cache
+@bridge.cache
 def _inputs() -> tuple[jax.Array, jax.Array]:
     return (jax.random.normal(jax.random.key(0), (BATCH, WIDTH), jnp.float64),
             jax.random.normal(jax.random.key(1), (WIDTH,), jnp.float64))
 
 
-@functools.cache
+@bridge.cache
 def profile(activation: str, init: str, residual: bool, normalize: bool, depth: int = DEPTH) -> np.ndarray:
     """||dL/dh_l|| for every layer l of a ``depth``-layer, WIDTH-wide MLP at initialisation (index 0 is the
     first layer), float64. Each configuration draws its own kernels (its seed is a hash of the

@@ -7,7 +7,6 @@ Seeds: S001-15, S002-20, S002-19, S001-37. The claims are in ``derivations/ledge
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -19,6 +18,7 @@ import sympy as sp
 import sympy.stats as stats
 from flax import nnx
 
+from derivations import bridge
 from derivations.claims import derivation
 from models.mlp_stacks import TwoLayerMLP, layer_profile, stacked_kernels
 
@@ -35,7 +35,7 @@ WIDTH, DEPTH, BATCH = 64, 50, 256
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def forward_variance() -> sp.Eq:
     """One unit y = sum_i w_i x_i with independent zero-mean w, x: Var(y) = n_in Var(w) Var(x)
     (the per-term variance from sympy.stats, summed over n_in independent terms) (S001-15)."""
@@ -49,7 +49,7 @@ def _layer_gain() -> sp.Expr:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def xavier_variance() -> list[sp.Eq]:
     """Xavier/Glorot: the forward pass keeps Var(x) when n_in Var(W) = 1, the backward pass keeps
     Var(dL/dx) when n_out Var(W) = 1; both hold only if n_in = n_out, and Glorot takes the variance
@@ -65,7 +65,7 @@ def xavier_variance() -> list[sp.Eq]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def xavier_uniform_limit() -> sp.Eq:
     """Xavier uniform: U(-a, a) has variance a^2/3 (sympy.stats), so a = sqrt(6 / (n_in + n_out))."""
     a = sp.Symbol("a", positive=True)
@@ -74,7 +74,7 @@ def xavier_uniform_limit() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def relu_second_moment() -> sp.Eq:
     """For a pre-activation z ~ N(0, sigma^2), E(relu(z)^2) = sigma^2 / 2: ReLU keeps half the energy."""
     sigma, z = sp.Symbol("sigma", positive=True), sp.Symbol("z", real=True)
@@ -84,7 +84,7 @@ def relu_second_moment() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def kaiming_variance() -> sp.Eq:
     """Kaiming/He for ReLU: Var(z_next) = n_in Var(W) E(relu(z)^2) = n_in Var(W) Var(z) / 2, kept
     constant when Var(W) = 2 / n_in (S001-15, S002-20)."""
@@ -93,7 +93,7 @@ def kaiming_variance() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def relu_layer_factor() -> sp.Eq:
     """Through a ReLU layer of width n with weight variance sigma_w^2, the activation variance is
     multiplied by n sigma_w^2 / 2 per layer, so over L layers by (n sigma_w^2 / 2)^L."""
@@ -141,7 +141,7 @@ def initializer_variance_check(
     return ok, rows
 
 
-@functools.cache
+@bridge.cache
 def _drawer(init: Callable[..., jax.Array], shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
     """One compiled draw of ``init`` per (initializer, shape), vectorised over keys."""
     return jax.jit(jax.vmap(lambda key: init(key, shape, jnp.float64)))
@@ -179,7 +179,7 @@ PROFILES: dict[str, tuple[str, Callable[..., jax.Array], float]] = {
 }
 
 
-@functools.cache
+@bridge.cache
 def variance_profiles(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Each configuration of PROFILES through a DEPTH-layer, WIDTH-wide MLP at initialisation: the variance
     of every layer's output and the norm of the gradient reaching it (float64). Each configuration (and each
@@ -224,7 +224,7 @@ def layer_gains(shape: tuple[int, int], variance: float, *, activation: str = "l
 _ACT = {"linear": lambda v: v, "relu": jax.nn.relu, "tanh": jnp.tanh}
 
 
-@functools.cache
+@bridge.cache
 def _gains(activation: str):
     act = _ACT[activation]
 

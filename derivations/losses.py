@@ -8,14 +8,13 @@ S003-05, S004-02, S004-11. The claims are in ``derivations/ledger/losses.py``; r
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 from flax import nnx
 
+from derivations import bridge
 from derivations.activations import sigmoid, softmax
 from derivations.claims import derivation
 from models.losses import ClassifierHead, accuracy_curves
@@ -303,7 +302,7 @@ LOGISTIC_STEPS, TARGET_ACCURACY = 400, 0.99
 WRONG_START, ZERO_START = -3.0, 0.0
 
 
-@functools.cache
+@bridge.cache
 def _race_data() -> tuple[jax.Array, jax.Array, jax.Array]:
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(256, 2)))
@@ -311,7 +310,7 @@ def _race_data() -> tuple[jax.Array, jax.Array, jax.Array]:
     return x, (x @ direction > 0).astype(jnp.float64), direction
 
 
-@functools.cache
+@bridge.cache
 def logistic_race(start: float = WRONG_START, learning_rates: tuple[float, ...] = (1.0,),
                   steps: int = LOGISTIC_STEPS) -> dict[str, np.ndarray]:
     """Training accuracy after each full-batch SGD step, shape (len(learning_rates), steps), for BCE and for

@@ -20,6 +20,7 @@ import numpy as np
 import sympy as sp
 from flax import nnx
 
+from derivations import bridge
 from derivations.bridge import instantiate, to_jax
 from derivations.claims import derivation
 from derivations.compare import compare
@@ -91,7 +92,7 @@ def _normalized_batch(values, epsilon: sp.Expr = eps) -> tuple[sp.Expr, list[sp.
     return std, [forward[x_hat[i]].subs(i, k + 1).subs(at_n).subs({mu: mean, sigma: std}) for k in range(n)]
 
 
-@functools.cache
+@bridge.cache
 def _concrete_batch(n: int) -> dict:
     """The forward pass for a symbolic batch of ``n`` (from ``batchnorm_forward``'s definitions), the
     loss L = sum dy_k y_k, its exact derivatives by ``sympy.diff``, and the closed forms at N = n."""
@@ -320,7 +321,7 @@ def closed_form_vs_models(
     return compare(symbolic, numeric, inputs, rtol=tol, atol=(tol - rtol) * float(np.max(np.abs(reference))))
 
 
-@functools.cache
+@bridge.cache
 def constant_feature_dx(n: int):
     """``constant_feature_gradient`` at N = n, lambdified: (dy of one feature, gamma, epsilon) -> dx."""
     dys = sp.symbols(f"dy1:{n + 1}", real=True)

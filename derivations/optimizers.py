@@ -22,6 +22,7 @@ import numpy as np
 import optax
 import sympy as sp
 
+from derivations import bridge
 from derivations.bridge import mark_evaluated
 from derivations.claims import derivation
 from models.optimizers import CONVENTIONS, DEFAULTS, LIBRARY_NAMES, NAMES, hyperparameters
@@ -134,7 +135,7 @@ def symbolic_trajectory(name: str, convention: str, steps: int, **options) -> li
     return out
 
 
-@functools.cache
+@bridge.cache
 def _compiled_rule(name: str, convention: str, bias_correction: bool = True):
     """The displayed one-step equations of ``name`` under ``convention``, lambdified (NumPy, float64) into
     (theta_{t-1}, g_t, t, eta, hyper-parameters..., state_{t-1}...) -> [state_t..., theta_t]."""
@@ -212,7 +213,7 @@ def optax_iterates(optimizer: optax.GradientTransformation, grads, params0) -> j
     return jnp.concatenate([params0[None], jax.lax.scan(step, (params0, optimizer.init(params0)), grads)[1]])
 
 
-@functools.cache
+@bridge.cache
 def _optax_run(name: str, keys: tuple[str, ...]):
     """One compiled optax run of ``name`` per set of hyper-parameter names: the learning rate and every
     hyper-parameter value are traced arguments, so a grid of configurations reuses the compile."""
@@ -362,7 +363,7 @@ def momentum_unrolled() -> sp.Eq:
     return sp.Eq(sp.Symbol(r"\theta_3") - THETA0, -eta * total, evaluate=False)
 
 
-@functools.cache
+@bridge.cache
 def first_step(name: str, convention: str, bias_correction: bool = True) -> sp.Expr:
     """theta_1 - theta_0 from theta_0 = 0 for a positive first gradient g_t, in lowest terms."""
     positive_g = sp.Symbol("g_t", positive=True)
@@ -391,7 +392,7 @@ MEAN_G = sp.Symbol(r"\mathbb{E}[g]")
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def adam_bias_correction() -> list[sp.Eq]:
     """With stationary gradients (E[g_i] = E[g]), E[m_t] = (1 - beta_1^t) E[g], so E[m_hat_t] = E[g]."""
     j = sp.Symbol("j", integer=True, nonnegative=True)
@@ -447,7 +448,7 @@ def gd_stability_bound() -> list[sp.Eq]:
     ]
 
 
-@functools.cache
+@bridge.cache
 def stable_learning_rates() -> sp.Set:
     """{eta : |1 - eta L| < 1}, the learning rates for which GD converges on a quadratic of curvature L."""
     return sp.solve_univariate_inequality(sp.Abs(gd_contraction(eta, L)) < 1, eta, relational=False)

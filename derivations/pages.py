@@ -8,13 +8,12 @@ it. So the JSON a user gets and the evidence the book shows are the same bytes a
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
 import sympy as sp
 
-from derivations import runner
+from derivations import bridge, runner
 from derivations.chapters import CHAPTERS
 from derivations.claims import derivations_for
 
@@ -29,7 +28,7 @@ class Markdown(str):
         return str(self)
 
 
-@functools.cache
+@bridge.cache
 def _full_report() -> dict[str, Any]:
     return runner.current_report()
 

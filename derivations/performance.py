@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from derivations import bridge
 from derivations.claims import derivation
 from models.blocks import depthwise_conv2d, depthwise_conv2d_grouped
 from models.conv import conv2d
@@ -114,7 +115,7 @@ def note_convs(batch: int = 1) -> list[tuple[str, object, tuple, tuple]]:
     ]
 
 
-@functools.cache
+@bridge.cache
 def note_conv_costs(batch: int = 1) -> tuple[dict, ...]:
     """XLA's flops and bytes accessed for S002-54's three convolutions and for XLA's grouped depthwise
     conv (float32, abstract inputs: nothing is run)."""

@@ -8,14 +8,13 @@ to print the derivations and check the claims; the claims are in ``derivations/l
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import sympy as sp
 
+from derivations import bridge
 from derivations.bridge import to_jax
 from derivations.claims import derivation
 
@@ -37,7 +36,7 @@ def l2_objective() -> sp.Expr:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def l1_minimiser() -> sp.Eq:
     """argmin_w (w - a)^2/2 + lambda |w| is the soft threshold: on w > 0 (w < 0) the stationary point is
     a - lambda (a + lambda), valid only when a > lambda (a < -lambda); otherwise 0 is optimal because the
@@ -48,21 +47,21 @@ def l1_minimiser() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def soft_threshold() -> sp.Eq:
     """The same minimiser written as sign(a) max(|a| - lambda, 0) (shown equal at lambda = 1/2, 1, 2 in the claim)."""
     return sp.Eq(sp.Symbol("w*"), sp.sign(a) * sp.Max(sp.Abs(a) - lam, 0), evaluate=False)
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def l2_minimiser() -> sp.Eq:
     """argmin_w (w - a)^2/2 + lambda w^2 = a / (1 + 2 lambda): a shrinks, but is zero only if a is (S003-08)."""
     return sp.Eq(sp.Symbol("w*"), sp.solve(sp.diff(l2_objective(), w), w)[0], evaluate=False)
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def sgd_weight_decay() -> sp.Eq:
     """One SGD step on L + (lambda/2) w^2 multiplies w by (1 - eta lambda) before the gradient step: weight
     decay (S004-03)."""
@@ -71,7 +70,7 @@ def sgd_weight_decay() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def adam_first_step() -> list[sp.Eq]:
     """Adam's first step (bias-corrected m = g, v = g^2, eps = 0) with the L2 term inside the gradient is
     eta sign(g + lambda w): the decay is normalised away; AdamW adds eta lambda w outside the
@@ -83,7 +82,7 @@ def adam_first_step() -> list[sp.Eq]:
     ]
 
 
-@functools.cache
+@bridge.cache
 def _soft_threshold_jax():
     """The derived soft threshold, compiled: the proximal step of lambda ||w||_1."""
     return to_jax(soft_threshold().rhs, [a, lam])
@@ -92,7 +91,7 @@ def _soft_threshold_jax():
 # --- the sparse-regression runs ------------------------------------------------------------------------
 
 
-@functools.cache
+@bridge.cache
 def sparse_problem(n: int = 100, d: int = 50, nonzero: int = 5) -> tuple[jax.Array, jax.Array, np.ndarray]:
     """Fixed-seed regression y = X w_true + noise with ``nonzero`` of ``d`` true weights non-zero."""
     rng = np.random.default_rng(0)
@@ -113,7 +112,7 @@ def penalised_run(kind: str, strength: float = 0.3, steps: int = 500) -> jax.Arr
     return _penalised(kind, steps)(jnp.asarray(strength, jnp.float64))
 
 
-@functools.cache
+@bridge.cache
 def _penalised(kind: str, steps: int):
     """One compiled run per (kind, steps); the strength is traced, so every strength reuses it."""
     x, y, _ = sparse_problem()
@@ -181,7 +180,7 @@ def sgd_trajectories(x: jax.Array, y: jax.Array, *, lr: float, decay: float, ste
     return _sgd_pair(steps)(x, y, jnp.asarray(lr), jnp.asarray(decay), v0)
 
 
-@functools.cache
+@bridge.cache
 def _sgd_pair(steps: int):
     update = to_jax(sgd_weight_decay(), [w, eta, g, lam])
 
@@ -216,7 +215,7 @@ def _legendre_sample(rng: np.random.Generator, n: int, degree: int) -> tuple[np.
     return np.polynomial.legendre.legvander(xs, degree), np.sin(np.pi * xs) + rng.normal(0, 0.3, n)
 
 
-@functools.cache
+@bridge.cache
 def early_stopping_runs(seeds: tuple[int, ...], lrs: tuple[float, ...], degree: int = 15, steps: int = 5000,
                         n_train: int = 20) -> dict[str, np.ndarray]:
     """Train, validation (200 samples) and held-out test (2000 samples) MSE per step of optax.adam fitting a

@@ -9,13 +9,12 @@ the schedule at 0.
 
 from __future__ import annotations
 
-import functools
-
 import jax.numpy as jnp
 import numpy as np
 import optax
 import sympy as sp
 
+from derivations import bridge
 from derivations.bridge import to_jax
 from derivations.claims import derivation
 
@@ -44,7 +43,7 @@ def _positive_int(name: str, value: int) -> None:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def warmup_cosine() -> sp.Eq:
     """Linear warm-up from eta_0 to eta_max over W steps, then cosine decay to eta_end at step T (S002-43);
     optax counts the warm-up inside T, so the cosine spans T - W steps."""
@@ -56,7 +55,7 @@ def warmup_cosine() -> sp.Eq:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def warmup_plateau_cosine() -> sp.Eq:
     """The note's rise-flat-fall (S002-43): warm up over W steps, hold eta_max for H steps, cosine decay to T."""
     phase = sp.pi * (step - warmup - hold) / (total - warmup - hold)
@@ -81,14 +80,14 @@ def step_decay(boundaries_and_scales: dict[int, float]) -> sp.Expr:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def step_decay_rule() -> sp.Eq:
     """Step decay (S000-09): the rate is multiplied by a factor at each boundary (0.1 at 300 and 600, 0.5 at 800)."""
     return sp.Eq(ETA, step_decay(STEP_DECAY["boundaries_and_scales"]), evaluate=False)
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def exponential_decay() -> list[sp.Eq]:
     """Exponential decay (S000-09): eta_0 gamma^(t/P), continuous or, with a staircase, gamma^floor(t/P)."""
     return [sp.Eq(ETA, init * rate ** (step / period), evaluate=False),
@@ -96,7 +95,7 @@ def exponential_decay() -> list[sp.Eq]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def warmup_cosine_slopes() -> list[sp.Eq]:
     """The slopes at the joins: the warm-up rises at (eta_max - eta_0)/W up to t = W, the cosine leaves the peak
     with slope 0 and arrives at eta_end with slope 0. So the rate is continuous at W but its slope jumps there
@@ -124,7 +123,7 @@ def optax_warmup_plateau_cosine(init_value, peak_value, warmup_steps, hold_steps
         [warmup_steps, warmup_steps + hold_steps])
 
 
-@functools.cache
+@bridge.cache
 def _compiled(expr: sp.Expr, symbols: tuple[sp.Symbol, ...]):
     """The closed form compiled once with its configuration as arguments (not one program per configuration)."""
     return to_jax(expr, list(symbols))

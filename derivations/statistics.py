@@ -7,7 +7,6 @@ appendix). Run ``python -m derivations.statistics`` to print the derivations and
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 
@@ -16,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from derivations import bridge
 from derivations.claims import derivation
 
 sigma, rho = sp.symbols("sigma rho", positive=True)
@@ -130,7 +130,7 @@ def expected_squared_error() -> tuple[sp.Expr, sp.Expr]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def bias_variance_decomposition() -> list[sp.Eq]:
     """The expected squared error at x splits into bias^2 + variance + noise (S001-23, S004-07); bias is
     f(x) - E[f_hat(x)] over training sets, not the gap between a prediction and its label."""
@@ -148,7 +148,7 @@ def average_variance(n: int | sp.Expr = n_models) -> sp.Expr:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def correlated_average_variance() -> list[sp.Eq]:
     """The variance of an average of n equally correlated models (S001-22, S004-17), and its limit as
     n -> oo: averaging removes only the uncorrelated part."""
@@ -169,7 +169,7 @@ def metric_symbols():
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def f1_from_counts() -> list[sp.Eq]:
     """Precision TP/(TP+FP), recall TP/(TP+FN) and F1, their harmonic mean, in counts (S001-21)."""
     tp, fp, fn = metric_symbols()
@@ -183,7 +183,7 @@ def f1_from_counts() -> list[sp.Eq]:
 
 
 @derivation
-@functools.cache
+@bridge.cache
 def polynomial_kernel_feature_map() -> sp.Eq:
     """The feature map of the degree-2 polynomial kernel in 2 dimensions (S004-15):
     (x^T y + c)^2 = phi(x)^T phi(y), with C(4, 2) = 6 features."""

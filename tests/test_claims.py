@@ -185,9 +185,9 @@ def test_breaking_a_displayed_equation_of_a_chapter_makes_it_unchecked(monkeypat
 
     step = next(d for d in registry.derivations_for("schedules") if d.name == "warmup_cosine_slopes")
     broken = [sp.Eq(e.lhs, e.rhs + 1, evaluate=False) for e in step.func()]
-    index = registry._DERIVATIONS["schedules"].index(step)
-    monkeypatch.setitem(registry._DERIVATIONS["schedules"], index,
-                        registry.Derivation(step.chapter, step.name, step.title, lambda: broken))
+    steps = list(registry._DERIVATIONS["schedules"])
+    steps[steps.index(step)] = registry.Derivation(step.chapter, step.name, step.title, lambda: broken)
+    monkeypatch.setitem(registry._DERIVATIONS, "schedules", steps)
     checks = run_chapter("schedules")["derivations"]
     assert [d["ok"] for d in checks if d["derivation"] == "warmup_cosine_slopes"] == [False, False, False]
     assert all(d["ok"] for d in checks if d["derivation"] != "warmup_cosine_slopes")

@@ -15,6 +15,7 @@ import sympy as sp
 import sympy.stats as stats
 from flax import nnx
 
+from derivations import bridge
 from derivations.activations import (
     alpha,
     derivative_check,
@@ -256,7 +257,7 @@ def _leaky_relu_max_form(scope) -> Evidence:
 # --- saturation -----------------------------------------------------------------------------------------
 
 
-@functools.cache
+@bridge.cache
 def _limits() -> dict[str, tuple[sp.Expr, sp.Expr]]:
     """f'(-oo) and f'(+oo) per function, read off the displayed matrix (derivative_limits())."""
     table = instantiate(derivative_limits())
@@ -754,7 +755,7 @@ def _maxout_routing(scope, rtol) -> Evidence:
 # --- dead units ---------------------------------------------------------------------------------------------
 
 
-@functools.cache
+@bridge.cache
 def _dying_experiment(
     depths: tuple[int, ...],
     width: int,

@@ -3,13 +3,12 @@ y = 1 - e^(-x), and where it changes."""
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from derivations import bridge
 from derivations.claims import Evidence, claim, compared, core, evidence, premise, scoped
 from derivations.compare import compare
 
@@ -26,7 +25,7 @@ def share_of_range(f: sp.Expr, upper: float) -> float:
     return float((f.subs(_x, upper) - f.subs(_x, 0)) / _total_rise(f))
 
 
-@functools.cache
+@bridge.cache
 def _total_rise(f: sp.Expr) -> sp.Expr:
     return sp.limit(f, _x, sp.oo) - f.subs(_x, 0)
 

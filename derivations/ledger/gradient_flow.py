@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from derivations import bridge
 from derivations.bridge import instantiate, prove_identity, to_jax, value
 from derivations.claims import Evidence, claim, compared, core, evidence, proved, scoped
 from derivations.compare import compare
@@ -324,7 +325,7 @@ SKIP_SCOPE = {"depths": [10, 50], "activations": ["sigmoid", "tanh", "relu"], "i
               "batchnorm": [False, True], "width": WIDTH, "vanished_below": 0.1, "exploded_above": 10.0}
 
 
-@functools.cache
+@bridge.cache
 def _skip_grid(depths: tuple, activations: tuple, inits: tuple, norms: tuple) -> dict[tuple, float]:
     return {(d, a, i, bn, res): first_over_last(a, i, res, bn, d)
             for d, a, i, bn, res in itertools.product(depths, activations, inits, norms, (False, True))}

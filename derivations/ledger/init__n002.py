@@ -3,18 +3,17 @@ training, measured on a deep narrow network trained by gradient descent."""
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from derivations import bridge
 from derivations.claims import Evidence, claim, core, evidence, premise
 
 ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh}
 
 
-@functools.cache
+@bridge.cache
 def _step(activation: str):
     """One compiled full-batch gradient-descent step on the mean squared error of a plain deep network (no
     biases, linear output layer), returning the new weights and the loss before the step."""

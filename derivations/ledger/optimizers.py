@@ -6,14 +6,13 @@ stability bound and the hyper-gradient."""
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import sympy as sp
 
+from derivations import bridge
 from derivations import optimizers as opt
 from derivations.bridge import mark_evaluated, prove_identity, to_jax, value
 from derivations.claims import Evidence, claim, compared, core, evidence, proved, scoped
@@ -212,7 +211,7 @@ def _sutskever_lookahead(grad_f, theta0, lr: float, momentum: float, steps: int)
     return np.stack(points)
 
 
-@functools.cache
+@bridge.cache
 def _nesterov_on(f, steps: int):
     """optax.sgd(lr, momentum, nesterov=True) on the function f for ``steps`` steps, compiled once (lr and
     momentum traced): the iterates theta_0 ... theta_steps."""
