@@ -18,6 +18,7 @@ from derivations.chapters import CHAPTERS
 from derivations.claims import derivations_for
 
 source_hash = runner.source_hash
+ROOT = runner.ROOT
 VERDICT_BADGE = {"holds": "HOLDS", "qualified": "QUALIFIED", "refuted": "REFUTED", "invalid": "INVALID", None: "ERROR"}
 
 
