@@ -244,7 +244,7 @@ def headline() -> Markdown:
     )
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|$#])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|$#!~])")
 
 
 def escape(text: str) -> str:
@@ -268,11 +268,14 @@ def _note_text(text: str) -> str:
         if i % 2:
             parts.append(piece)
         else:
-            parts.append("\\\n".join(_MARKDOWN_SPECIAL_ALL.sub(r"\\\1", line.strip()) for line in piece.split("\n")))
+            parts.append("\\\n".join(_plain_line(line) for line in piece.split("\n")))
     return "".join(parts).strip().removesuffix("\\")
 
 
-_MARKDOWN_SPECIAL_ALL = re.compile(r"([\\`*_{}\[\]<>|$#!+\-.~=:])")
+def _plain_line(line: str) -> str:
+    """One line of a note as literal text: inline markup escaped, and a leading list or heading marker too."""
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", line.strip())
+    return re.sub(r"^([-+]|\d+[.)])", r"\\\1", text)
 
 
 def claim_url(claim_id: str, prefix: str = "../") -> str:
