@@ -140,3 +140,79 @@ def test_parallel_workers_give_the_same_report_in_reading_order(tmp_path):
     assert main(["check", *names, "--jobs", "1", "--json", str(one)]) == 0
     assert main(["check", *names, "--jobs", "2", "--json", str(two)]) == 0
     assert _without_seconds(json.loads(one.read_text())) == _without_seconds(json.loads(two.read_text()))
+
+
+# --- finding, explaining and quizzing (issue 21) ------------------------------------------------------------
+
+
+def _run(argv, columns=80):
+    env = {**__import__("os").environ, "COLUMNS": str(columns)}
+    return subprocess.run([sys.executable, "-m", "derivations", *argv], capture_output=True, text=True, env=env)
+
+
+def test_list_prints_every_matching_id_whole_at_80_columns():
+    done = _run(["list", "--chapter", "schedules"])
+    assert done.returncode == 0
+    for claim in registry.claims_for(["schedules"]):
+        assert any(claim.id in line for line in done.stdout.splitlines()), claim.id
+    assert "4 claims" in done.stdout
+
+
+def test_list_filters_by_verdict_seed_and_text(capsys):
+    assert main(["list", "--verdict", "qualified", "--chapter", "schedules"]) == 0
+    out = capsys.readouterr().out
+    assert "schedules/warmup-is-rise-flat-fall" in out and "step-decay" not in out
+    assert main(["list", "--seed", "S002-43", "warm"]) == 0
+    out = capsys.readouterr().out
+    assert "schedules/warmup-cosine-matches-its-closed-form" in out and "exponential" not in out
+
+
+def test_explain_shows_says_scope_findings_and_correction(capsys):
+    assert main(["explain", "schedules/warmup-is-rise-flat-fall"]) == 0
+    out = capsys.readouterr().out
+    for part in ("says:", "scope:", "findings:", "correction:", "page:", "qualified"):
+        assert part in out
+
+
+def test_a_question_id_names_the_claims_that_cite_it(capsys):
+    assert main(["show", "S002-43"]) == 0
+    assert "schedules/warmup-is-rise-flat-fall" in capsys.readouterr().out
+
+
+def test_a_near_miss_gets_a_suggestion_and_exit_2(capsys):
+    assert main(["explain", "schedules/warmup-is-rise-flat-fal"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'schedules/warmup-is-rise-flat-fall'" in err and err.count("\n") == 1
+
+
+def test_an_old_id_still_resolves():
+    [claim] = registry.claims_for(["pooling/max-pooling-is-invariant-to-translation-scale-rotation"])
+    assert claim.id == "pooling/max-pooling-is-approximately-invariant-to-small-translations"
+
+
+def test_the_anki_deck_has_one_note_per_claim_with_stable_ids(tmp_path):
+    import sqlite3
+    import zipfile
+
+    path = tmp_path / "deck.apkg"
+    assert main(["quiz", "--chapter", "schedules", "--anki", str(path)]) == 0
+    with zipfile.ZipFile(path) as package:
+        package.extract("collection.anki2", tmp_path)
+    rows = sqlite3.connect(tmp_path / "collection.anki2").execute("select guid, flds from notes").fetchall()
+    assert len(rows) == len(registry.claims_for(["schedules"]))
+    again = tmp_path / "again.apkg"
+    assert main(["quiz", "--chapter", "schedules", "--anki", str(again)]) == 0
+    with zipfile.ZipFile(again) as package:
+        package.extract("collection.anki2", tmp_path / "b")
+    rows_again = sqlite3.connect(tmp_path / "b" / "collection.anki2").execute("select guid, flds from notes").fetchall()
+    assert sorted(g for g, _ in rows) == sorted(g for g, _ in rows_again)
+
+
+def test_the_quiz_keeps_the_score(monkeypatch):
+    from derivations import quiz
+
+    claims = quiz.pick(chapter="schedules")
+    answers = iter("h" if c.expected == "holds" else "q" for c in claims)
+    said = []
+    right, asked = quiz.run(claims, lambda prompt: next(answers), said.append)
+    assert (right, asked) == (len(claims), len(claims)) and said[-1].endswith(f"{right}/{asked}")
