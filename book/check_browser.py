@@ -6,10 +6,13 @@ For each page: every formula typeset by MathJax 3 (no TeX error, no raw delimite
 every image loaded, no request leaving the machine, no JavaScript error, no stray emphasis (italics or bold
 inside a word: a `*` or `_` that Markdown ate), no horizontal overflow at a 420 px wide
 phone viewport, verdict badges on the pages that show claims. Then every link to an anchor of a checked page
-must resolve, and the ledger's filters must work from the URL and by typing. Full-page screenshots go to
+must resolve, the ledger's filters must work from the URL and by typing, the book's search must rank a
+chapter holding the claim first for a question id and for a claim id, the index must list every claim,
+and quiz mode must fold the claim boxes (from the address) and a click reveal one. Full-page screenshots go to
 book/_build/screenshots/<page>.png (and <page>-420.png). Prints one line per page; exits 1 if any check failed.
 """
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -173,6 +176,77 @@ def check_ledger(context: BrowserContext, html_dir: Path, shots: Path) -> list[s
     return problems
 
 
+SEARCH_JS = """
+async () => {
+  for (let i = 0; i < 200 && !document.querySelector("#search-results ul.search li"); i++) {
+    await new Promise(resolve => setTimeout(resolve, 100));
+  }
+  return [...document.querySelectorAll("#search-results ul.search li a")].map(a => a.href).slice(0, 5);
+}
+"""
+
+QUIZ_JS = """
+() => {
+  const box = document.querySelector("div.admonition.claim");
+  const shown = el => !!el && getComputedStyle(el).display !== "none" && el.getClientRects().length > 0;
+  return {
+    switch: !!document.querySelector("label.quiz-switch input"),
+    on: document.body.classList.contains("quiz-mode"),
+    says: shown(box?.querySelector(".claim-says")),
+    title: shown(box?.querySelector(".admonition-title")),
+    prompt: shown(box?.querySelector(".quiz-prompt")),
+  };
+}
+"""
+
+
+def check_search(context: BrowserContext, html_dir: Path) -> list[str]:
+    """The book's search, given a question id or a claim id, lists first a chapter page holding that claim;
+    the index (genindex) lists every claim."""
+    report = json.loads((html_dir.parent / "claims.json").read_text(encoding="utf-8"))
+    claims = report["claims"]
+    question = "S002-41" if any("S002-41" in c["sources"] for c in claims) else claims[0]["sources"][0]
+    holders = {c["chapter"] for c in claims if question in c["sources"]}
+    problems = []
+    tab = context.new_page()
+    search = (html_dir / "search.html").resolve().as_uri()
+    for query, pages in [(question, holders), (claims[0]["id"], {claims[0]["chapter"]}),
+                         (claims[-1]["id"], {claims[-1]["chapter"]})]:
+        tab.goto(f"{search}?q={query}", wait_until="load")
+        hits = tab.evaluate(SEARCH_JS)
+        first = hits[0].split("/html/", 1)[-1] if hits else None
+        if first is None or first.split("#")[0] not in {f"chapters/{p}.html" for p in pages}:
+            problems.append(f"search {query!r}: first result {first}, expected chapters/{sorted(pages)}.html")
+    tab.goto((html_dir / "genindex.html").resolve().as_uri(), wait_until="load")
+    text = tab.inner_text("body")
+    missing = [c["id"] for c in claims if c["id"] not in text]
+    if missing:
+        problems.append(f"genindex lacks {len(missing)} of {len(claims)} claim ids, e.g. {missing[0]}")
+    tab.close()
+    return problems
+
+
+def check_quiz(context: BrowserContext, html_dir: Path, shots: Path) -> list[str]:
+    """Quiz mode from the address folds every claim box to the note's statement; a click reveals one."""
+    problems = []
+    tab = context.new_page()
+    tab.goto((html_dir / "chapters" / "losses.html").resolve().as_uri() + "?quiz=1", wait_until="load")
+    state = tab.evaluate(QUIZ_JS)
+    if not (state["switch"] and state["on"] and state["says"] and state["prompt"] and not state["title"]):
+        problems.append(f"?quiz=1 does not fold the first claim box: {state}")
+    tab.screenshot(path=shots / "quiz-mode.png", full_page=False)
+    tab.click("div.admonition.claim .quiz-prompt")
+    state = tab.evaluate(QUIZ_JS)
+    if not state["title"] or state["prompt"]:
+        problems.append(f"clicking a folded box does not reveal it: {state}")
+    tab.goto((html_dir / "chapters" / "losses.html").resolve().as_uri() + "?quiz=0", wait_until="load")
+    state = tab.evaluate(QUIZ_JS)
+    if state["on"] or not state["title"]:
+        problems.append(f"?quiz=0 leaves quiz mode on: {state}")
+    tab.close()
+    return problems
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
@@ -210,6 +284,12 @@ def main(argv: list[str]) -> int:
             failed = failed or bool(problems)
             detail = ": " + "; ".join(problems) if problems else ""
             print(("FAIL" if problems else "OK  ") + " ledger filters" + detail)
+        if (html_dir / "search.html").is_file() and (html_dir.parent / "claims.json").is_file():
+            for name, problems in [("search and index", check_search(context, html_dir)),
+                                   ("quiz mode", check_quiz(context, html_dir, shots))]:
+                failed = failed or bool(problems)
+                detail = ": " + "; ".join(problems) if problems else ""
+                print(("FAIL" if problems else "OK  ") + f" {name}" + detail)
         context.close()
     return 1 if failed else 0
 

@@ -54,7 +54,7 @@ nb_render_markdown_format = "myst"
 html_theme = "sphinx_book_theme"
 html_static_path = ["_static"]
 html_css_files = ["workbook.css"]
-html_js_files = ["ledger.js"]
+html_js_files = ["ledger.js", "quiz.js"]
 html_title = project
 # pydata-sphinx-theme seeds the mode with "" on a first visit and then logs a console error about it;
 # an explicit default keeps the console clean.

@@ -108,8 +108,13 @@ def evidence(claim_id: str) -> Markdown:
     _SHOWN.add(e["id"])
     slug = e["id"].split("/", 1)[1]
     badge = VERDICT_BADGE[e["verdict"]]
+    # Index entries (main ones, marked "!") make the claim's id and its question ids appear in the book's
+    # index and rank this box first when the book's search is given either id.
+    entries = [e["id"], *e["sources"]]
     lines = [
         f'<span id="{slug}"></span>',
+        "",
+        *(line for name in entries for line in (f":::{{index}} !single: {name}", ":::")),
         "",
         f":::{{admonition}} {badge} · {e['id']}",
         f":class: claim claim-{e['verdict']}",
