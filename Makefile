@@ -1,4 +1,4 @@
-# `make run`: check every claim, then build the book. `make test`: lint, tests, book build, browser check.
+# `make run`: check every claim (reusing the report when no source changed), then build the book. `make test`: lint, tests, book build, browser check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,9 @@ HTML := book/_build/html
 
 .PHONY: run test lint pytest fuzz check report book browser-check bench clean
 
-run: check book
+run: $(STAMP)
+	$(BIN)/python -m derivations check --reuse
+	$(MAKE) --no-print-directory book
 	@echo "Book: $(abspath $(HTML))/index.html"
 
 test: lint pytest book browser-check

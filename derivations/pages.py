@@ -111,8 +111,12 @@ def evidence(claim_id: str) -> Markdown:
     # Index entries (main ones, marked "!") make the claim's id and its question ids appear in the book's
     # index and rank this box first when the book's search is given either id.
     entries = [e["id"], *e["sources"]]
+    from derivations.claims import ALIASES
+
+    # An old id's anchor stays, so that links made before a rename still land on the claim.
+    old = [f'<span id="{a.split("/", 1)[1]}"></span>' for a, new in ALIASES.items() if new == e["id"]]
     lines = [
-        f'<span id="{slug}"></span>',
+        f'<span id="{slug}"></span>' + "".join(old),
         "",
         *(line for name in entries for line in (f":::{{index}} !single: {name}", ":::")),
         "",
