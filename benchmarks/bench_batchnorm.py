@@ -1,6 +1,12 @@
 """The custom-VJP BatchNorm (closed-form backward) against nnx.BatchNorm under autodiff: one training
-step's forward and backward (dx, dscale, dbias), jit-compiled, float32, NHWC; and, for each, the bytes of
-the residuals that ``jax.vjp`` keeps from the forward pass for the backward pass."""
+step's forward and backward (y, dx, dscale, dbias), jit-compiled, float32, NHWC; for each, the bytes of
+the residuals that ``jax.vjp`` keeps from the forward pass for the backward pass; and both placed on the
+roofline measured in the same run (``benchmarks/roofline.py``).
+
+Least bytes of a forward + backward (8 x the size of x): the forward reads x for the statistics and again
+for y, and writes y; the backward reads x and dy for the two sums (sum dy, sum dy x_hat), reads them again
+for dx, and writes dx. The forward cannot be one pass (y needs the statistics of the whole batch), nor the
+backward (dx needs both sums). y and dx are new arrays (the allocation-aware roof counts their first touch)."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from benchmarks.harness import side_by_side
+from benchmarks.roofline import copies, place, rates
 from models.normalization import BatchNorm
 
 SIZES = ((64, 32, 32, 64), (128, 32, 32, 128))
@@ -24,11 +31,12 @@ def _apply(module: nnx.Module):
 
 
 def forward_backward(module: nnx.Module):
-    """A pure function (x, params, dy) -> (dx, dparams) for ``module`` in training mode."""
+    """A pure function (x, params, dy) -> (y, dx, dparams) for ``module`` in training mode."""
     apply, params = _apply(module)
 
     def step(x, p, dy):
-        return jax.vjp(apply, x, p)[1](dy)
+        y, pullback = jax.vjp(apply, x, p)
+        return (y, *pullback(dy))
 
     return step, params
 
@@ -61,12 +69,19 @@ def run() -> list[dict]:
         }
         autodiff, params = forward_backward(flax_bn)
         closed, _ = forward_backward(ours)
-        results.append(side_by_side(
+        row = side_by_side(
             f"batchnorm_forward_backward_{'x'.join(map(str, shape))}",
             ("nnx.BatchNorm + jax.vjp (autodiff)", autodiff),
             ("models.normalization.BatchNorm (custom_vjp closed form)", closed),
             (x, params, dy),
-            unit_note="seconds per forward+backward (dx, dscale, dbias), float32 NHWC, median of 15 alternating runs",
-            extra={"shape": list(shape), "dtype": "float32", **residuals},
-        ))  # fmt: skip
+            unit_note="seconds per forward+backward (y, dx, dscale, dbias), float32 NHWC, median of 15 alternating "
+            "runs",
+            extra={"shape": list(shape), "dtype": "float32", **residuals}, companions=copies(x.nbytes),
+        )  # fmt: skip
+        measured = rates(row["extra"], x.nbytes)
+        for side in ("baseline", "candidate"):
+            row["extra"].update(place(row[f"{side}_s"], 8 * x.nbytes, 2 * x.nbytes, measured,
+                                      row["extra"][f"{side}_xla_flops"], None, prefix=f"{side}_"))  # fmt: skip
+        row["extra"].update(measured)
+        results.append(row)
     return results

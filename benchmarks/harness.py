@@ -54,22 +54,33 @@ def side_by_side(
     warmup: int = 3,
     unit_note: str = "seconds per call, median",
     extra: dict | None = None,
+    companions: dict[str, Callable[[], Any]] | None = None,
 ) -> dict[str, Any]:
     """Time ``baseline`` and ``candidate`` on the same ``args``: both compiled, ``warmup`` calls each, then
     ``runs`` rounds in which each is called once, alternating which goes first. ``ratio`` is
-    baseline_s / candidate_s (above 1: the candidate is faster)."""
+    baseline_s / candidate_s (above 1: the candidate is faster). ``companions`` (name -> a call with no
+    arguments, e.g. the copies of ``benchmarks/roofline.py``) are timed in the same rounds, so that a roof
+    measured with them sees the same load as the two sides; their medians go in ``extra`` as ``<name>_s``."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     (base_name, base_f), (cand_name, cand_f) = baseline, candidate
     base_exe, cand_exe = compiled(base_f, *args), compiled(cand_f, *args)
+    companions = companions or {}
     for _ in range(warmup):
         _time_once(base_exe, args)
         _time_once(cand_exe, args)
+    for call in companions.values():
+        jax.block_until_ready(call())
     base_times, cand_times = [], []
+    companion_times = {name: [] for name in companions}
     for k in range(runs):
         order = [(base_exe, base_times), (cand_exe, cand_times)]
         for exe, times in order if k % 2 == 0 else order[::-1]:
             times.append(_time_once(exe, args))
+        for companion, call in companions.items():
+            start = time.perf_counter()
+            jax.block_until_ready(call())
+            companion_times[companion].append(time.perf_counter() - start)
     base_s, cand_s = statistics.median(base_times), statistics.median(cand_times)
     base_temp, cand_temp = temp_bytes(base_exe), temp_bytes(cand_exe)
     base_cost, cand_cost = cost(base_exe), cost(cand_exe)
@@ -91,6 +102,7 @@ def side_by_side(
             "candidate_xla_flops": cand_cost["flops"],
             "baseline_xla_bytes": base_cost["bytes"],
             "candidate_xla_bytes": cand_cost["bytes"],
+            **{f"{companion}_s": statistics.median(times) for companion, times in companion_times.items()},
             **(extra or {}),
         },
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 
 import jax
@@ -104,6 +105,20 @@ def forward_backward(f):
     return step
 
 
+def module_forward_backward(module):
+    """(x, params, dy) -> (y, dx, dparams) of an NNX module in training mode, and its params: one training
+    step's work for a layer (the same step as ``benchmarks/bench_batchnorm.py`` times)."""
+    from flax import nnx
+
+    graph, params, rest = nnx.split(module, nnx.Param, ...)
+
+    def step(x, p, dy):
+        y, pullback = jax.vjp(lambda v, q: nnx.merge(graph, q, rest, copy=True)(v), x, p)
+        return (y, *pullback(dy))
+
+    return step, params
+
+
 def note_convs(batch: int = 1) -> list[tuple[str, object, tuple, tuple]]:
     """S002-54's three convolutions, as (name, function, input shape, kernel shape); the depthwise one is
     the memory-bound kernel of ``models.blocks`` (XLA's grouped conv counts the same flops)."""
@@ -128,6 +143,38 @@ def note_conv_costs(batch: int = 1) -> tuple[dict, ...]:
         cost = cost[0] if isinstance(cost, list) else cost
         rows.append({"conv": name, "xla_flops": float(cost["flops"]), "xla_bytes": float(cost["bytes accessed"])})
     return tuple(rows)
+
+
+def memory_passes(f, *args) -> dict[str, int]:
+    """Count, in the optimised HLO of ``jit(f)(*args)``, the arrays of about the first argument's size (at
+    least half its elements) that the top-level operations read and write: each is one pass over memory.
+    Counted as passes: loops that write such an array, reductions and convolutions over one, and while loops
+    (their operands once each: they stream through them block by block); a small loop over a border strip is
+    not a pass. What XLA fused, stored or recomputed, as whole-array traffic."""
+    text = jax.jit(f).lower(*args).compile().as_text()
+    least = args[0].size // 2
+    entry = text[text.index("\nENTRY") :]
+
+    def big(shape: str) -> int:
+        return sum(int(np.prod([int(d) for d in dims.split(",") if d] or [1])) >= least
+                   for dims in re.findall(r"\[([\d,]*)\]", shape))  # fmt: skip
+
+    shapes, reads, writes = {}, 0, 0
+    for line in entry.splitlines()[1:]:
+        match = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = (\(.*?\)|\w+\[[\d,]*\])", line)
+        if not match:
+            continue
+        name, shape = match.group(1), match.group(2)
+        shapes[name] = shape
+        head, _, rest = line[match.end() :].partition("(")
+        if head.split()[-1:] in (["parameter"], ["tuple"], ["get-tuple-element"], ["bitcast"], ["constant"]):
+            continue
+        operands = set(re.findall(r"%([\w.\-]+)", rest.split("), ")[0]))
+        looped = head.split()[-1:] == ["while"]
+        whole = big(shape) or looped or "kind=kCustom" in line or head.split()[-1:] in (["reduce"], ["convolution"])
+        reads += sum(big(shapes.get(o, "")) for o in operands) if whole else 0
+        writes += 0 if looped else big(shape)
+    return {"reads": reads, "writes": writes}
 
 
 def magnitude_prune(kernel: np.ndarray, sparsity: float) -> np.ndarray:

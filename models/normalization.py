@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.nnx import rnglib
 from flax.nnx.nn import dtypes, initializers
+from jax.custom_derivatives import SymbolicZero
 
 
 def _reduction_axes(ndim: int, axes: int | Sequence[int]) -> tuple[int, ...]:
@@ -91,15 +92,21 @@ def _check_batchnorm_args(x: jax.Array, gamma: jax.Array, axes, epsilon: float) 
 
 
 def _backward_from_stats(x, mean, inv_std, gamma, dy, axes):
-    # Forward, backward and their shared x_hat side by side: one pass for the two sums, one for dx.
-    x_hat = (x - mean) * inv_std
+    """The closed form from the forward's statistics, arranged for the fewest passes over memory: one pass
+    reads x and dy for the two sums, one reads them again and writes dx (x_hat is never stored)."""
+    n = x.size // mean.size
+    compute = mean.dtype  # at least float32, as the statistics
+    x, dy = x.astype(compute), dy.astype(compute)
     dbeta = jnp.sum(dy, axis=axes, keepdims=True)
-    dgamma = jnp.sum(dy * x_hat, axis=axes, keepdims=True)
-    n = x.size // dbeta.size
-    g = _keepdims(gamma, x.shape, axes)
-    dx = (g * inv_std / n) * (n * dy - dbeta - x_hat * dgamma)
+    # sum dy x_hat = (sum dy x - mean sum dy) / sigma: each reduction reads nothing but x and dy, so XLA fuses
+    # it into one loop over them, where a sum over dy (x - mean) would share x - mean with the dx loop and be
+    # stored for both (a write and a read of x's size). It cancels where |mean| >> sigma, less than the
+    # forward's E[x^2] - E[x]^2 does (nnx.BatchNorm's variance), so it adds no new loss of accuracy.
+    dgamma = (jnp.sum(dy * x, axis=axes, keepdims=True) - mean * dbeta) * inv_std
+    g = _keepdims(gamma, x.shape, axes).astype(compute) * inv_std
+    dx = g * (dy - dbeta / n) - (g * inv_std * dgamma / n) * (x - mean)
     feature = _feature_shape(x.shape, axes)
-    return dx.astype(x.dtype), dgamma.reshape(feature).astype(gamma.dtype), dbeta.reshape(feature).astype(gamma.dtype)
+    return dx, dgamma.reshape(feature).astype(gamma.dtype), dbeta.reshape(feature).astype(gamma.dtype)
 
 
 def batchnorm_backward(
@@ -120,8 +127,9 @@ def batchnorm_backward(
 
 @functools.partial(jax.jit, static_argnums=(4,))  # eps traced: one compile per shape serves every epsilon
 def _batchnorm_backward(x, gamma, dy, eps, axes):
-    mean, var = batch_statistics(x, axes)
-    return _backward_from_stats(x, mean, jax.lax.rsqrt(var + eps), gamma, dy, axes)
+    mean, var = _batch_statistics(x, axes)
+    dx, dgamma, dbeta = _backward_from_stats(x, mean, jax.lax.rsqrt(var + eps), gamma, dy, axes)
+    return dx.astype(x.dtype), dgamma, dbeta
 
 
 def batchnorm(
@@ -137,22 +145,33 @@ def batchnorm(
 
 
 def _batchnorm_forward(x, gamma, beta, eps, axes):
-    mean, var = batch_statistics(x, axes)
+    mean, var = _batch_statistics(x, axes)
     inv_std = jax.lax.rsqrt(var + eps)
+    # (x - mean) * (inv_std * gamma) + beta in the statistics' dtype, as nnx.BatchNorm computes it.
     y = (x - mean) * (inv_std * _keepdims(gamma, x.shape, axes)) + _keepdims(beta, x.shape, axes)
-    # Only x (already live) and two per-feature vectors are kept for the backward pass.
     return (y.astype(jnp.result_type(x, gamma)), mean, var), (x, mean, inv_std, gamma)
+
+
+def _batchnorm_fwd(x, gamma, beta, eps, axes):
+    # symbolic_zeros=True: the primals arrive as CustomVJPPrimal records (value, perturbed).
+    return _batchnorm_forward(x.value, gamma.value, beta.value, eps, axes)
 
 
 def _batchnorm_bwd(eps, axes, residuals, cotangents):
     x, mean, inv_std, gamma = residuals
     dy, dmean, dvar = cotangents
+    if isinstance(dy, SymbolicZero):
+        dy = jnp.zeros(x.shape, jnp.result_type(x, gamma))
     dx, dgamma, dbeta = _backward_from_stats(x, mean, inv_std, gamma, dy, axes)
-    # The statistics are outputs too (for the running averages); their cotangents are zero in training,
-    # where the averages sit behind stop_gradient, but are added exactly: dmean/N + dvar 2 (x - mean)/N.
+    # The statistics are outputs too (for the running averages). In training their cotangents are symbolic
+    # zeros (the averages sit behind stop_gradient) and cost nothing; otherwise they are added exactly:
+    # d mean / dx = 1/N, d var / dx = 2 (x - mean) / N.
     n = x.size // mean.size
-    dx = dx + ((dmean + 2 * dvar * (x - mean)) / n).astype(dx.dtype)
-    return dx, dgamma, dbeta
+    if not isinstance(dmean, SymbolicZero):
+        dx = dx + dmean / n
+    if not isinstance(dvar, SymbolicZero):
+        dx = dx + 2 * dvar * (x.astype(mean.dtype) - mean) / n
+    return dx.astype(x.dtype), dgamma, dbeta
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -160,7 +179,7 @@ def _batchnorm_vjp(x, gamma, beta, eps, axes):
     return _batchnorm_forward(x, gamma, beta, eps, axes)[0]
 
 
-_batchnorm_vjp.defvjp(_batchnorm_forward, _batchnorm_bwd)
+_batchnorm_vjp.defvjp(_batchnorm_fwd, _batchnorm_bwd, symbolic_zeros=True)
 # (y, batch mean, batch variance), the statistics with size-1 reduction axes: the module needs them for
 # its running averages, so they leave the same pass instead of being computed a second time.
 _batchnorm = jax.jit(_batchnorm_vjp, static_argnums=(3, 4))

@@ -64,6 +64,15 @@ def test_note_arithmetic_reproduces_the_figures_and_a_wrong_count_does_not():
     assert wrong.subs({perf.H: 64, perf.W: 64, perf.K: 3}) != table[0, 1]
 
 
+def test_memory_passes_counts_what_xla_stores_and_rejects_an_unfused_program():
+    """The HLO pass counter: x + 1 is one read and one write; two results that XLA cannot fuse into one loop
+    (x + 1 and its reversal, a different access order) are two writes; a reduction is a read and no write."""
+    x = jnp.ones((4, 8, 8, 16))
+    assert perf.memory_passes(lambda v: v + 1.0, x) == {"reads": 1, "writes": 1}
+    assert perf.memory_passes(lambda v: jnp.sum(v, axis=(0, 1, 2)), x) == {"reads": 1, "writes": 0}
+    assert perf.memory_passes(lambda v: (v + 1.0, v[::-1] * 2.0), x)["writes"] == 2
+
+
 def test_depthwise_intensity_is_bounded_by_k_squared_over_two():
     limit = perf.arithmetic_intensity()[2].rhs
     assert sp.simplify(limit - perf.K**2 / 2) == 0
@@ -95,7 +104,8 @@ def test_committed_benchmark_results_have_every_figure_a_claim_reads():
     backend, results = perf.benchmark_results("cpu")
     assert backend.startswith("cpu")
     for name in ("depthwise3x3_forward_backward_8x64x64x256",
-                 "depthwise3x3_autodiff_vs_custom_vjp_forward_backward_8x64x64x256",
+                 "depthwise3x3_autodiff_vs_custom_jvp_forward_backward_8x64x64x256",
+                 "depthwise3x3_stride2_forward_backward_8x64x64x256", "depthwise3x3_forward_mode_jvp_8x64x64x256",
                  "dense_vs_fast_depthwise3x3_forward_8x64x64x256", "fast_depthwise3x3_vs_small_dense_forward_8x64x64",
                  "dense_vs_depthwise3x3_forward_8x64x64x256", "dense_vs_fast_depthwise3x3_forward_1x64x64x256"):
         assert results[name]["ratio"] > 0
@@ -104,8 +114,8 @@ def test_committed_benchmark_results_have_every_figure_a_claim_reads():
 
 @pytest.mark.parametrize(
     ("x_shape", "k_shape", "match"),
-    [((4, 4, 3), (3, 3, 3), "NHWC"), ((1, 4, 4, 3), (3, 3, 2), "kernel"), ((1, 4, 4, 3), (2, 2, 3), "odd")],
+    [((4, 4, 3), (3, 3, 3), "NHWC"), ((1, 4, 4, 3), (3, 3, 2), "kernel"), ((1, 2, 2, 3), (3, 3, 3), "no output")],
 )
 def test_depthwise_rejects_bad_shapes(x_shape, k_shape, match):
     with pytest.raises(ValueError, match=match):
-        depthwise_conv2d(jnp.ones(x_shape), jnp.ones(k_shape))
+        depthwise_conv2d(jnp.ones(x_shape), jnp.ones(k_shape), padding="VALID")
