@@ -27,6 +27,7 @@ import sympy as sp
 from flax import nnx
 
 from derivations import bridge
+from derivations import conv_arithmetic as ca
 from derivations.claims import derivation
 from derivations.conv_arithmetic import conv_macs, measured_receptive_field, taps_in_bounds
 from derivations.harness import module_params, support_extent, xla_flops
@@ -54,23 +55,34 @@ class Layer:
     bn: sp.Expr = 0
     pooled: bool = False
     valid: bool = False
+    stride: sp.Expr = 1
 
     def params(self) -> sp.Expr:
         return self.kh * self.kw * self.c_in / self.groups * self.c_out + (self.c_out if self.bias else 0) + 2 * self.bn
 
     def macs(self, h: sp.Expr, w: sp.Expr, *, in_bounds: bool = False) -> sp.Expr:
-        """MACs on an h x w input at stride 1 ('same' padding unless ``valid``). ``in_bounds`` counts only
-        the taps on real pixels: per axis k n - (k^2 - 1)/4 for a 'same' odd kernel (padding (k-1)/2 on
-        each side drops 1 + 2 + ... + (k-1)/2 taps per side)."""
+        """MACs on an h x w input ('same' padding unless ``valid``). ``in_bounds`` counts only the taps on
+        real pixels: at stride 1, per axis k n - (k^2 - 1)/4 for a 'same' odd kernel (padding (k-1)/2 on
+        each side drops 1 + 2 + ... + (k-1)/2 taps per side). At a ``stride`` above 1 (padding (k-1)/2 on
+        each side, torchvision's; 0 if ``valid``) the counts are conv_arithmetic's: output size times k per
+        axis, or its in-bounds tap sum."""
         if self.pooled:
             return self.c_in / self.groups * self.c_out
-        if self.valid:
+        if self.stride != 1:
+            rows, cols = (self._strided_axis(n, k, in_bounds) for n, k in ((h, self.kh), (w, self.kw)))
+        elif self.valid:
             rows, cols = self.kh * (h - self.kh + 1), self.kw * (w - self.kw + 1)
         elif in_bounds:
             rows, cols = same_taps(h, self.kh), same_taps(w, self.kw)
         else:
             rows, cols = self.kh * h, self.kw * w
         return rows * cols * self.c_in / self.groups * self.c_out
+
+    def _strided_axis(self, n: sp.Expr, k: sp.Expr, in_bounds: bool) -> sp.Expr:
+        values = {ca.n: n, ca.k: k, ca.s: self.stride, ca.p: 0 if self.valid else (sp.sympify(k) - 1) / 2, ca.d: 1}
+        if in_bounds:
+            return ca.taps_in_bounds_expr().xreplace(values)
+        return k * ca.output_size_expr().xreplace(values)
 
 
 def same_taps(n: sp.Expr, k: sp.Expr) -> sp.Expr:

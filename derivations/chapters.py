@@ -9,7 +9,7 @@ from pathlib import Path
 
 READING_ORDER: tuple[str, ...] = (
     "activations", "losses", "backprop", "normalization", "dropout", "pooling", "conv_arithmetic",
-    "architectures", "init", "gradient_flow", "regularization", "optimizers", "schedules", "batching",
+    "architectures", "networks", "init", "gradient_flow", "regularization", "optimizers", "schedules", "batching",
     "data", "statistics", "beyond", "performance",
 )  # fmt: skip
 _HERE = Path(__file__).resolve().parent

@@ -1,4 +1,5 @@
-"""The command line: ``workbook list``, ``workbook show CHAPTER``, ``workbook check [NAMES...] [--json FILE]``.
+"""The command line: ``workbook list``, ``workbook show CHAPTER``, ``workbook check [NAMES...] [--json FILE]``,
+``workbook summary NETWORK [--input H] [--json FILE]``.
 
 Exit codes: 0 every claim passed, 1 a claim failed or raised, 2 a usage error (one line on stderr).
 """
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
     check.add_argument("--jobs", type=int, metavar="N", default=None,
                        help="worker processes (default: one per core)")
+    check.add_argument("--reuse", action="store_true",
+                       help="show the stored report instead when it was made from the current sources "
+                            "(all claims only; `make run` uses this)")
     notes = commands.add_parser("notes", help="the notes annotated line by line (one note, or all)")
     notes.add_argument("file", nargs="?", metavar="NOTE", help="a note's prefix (000) or file name")
     notes.add_argument("--json", type=Path, metavar="FILE", help="write the annotation as JSON")
@@ -59,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     quiz.add_argument("--count", type=int, metavar="N")
     quiz.add_argument("--seed", type=int, default=0, metavar="S", help="the order of the questions")
     quiz.add_argument("--anki", type=Path, metavar="FILE.apkg", help="write an Anki deck instead of asking")
+    summary = commands.add_parser("summary", help="a classic network's per-layer shapes, parameters, MACs and "
+                                  "receptive fields")  # fmt: skip
+    summary.add_argument("network", metavar="NETWORK",
+                         help="alexnet, vgg16, resnet18, resnet50, mobilenet_v1 or googlenet")
+    summary.add_argument("--input", type=int, default=224, metavar="H", help="input side (default 224)")
+    summary.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
     explain = commands.add_parser("explain", help="one claim in full: says, scope, findings, verdict, correction")
     explain.add_argument("names", nargs="+", metavar="CLAIM-ID|CHAPTER|QUESTION-ID")
     return parser
@@ -76,9 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _notes(console, args.file, args.json)
         if args.command == "quiz":
             return _quiz(console, args)
+        if args.command == "summary":
+            from derivations import networks
+
+            return networks.summary_command(console, args.network, args.input, args.json)
         if args.command == "explain":
             return _explain(console, args.names)
-        return _check(console, args.names, args.json, args.jobs)
+        return _check(console, args.names, args.json, args.jobs, reuse=args.reuse)
     except (UsageError, ValueError) as exc:
         print(f"workbook: error: {exc}", file=sys.stderr)
         return 2
@@ -245,12 +259,20 @@ def writable_file(path: Path, option: str = "--json") -> Path:
     return path
 
 
-def _check(console: Console, names: Sequence[str], json_path: Path | None, jobs: int | None) -> int:
+def _check(console: Console, names: Sequence[str], json_path: Path | None, jobs: int | None, *,
+           reuse: bool = False) -> int:
     if jobs is not None and jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    if reuse and names:
+        raise ValueError("--reuse applies to the whole ledger only; name no chapters or claims with it")
     if json_path is not None:
         writable_file(json_path)
     claims = claims_for(list(names))  # validates the names before any claim runs
+    stored = runner.stored_report() if reuse else None
+    if stored is not None:
+        console.print(f"sources unchanged since {runner.DEFAULT_REPORT}: showing that report, no claim re-run",
+                      highlight=False)
+        return _report_done(console, stored, json_path)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True,
@@ -262,6 +284,12 @@ def _check(console: Console, names: Sequence[str], json_path: Path | None, jobs:
             progress.update(task, advance=1, description=claim_id)
 
         report = runner.run(names, jobs=jobs, on_claim=advance)
+    if report["complete"]:
+        runner.write_report(report, runner.DEFAULT_REPORT)
+    return _report_done(console, report, json_path)
+
+
+def _report_done(console: Console, report: dict, json_path: Path | None) -> int:
     console.print(_table(report))
     for entry in report["claims"]:
         if not entry["ok"]:
@@ -278,8 +306,6 @@ def _check(console: Console, names: Sequence[str], json_path: Path | None, jobs:
         f"{s['equations'] - s['equations_unchecked']} of {s['equations']} displayed equations verified; "
         f"{s['seconds']:.1f} s of checks"
     )
-    if report["complete"]:
-        runner.write_report(report, runner.DEFAULT_REPORT)
     if json_path is not None:
         runner.write_report(report, json_path)
         console.print(f"report written to {json_path}")

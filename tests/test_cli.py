@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from derivations import claims as registry
+from derivations import runner
 from derivations.claims import Claim, core, evidence
 from derivations.cli import main
 
@@ -88,6 +89,7 @@ def test_two_runs_differ_only_in_seconds(tmp_path):
         (["check", "--jobs", "two"], "invalid int value"),
         (["check", "schedules", "--json", "/nonexistent-dir/x.json"], "folder /nonexistent-dir does not exist"),
         (["check", "schedules", "--json", "/tmp"], "is a directory"),
+        (["check", "--reuse", "schedules"], "--reuse applies to the whole ledger only"),
         ([], "required"),
     ],
 )
@@ -100,6 +102,24 @@ def test_usage_errors_exit_2_with_one_line_before_any_claim_runs(argv, message, 
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_reuse_shows_the_stored_report_without_running_a_claim(monkeypatch, capsys, tmp_path):
+    stored = runner.run([FAST_CLAIMS[0]], jobs=1)
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("--reuse ran the claims although the stored report is current")
+
+    monkeypatch.setattr("derivations.runner.stored_report", lambda *a, **k: stored)
+    monkeypatch.setattr("derivations.runner.run", no_run)
+    path = tmp_path / "r.json"
+    assert main(["check", "--reuse", "--json", str(path)]) == 0
+    assert "no claim re-run" in capsys.readouterr().out
+    assert json.loads(path.read_text())["claims"] == stored["claims"]
+    # With no current report, --reuse runs the claims.
+    monkeypatch.setattr("derivations.runner.stored_report", lambda *a, **k: None)
+    with pytest.raises(AssertionError, match="ran the claims"):
+        main(["check", "--reuse"])
 
 
 def test_a_failing_claim_makes_check_exit_1(monkeypatch, capsys, tmp_path):
