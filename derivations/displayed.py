@@ -110,7 +110,9 @@ def _holds(relation: Relational) -> str | None:
     if isinstance(relation, sp.Equality) and _small(lhs) and _small(rhs):
         difference = lhs - rhs
         zero = difference.is_zero_matrix if isinstance(difference, sp.MatrixBase) else None
-        if zero or (not isinstance(difference, sp.MatrixBase) and sp.simplify(difference) == 0):
+        if zero or (not isinstance(difference, sp.MatrixBase) and sp.expand(sp.together(difference)) == 0):
+            return "identity proved by SymPy after doit()"
+        if not isinstance(difference, sp.MatrixBase) and sp.simplify(difference) == 0:
             return "identity proved by SymPy after doit()"
     return _numerically(relation, lhs, rhs)
 
