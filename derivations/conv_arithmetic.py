@@ -20,7 +20,7 @@ import numpy as np
 import sympy as sp
 from flax import nnx
 
-from derivations.bridge import mark_evaluated
+from derivations.bridge import cache, mark_evaluated
 from derivations.claims import derivation
 from derivations.harness import gradient_support, module_params, support_extent, xla_flops  # noqa: F401  (re-exported)
 from models.conv import (
@@ -56,6 +56,7 @@ def transpose_output_size_expr() -> sp.Expr:
     return (n - 1) * s - 2 * p + d * (k - 1) + a + 1
 
 
+@cache  # built once: the Sum of Max/Min/floor terms takes ~75 ms to construct
 def taps_in_bounds_expr() -> sp.Expr:
     """The (output position, kernel tap) pairs along one axis whose input index o s - p + t d lies in
     [0, n): the multiply-accumulates that touch real input rather than padding."""
@@ -368,9 +369,30 @@ def ones_network(layers: Sequence[tuple[int, ...]]) -> Callable[[jax.Array], jax
 
 def measured_receptive_field(layers: Sequence[tuple[int, ...]], size: int) -> int:
     """The receptive field of the centre output pixel of ``ones_network(layers)`` on a ``size`` input."""
-    out = jax.eval_shape(ones_network(layers), jax.ShapeDtypeStruct((1, size, size, 1), jnp.float64)).shape[1]
-    rows, cols = support_extent(gradient_support(ones_network(layers), size, (out // 2, out // 2)))
-    return rows if rows == cols else -1
+    return measured_receptive_fields([layers], size)[0]
+
+
+def measured_receptive_fields(networks: Sequence[Sequence[tuple[int, ...]]], size: int) -> list[int]:
+    """:func:`measured_receptive_field` of each of ``networks``, all measured in one compiled program."""
+    key = tuple(tuple(tuple(int(v) for v in layer) for layer in net) for net in networks)
+    supports = np.asarray(_centre_supports(key, int(size)))
+    out = []
+    for grad in supports:
+        rows, cols = support_extent(grad)
+        out.append(rows if rows == cols else -1)
+    return out
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _centre_supports(networks: tuple, size: int) -> jax.Array:
+    """|d out[centre] / d x| (as ``gradient_support``) of each network of ones, stacked: (networks, size, size)."""
+    x = jnp.ones((1, size, size, 1))
+    grads = []
+    for layers in networks:
+        apply = ones_network(layers)
+        out = jax.eval_shape(apply, x).shape[1]
+        grads.append(jax.grad(lambda v, apply=apply, c=out // 2: apply(v)[0, c, c, 0])(x)[0, :, :, 0])
+    return jnp.abs(jnp.stack(grads))
 
 
 NOTES_NET = [(11, 4, 0), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1)]  # S001-06: conv1 pool1 conv2 pool2 conv3
@@ -385,8 +407,9 @@ def receptive_field_check(
     rows = []
     for net in (NOTES_NET, [(3, 1, 1, 1), (3, 1, 2, 2), (3, 2, 4, 4), (3, 1, 1, 1)]):
         predicted = recursion(net)
+        measured = measured_receptive_fields([net[:depth] for depth in range(1, len(net) + 1)], size)
         for depth in range(1, len(net) + 1):
-            rows.append((depth, predicted[depth - 1], measured_receptive_field(net[:depth], size)))
+            rows.append((depth, predicted[depth - 1], measured[depth - 1]))
     return all(p_ == m_ for _, p_, m_ in rows), rows
 
 
@@ -397,7 +420,8 @@ def _rf(layers):
 
 
 def _random(shape, seed):
-    return jnp.asarray(np.random.default_rng(seed).normal(size=shape))
+    # device_put, not jnp.asarray: the same float64 array without a staging program per shape.
+    return jax.device_put(np.random.default_rng(seed).normal(size=shape))
 
 
 TRANSPOSE_CASES = [(9, 3, 2, 1, 1), (10, 3, 2, 1, 2), (8, 4, 2, 1, 1), (11, 5, 3, 2, 1), (7, 3, 1, 0, 2)]
@@ -408,9 +432,16 @@ def adjoint_gap(
 ) -> tuple[float, float]:
     """<conv x, y> and <x, transpose(y)> for random float64 x (n x n x 3), y, kernel (k x k x 3 x 2)."""
     x, kern = _random((1, n_, n_, 3), seed), _random((k_, k_, 3, 2), seed + 1)
-    out = conv2d(x, kern, stride=s_, padding=p_, dilation=d_)
+    out = jax.eval_shape(functools.partial(conv2d, stride=s_, padding=p_, dilation=d_), x, kern)
     y = _random(out.shape, seed + 2)
-    return float(jnp.vdot(out, y)), float(jnp.vdot(x, transpose(y, kern, n_, stride=s_, padding=p_, dilation=d_)))
+    lhs, rhs = np.asarray(_inner_products(x, kern, y, n_, s_, p_, d_, transpose))
+    return float(lhs), float(rhs)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7))
+def _inner_products(x, kern, y, n_, s_, p_, d_, transpose) -> jax.Array:
+    out = conv2d(x, kern, stride=s_, padding=p_, dilation=d_)
+    return jnp.stack([jnp.vdot(out, y), jnp.vdot(x, transpose(y, kern, n_, stride=s_, padding=p_, dilation=d_))])
 
 
 # --- claims: parameters and FLOPs ----------------------------------------------------------------------
@@ -443,7 +474,8 @@ def flop_table(cases=FLOP_CASES) -> list[dict]:
     rows = []
     for label, n_, k_, ci, co, s_, p_, d_, groups in cases:
         out = conv_output_size(n_, k_, s_, p_, d_)
-        x, kern = jnp.zeros((1, n_, n_, ci)), jnp.zeros((k_, k_, ci // groups, co))
+        x = jax.ShapeDtypeStruct((1, n_, n_, ci), jnp.float64)  # lowering needs shapes only
+        kern = jax.ShapeDtypeStruct((k_, k_, ci // groups, co), jnp.float64)
         xla = xla_flops(functools.partial(conv2d, stride=s_, padding=p_, dilation=d_, groups=groups), x, kern)
         notes = conv_macs(k_, k_, ci, co, out, out)
         rows.append(
@@ -467,37 +499,53 @@ def _branches_and_identities() -> dict[str, tuple[int, int]]:
     """Measured receptive fields (centre pixel, 32x32 input) for the rules S001-06 lists, with the expectation."""
     base = [(3, 1, 1), (3, 2, 1)]
     base_rf = _rf(base)[-1]
-    net = ones_network(base)
-    k1 = jnp.ones((1, 1, 1, 1))
-    bn = nnx.BatchNorm(1, use_running_average=True, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
-    # A training-time dropout mask (rate 1/2, inverted scaling) with the measured centre output kept: a dropped
-    # output depends on nothing, a kept one on what it depended on before.
-    kept = jax.random.bernoulli(jax.random.key(0), 0.5, (1, 16, 16, 1)).at[0, 8, 8, 0].set(True)
-    dropout_mask = kept / 0.5
-
-    def branches(x):
-        x = conv2d(x, jnp.ones((3, 3, 1, 1)), padding=1)
-        return conv2d(x, jnp.ones((1, 1, 1, 1))) + conv2d(x, jnp.ones((5, 5, 1, 1)), padding=2)
-
-    variants = {
-        "two branches (1x1 and 5x5 after a 3x3)": (
-            branches,
-            max(_rf([(3, 1, 1), (1, 1, 0)])[-1], _rf([(3, 1, 1), (5, 1, 2)])[-1]),
-        ),
-        "+ ReLU": (lambda x: jax.nn.relu(net(x)), base_rf),
-        "+ BatchNorm (eval)": (lambda x: bn(net(x)), base_rf),
-        "+ dropout (training mask, centre kept)": (lambda x: net(x) * dropout_mask, base_rf),
-        "+ 1x1 conv, stride 1": (lambda x: conv2d(net(x), k1), base_rf),
-        "+ residual shortcut": (lambda x: net(x) + conv2d(x, k1, stride=2, padding=0)[:, :16, :16], base_rf),
-        "+ global average pool": (lambda x: jnp.mean(net(x), axis=(1, 2), keepdims=True), 32),
-        "+ dense layer": (lambda x: (net(x).reshape(1, -1) @ jnp.ones((net(x).size, 1))).reshape(1, 1, 1, 1), 32),
+    expected = {
+        "two branches (1x1 and 5x5 after a 3x3)": max(_rf([(3, 1, 1), (1, 1, 0)])[-1], _rf([(3, 1, 1), (5, 1, 2)])[-1]),
+        "+ ReLU": base_rf,
+        "+ BatchNorm (eval)": base_rf,
+        "+ dropout (training mask, centre kept)": base_rf,
+        "+ 1x1 conv, stride 1": base_rf,
+        "+ residual shortcut": base_rf,
+        "+ global average pool": 32,
+        "+ dense layer": 32,
     }
-    out = {}
-    for name, (apply, expected) in variants.items():
-        shape = jax.eval_shape(apply, jax.ShapeDtypeStruct((1, 32, 32, 1), jnp.float64)).shape
-        grad = gradient_support(apply, 32, (shape[1] // 2, shape[2] // 2))
-        out[name] = (support_extent(grad)[0], expected)
-    return out
+
+    def variants() -> dict:
+        net = ones_network(base)
+        k1 = jnp.ones((1, 1, 1, 1))
+        bn = nnx.BatchNorm(1, use_running_average=True, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
+        # A training-time dropout mask (rate 1/2, inverted scaling) with the measured centre output kept: a
+        # dropped output depends on nothing, a kept one on what it depended on before.
+        kept = jax.random.bernoulli(jax.random.key(0), 0.5, (1, 16, 16, 1)).at[0, 8, 8, 0].set(True)
+        dropout_mask = kept / 0.5
+
+        def branches(x):
+            x = conv2d(x, jnp.ones((3, 3, 1, 1)), padding=1)
+            return conv2d(x, jnp.ones((1, 1, 1, 1))) + conv2d(x, jnp.ones((5, 5, 1, 1)), padding=2)
+
+        return {
+            "two branches (1x1 and 5x5 after a 3x3)": branches,
+            "+ ReLU": lambda x: jax.nn.relu(net(x)),
+            "+ BatchNorm (eval)": lambda x: bn(net(x)),
+            "+ dropout (training mask, centre kept)": lambda x: net(x) * dropout_mask,
+            "+ 1x1 conv, stride 1": lambda x: conv2d(net(x), k1),
+            "+ residual shortcut": lambda x: net(x) + conv2d(x, k1, stride=2, padding=0)[:, :16, :16],
+            "+ global average pool": lambda x: jnp.mean(net(x), axis=(1, 2), keepdims=True),
+            "+ dense layer": lambda x: (net(x).reshape(1, -1) @ jnp.ones((net(x).size, 1))).reshape(1, 1, 1, 1),
+        }
+
+    def supports() -> jax.Array:
+        """``gradient_support`` of each variant's centre output, all in one compiled program."""
+        x = jnp.ones((1, 32, 32, 1))
+        grads = []
+        for apply in variants().values():
+            shape = jax.eval_shape(apply, x).shape
+            centre = lambda v, apply=apply, r=shape[1] // 2, c=shape[2] // 2: apply(v)[0, r, c, 0]  # noqa: E731
+            grads.append(jax.grad(centre)(x)[0, :, :, 0])
+        return jnp.abs(jnp.stack(grads))
+
+    grads = np.asarray(jax.jit(supports)())
+    return {name: (support_extent(grad)[0], expected[name]) for name, grad in zip(expected, grads, strict=True)}
 
 
 # --- claims: what a conv computes ----------------------------------------------------------------------
@@ -505,9 +553,8 @@ def _branches_and_identities() -> dict[str, tuple[int, int]]:
 
 def equivariance_error(conv: Callable[[jax.Array], jax.Array], x: jax.Array, shift: tuple[int, int]) -> np.ndarray:
     """|conv(roll(x)) - roll(conv(x))| per output pixel, a circular shift by ``shift`` (rows, cols)."""
-    rolled_first = conv(jnp.roll(x, shift, axis=(1, 2)))
-    rolled_after = jnp.roll(conv(x), shift, axis=(1, 2))
-    return np.abs(np.asarray(rolled_first - rolled_after)).max(axis=(0, 3))
+    difference = jax.jit(lambda v: conv(jnp.roll(v, shift, axis=(1, 2))) - jnp.roll(conv(v), shift, axis=(1, 2)))
+    return np.abs(np.asarray(difference(x))).max(axis=(0, 3))
 
 
 if __name__ == "__main__":

@@ -36,26 +36,40 @@ def zscore(x: jax.Array, *, axis: int = 0, ddof: int = 0) -> jax.Array:
     """(x - mean) / std along ``axis`` (S002-02). With ``ddof=0`` (the population std, the choice made
     here and by ``jnp.std``) the result has standard deviation exactly 1; with ``ddof=1`` it is
     sqrt((n - 1) / n)."""
-    x = jnp.asarray(x)
+    x = jax.device_put(x) if isinstance(x, np.ndarray) else jnp.asarray(x)  # no staging program per shape
     if ddof not in (0, 1):
         raise ValueError(f"zscore: ddof must be 0 or 1, got {ddof}")
     if x.ndim == 0 or x.shape[axis] < 2:
         raise ValueError(f"zscore: need at least 2 values along axis {axis}, got shape {x.shape}")
-    std = jnp.std(x, axis=axis, ddof=ddof, keepdims=True)
-    if bool(jnp.any(std == 0)):
+    scaled, constant = _zscore(x, axis, ddof)
+    if bool(constant):
         raise ValueError("zscore: a constant feature (std 0) has no z-score; drop it first")
-    return (x - jnp.mean(x, axis=axis, keepdims=True)) / std
+    return scaled
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _zscore(x: jax.Array, axis: int, ddof: int) -> tuple[jax.Array, jax.Array]:
+    """The z-score and whether some feature is constant, in one program (eager ops compile one each)."""
+    std = jnp.std(x, axis=axis, ddof=ddof, keepdims=True)
+    return (x - jnp.mean(x, axis=axis, keepdims=True)) / std, jnp.any(std == 0)
 
 
 def min_max(x: jax.Array, *, axis: int = 0) -> jax.Array:
     """(x - min) / (max - min) along ``axis`` (S002-02): min goes to 0, max to 1, the rest in between."""
-    x = jnp.asarray(x)
+    x = jax.device_put(x) if isinstance(x, np.ndarray) else jnp.asarray(x)  # no staging program per shape
     if x.ndim == 0 or x.shape[axis] < 2:
         raise ValueError(f"min_max: need at least 2 values along axis {axis}, got shape {x.shape}")
-    low, high = jnp.min(x, axis=axis, keepdims=True), jnp.max(x, axis=axis, keepdims=True)
-    if bool(jnp.any(high == low)):
+    scaled, constant = _min_max(x, axis)
+    if bool(constant):
         raise ValueError("min_max: a constant feature (max == min) cannot be rescaled")
-    return (x - low) / (high - low)
+    return scaled
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _min_max(x: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+    """The rescaled values and whether some feature is constant, in one program."""
+    low, high = jnp.min(x, axis=axis, keepdims=True), jnp.max(x, axis=axis, keepdims=True)
+    return (x - low) / (high - low), jnp.any(high == low)
 
 
 def least_squares_loss(theta: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:

@@ -8,6 +8,8 @@ the claims.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,7 +28,8 @@ C = sp.Symbol("C", integer=True, positive=True)
 
 
 def _random(shape, seed):
-    return jnp.asarray(np.random.default_rng(seed).normal(size=shape))
+    # device_put, not jnp.asarray: the same float64 array without a staging program per shape.
+    return jax.device_put(np.random.default_rng(seed).normal(size=shape))
 
 
 # --- derivations ---------------------------------------------------------------------------------------
@@ -87,20 +90,22 @@ def backward_check(derived, reference_pool, *, ties: bool = False, cases=BACKWAR
     """``derived(x, dy, window, stride)`` vs ``jax.vjp`` of ``reference_pool`` on ``cases`` (size, window, stride):
     one comparison per case."""
     out = []
-    derived_jit = jax.jit(derived, static_argnums=(2, 3))  # one compile per case, not one per eager op
     for i, (size, win, stride) in enumerate(cases):
-        x = jnp.round(_random((2, size, size, 3), i)) if ties else _random((2, size, size, 3), i)
-        y, pullback = jax.vjp(lambda v, win=win, stride=stride: reference_pool(v, win, stride), x)
+        x = _random((2, size, size, 3), i)
+        x = jax.device_put(np.round(np.asarray(x))) if ties else x
+        y = jax.eval_shape(lambda v, win=win, stride=stride: reference_pool(v, win, stride), x)
         dy = _random(y.shape, 100 + i)
-        out.append(
-            compare(
-                lambda v, dy=dy, win=win, stride=stride: derived_jit(v, dy, win, stride),
-                lambda v, dy=dy, pullback=pullback: pullback(dy)[0],
-                [x],
-                rtol=rtol,
-            )
-        )
+        got, want = (np.asarray(v) for v in _derived_and_vjp(derived, reference_pool, x, dy, win, stride))
+        out.append(compare(lambda v, got=got: got, lambda v, want=want: want, [x], rtol=rtol))
     return out
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 4, 5))
+def _derived_and_vjp(derived, reference_pool, x, dy, win: int, stride: int):
+    """``derived(x, dy, win, stride)`` and ``jax.vjp`` of ``reference_pool`` at ``x`` applied to ``dy``: one program
+    per case (and the tied inputs of a case reuse it)."""
+    _, pullback = jax.vjp(lambda v: reference_pool(v, win, stride), x)
+    return derived(x, dy, win, stride), pullback(dy)[0]
 
 
 def evaluate_at(expr: sp.Expr | sp.Eq, values: dict[sp.Symbol, float]) -> float:
@@ -115,13 +120,20 @@ def evaluate_at(expr: sp.Expr | sp.Eq, values: dict[sp.Symbol, float]) -> float:
 
 def gradient_sums(pool, x: jax.Array, dy: jax.Array) -> tuple[float, float]:
     """(sum of dy, sum of dL/dx) through ``pool``."""
+    total_dy, total_dx = jax.jit(functools.partial(gradient_sums_traced, pool))(x, dy)
+    return float(total_dy), float(total_dx)
+
+
+def gradient_sums_traced(pool, x: jax.Array, dy: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`gradient_sums` as traceable arrays, for a check that puts several poolings in one program."""
     _, pullback = jax.vjp(pool, x)
-    return float(jnp.sum(dy)), float(jnp.sum(pullback(dy)[0]))
+    return jnp.sum(dy), jnp.sum(pullback(dy)[0])
 
 
 def relative_change(before: jax.Array, after: jax.Array) -> float:
     """||after - before|| / ||before|| (L2 over the whole array): how much a map changed, graded."""
-    return float(jnp.linalg.norm(after - before) / jnp.linalg.norm(before))
+    before, after = np.asarray(before), np.asarray(after)  # in NumPy: no program per shape
+    return float(np.linalg.norm(after - before) / np.linalg.norm(before))
 
 
 def correlation(a: jax.Array, b: jax.Array) -> float:
@@ -138,8 +150,15 @@ def correlation(a: jax.Array, b: jax.Array) -> float:
 def shift_damping(x: jax.Array, shift: tuple[int, int], win: int) -> tuple[float, float]:
     """Relative L2 change of ``x`` and of its ``win x win``/``win`` max pooling under a circular shift by
     ``shift`` (rows, cols): pooling damps the shift where the second is the smaller."""
-    moved = jnp.roll(x, shift, axis=(1, 2))
-    return relative_change(x, moved), relative_change(max_pool(x, win, win), max_pool(moved, win, win))
+    moved = np.roll(np.asarray(x), shift, axis=(1, 2))
+    pooled, pooled_moved = _pooled_pair(x, moved, win)
+    return relative_change(x, moved), relative_change(pooled, pooled_moved)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _pooled_pair(x: jax.Array, moved: jax.Array, win: int) -> tuple[jax.Array, jax.Array]:
+    """``win x win``/``win`` max pooling of two maps of one shape, in one program."""
+    return max_pool(x, win, win), max_pool(moved, win, win)
 
 
 if __name__ == "__main__":

@@ -197,8 +197,9 @@ def _relu_subgradient(scope) -> Evidence:
     }
     at_zero = {k: at_zero[k] for k in scope["libraries"]}
     # Every subgradient is a valid descent direction for a convex f: check f(v) >= f(0) + g v for each g used.
-    v = jnp.linspace(-3.0, 3.0, 61)
-    supports = {k: bool(jnp.all(jax.nn.relu(v) >= g * v)) for k, g in at_zero.items()}
+    v = np.linspace(-3.0, 3.0, 61)
+    relu_v = np.asarray(jax.jit(jax.nn.relu)(v))  # the comparisons in NumPy
+    supports = {k: bool(np.all(relu_v >= g * v)) for k, g in at_zero.items()}
     return evidence(
         "symbolic",
         core(
@@ -309,8 +310,8 @@ def _sigmoid_tanh_saturate(scope) -> Evidence:
 def _relu_saturation(scope) -> Evidence:
     table = _limits()
     lo, hi = scope["negative_side"]
-    negative = -jnp.logspace(np.log10(-hi), np.log10(-lo), scope["points"])
-    largest = float(jnp.max(jnp.abs(elementwise_grad(jax.nn.relu)(negative))))
+    negative = -np.logspace(np.log10(-hi), np.log10(-lo), scope["points"])
+    largest = float(np.max(np.abs(np.asarray(elementwise_grad(jax.nn.relu)(negative)))))
     return evidence(
         "symbolic",
         core(
@@ -351,9 +352,10 @@ def _relu_saturation(scope) -> Evidence:
 def _elu_dead_zone(scope) -> Evidence:
     positive_for_finite = sp.ask(sp.Q.positive(lam * sp.exp(z)), sp.Q.real(z) & sp.Q.positive(lam))
     left_limit = _limits()["ELU"][0]
-    grid = jnp.arange(*scope["grid"])
-    autodiff_zero = grid[elementwise_grad(jax.nn.elu)(grid) == 0.0]
-    exact_zero = grid[jnp.exp(grid) == 0.0]
+    grid = np.asarray(jnp.arange(*scope["grid"]))  # jnp's float arange (not bit-equal to np.arange's)
+    grads, exps = (np.asarray(v) for v in jax.jit(lambda g: (jax.vmap(jax.grad(jax.nn.elu))(g), jnp.exp(g)))(grid))
+    autodiff_zero = grid[grads == 0.0]
+    exact_zero = grid[exps == 0.0]  # XLA's exp, as jnp.exp computes it
     autodiff_from = float(autodiff_zero.max()) if autodiff_zero.size else None
     exact_from = float(exact_zero.max()) if exact_zero.size else None
     return evidence(
@@ -385,25 +387,29 @@ def _sigmoid_bound(scope, rtol) -> Evidence:
     bound = sigmoid_derivative_bound()  # 1/4 - s(1 - s) = (2s - 1)^2 / 4
     s = sorted(bound.free_symbols, key=str)[0]
     peak = bound.lhs + s * (1 - s)  # the bound the displayed identity is about
-    grid = jnp.linspace(*scope["grid"][:2], scope["grid"][2])
-    measured = elementwise_grad(nnx.sigmoid)(grid)
-    square = to_jax(bound.rhs, [s])(nnx.sigmoid(grid))
-    lhs = to_jax(bound.lhs, [s])(nnx.sigmoid(grid))
-    at_peak = compare(lambda: jnp.max(measured)[None], lambda: jnp.asarray([value(peak)]), [], rtol=rtol)
+    square_of, lhs_of = to_jax(bound.rhs, [s]), to_jax(bound.lhs, [s])
+
+    @jax.jit
+    def measure():
+        grid = jnp.linspace(*scope["grid"][:2], scope["grid"][2])
+        return grid, jax.vmap(jax.grad(nnx.sigmoid))(grid), square_of(nnx.sigmoid(grid)), lhs_of(nnx.sigmoid(grid))
+
+    grid, measured, square, lhs = (np.asarray(v) for v in measure())
+    at_peak = compare(lambda: np.max(measured)[None], lambda: np.asarray([value(peak)]), [], rtol=rtol)
     return evidence(
         "symbolic",
         proved("SymPy: 1/4 - s(1 - s) equals the displayed square", prove_identity(bound.lhs, bound.rhs, [s])),
-        core("the square is >= 0 at s = sigma(z) on the grid, so sigma' <= 1/4", bool(jnp.all(square >= 0))),
+        core("the square is >= 0 at s = sigma(z) on the grid, so sigma' <= 1/4", bool(np.all(square >= 0))),
         compared(
             f"the largest jax.grad(sigmoid) on {scope['grid'][2]} points of [{scope['grid'][0]:g}, "
             f"{scope['grid'][1]:g}] is the bound",
             at_peak,
-            at=float(grid[jnp.argmax(measured)]),
+            at=float(grid[np.argmax(measured)]),
         ),
         core(
             "it tends to 0 on both sides: sigma'(-oo) = sigma'(+oo) = 0 (SymPy limits)", _limits()["sigmoid"] == (0, 0)
         ),
-        details={"bound_minus_derivative_min": float(jnp.min(lhs))},
+        details={"bound_minus_derivative_min": float(np.min(lhs))},
     )
 
 
@@ -426,8 +432,8 @@ def _tanh_range(scope) -> Evidence:
     # float64 has 53 significant bits: 1 - 2^-54 is the midpoint below 1.0, so a correctly rounded tanh gives
     # 1.0 once the gap 2/(e^{2z} + 1) ~ 2 e^{-2z} falls below 2^-54.
     rounding_point = float(sp.solve(sp.Eq(2 * sp.exp(-2 * z), sp.Rational(1, 2**54)), z)[0])
-    grid = jnp.arange(*scope["grid"])
-    reaches = grid[jnp.tanh(grid) == 1.0]
+    grid = np.asarray(jnp.arange(*scope["grid"]))  # jnp's float arange (not bit-equal to np.arange's)
+    reaches = grid[np.asarray(jax.jit(jnp.tanh)(grid)) == 1.0]  # XLA's tanh; the mask in NumPy
     first_one = float(reaches[0]) if reaches.size else None
     return evidence(
         "measurement",
@@ -470,9 +476,10 @@ def _tanh_zero_centred(scope) -> Evidence:
     rng = np.random.default_rng(13)
     centred, found = {}, True
     for std in scope["pre_activation_std"]:
-        pre = jnp.asarray(rng.normal(0.0, std, (scope["examples"], scope["inputs"])))
-        for name, f, centre in (("sigmoid", nnx.sigmoid, 0.5), ("tanh", nnx.tanh, 0.0)):
-            h = np.asarray(f(pre)).ravel()
+        pre = rng.normal(0.0, std, (scope["examples"], scope["inputs"]))
+        outputs = dict(zip(("sigmoid", "tanh"), jax.jit(lambda v: (nnx.sigmoid(v), nnx.tanh(v)))(pre), strict=True))
+        for name, _f, centre in (("sigmoid", nnx.sigmoid, 0.5), ("tanh", nnx.tanh, 0.0)):
+            h = np.asarray(outputs[name]).ravel()
             error = abs(h.mean() - centre) / (h.std(ddof=1) / np.sqrt(h.size))
             centred[f"{name}, std {std}"] = {
                 "mean": float(h.mean()),
@@ -582,28 +589,36 @@ def _prelu_gradients(scope, rtol) -> Evidence:
     d_input_eq, d_alpha_eq = prelu_gradients()
     d_input, d_alpha = to_jax(d_input_eq, [z, alpha]), to_jax(d_alpha_eq, [z, alpha])
     rng = np.random.default_rng(5)
-    x = jnp.asarray(rng.normal(0.0, 2.0, scope["shape"]))
-    upstream = jnp.asarray(rng.normal(0.0, 1.0, scope["shape"]))
-    module = PReLU(scope["shape"][1], dtype=jnp.float64)
-    module.alpha[...] = jnp.asarray(scope["alpha"])
+    x = rng.normal(0.0, 2.0, scope["shape"])
+    upstream = rng.normal(0.0, 1.0, scope["shape"])
 
-    def loss(m: PReLU, inputs: jax.Array) -> jax.Array:
-        return jnp.sum(upstream * m(inputs))
+    @jax.jit
+    def measure(x, upstream, alphas):
+        """nnx.grad of the PReLU module with respect to alpha and x, and the derived gradients, in one program."""
+        module = PReLU(scope["shape"][1], dtype=jnp.float64)
+        module.alpha[...] = alphas
 
-    grads_alpha = nnx.grad(loss)(module, x).alpha[...]
-    grads_x = jax.grad(lambda inputs: loss(module, inputs))(x)
-    a = module.alpha[...]
+        def loss(m: PReLU, inputs: jax.Array) -> jax.Array:
+            return jnp.sum(upstream * m(inputs))
+
+        a = module.alpha[...]
+        return (nnx.grad(loss)(module, x).alpha[...], jax.grad(lambda inputs: loss(module, inputs))(x),
+                jnp.sum(upstream * d_alpha(x, a), axis=0), upstream * d_input(x, a))
+
+    grads_alpha, grads_x, derived_alpha, derived_x = (
+        np.asarray(v) for v in measure(x, upstream, np.asarray(scope["alpha"], dtype=np.float64))
+    )
     return evidence(
         "autodiff",
         compared(
             "dL/dalpha = sum of dy * (derived d/dalpha) per channel equals nnx.grad of the PReLU module",
-            compare(lambda: jnp.sum(upstream * d_alpha(x, a), axis=0), lambda: grads_alpha, [], rtol=rtol),
+            compare(lambda: derived_alpha, lambda: grads_alpha, [], rtol=rtol),
         ),
         compared(
             "dL/dz = dy * (derived d/dz) equals jax.grad",
-            compare(lambda: upstream * d_input(x, a), lambda: grads_x, [], rtol=rtol),
+            compare(lambda: derived_x, lambda: grads_x, [], rtol=rtol),
         ),
-        core("alpha gets a non-zero gradient in every channel (so training moves it)", bool(jnp.all(grads_alpha != 0))),
+        core("alpha gets a non-zero gradient in every channel (so training moves it)", bool(np.all(grads_alpha != 0))),
         details={"dL_dalpha": np.asarray(grads_alpha).tolist()},
     )
 

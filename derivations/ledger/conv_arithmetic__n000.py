@@ -4,12 +4,14 @@ connected layer has too."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from derivations.claims import Evidence, claim, core, evidence
-from derivations.harness import gradient_support, support_extent
+from derivations.harness import support_extent
 from models.conv import conv2d
 
 
@@ -54,12 +56,17 @@ def shares_weights(jacobian: np.ndarray, k: int) -> bool:
 )
 def _weight_sharing(scope) -> Evidence:
     n, k = scope["length"], scope["kernel"]
-    keys = jax.random.split(jax.random.key(0), 3)
-    x = jax.random.normal(keys[0], (n,), jnp.float64)
-    kernel = jax.random.normal(keys[1], (k,), jnp.float64)
-    kernels = jax.random.normal(keys[2], (n - k + 1, k), jnp.float64)
-    j_conv = np.asarray(jax.jacfwd(lambda v: conv1d_valid(v, kernel))(x))
-    j_local = np.asarray(jax.jacfwd(lambda v: locally_connected_valid(v, kernels))(x))
+
+    @jax.jit
+    def jacobians():
+        keys = jax.random.split(jax.random.key(0), 3)
+        x = jax.random.normal(keys[0], (n,), jnp.float64)
+        kernel = jax.random.normal(keys[1], (k,), jnp.float64)
+        kernels = jax.random.normal(keys[2], (n - k + 1, k), jnp.float64)
+        return (jax.jacfwd(lambda v: conv1d_valid(v, kernel))(x),
+                jax.jacfwd(lambda v: locally_connected_valid(v, kernels))(x), kernels.size)
+
+    j_conv, j_local, local_weights = (np.asarray(v) for v in jacobians())
     return evidence(
         "autodiff",
         core("in the convolution each output depends on exactly its k-input window (the note's receptive field)",
@@ -69,17 +76,24 @@ def _weight_sharing(scope) -> Evidence:
         core("the note's property identifies weight sharing: the locally connected layer, whose receptive-field "
              "pixels also share one output value, shares its weights",
              window_property(j_local, k) and shares_weights(j_local, k),
-             local_has_the_property=window_property(j_local, k), local_weights=int(kernels.size)),
+             local_has_the_property=window_property(j_local, k), local_weights=int(local_weights)),
     )
 
 
 def dilated_field_and_weights(rate: int, size: int, kernel: int = 3) -> tuple[tuple[int, int], int, int]:
     """The measured receptive field (gradient support) of one k x k conv at dilation ``rate``, its number of
     weights, and the weights of the dense kernel with the same span."""
-    weights = jnp.ones((kernel, kernel, 1, 1), jnp.float64)
-    field = support_extent(gradient_support(lambda v: conv2d(v, weights, padding="SAME", dilation=rate), size,
-                                            (size // 2, size // 2)))
+    field = support_extent(np.asarray(_centre_support(rate, size, kernel)))
     return field, kernel * kernel, field[0] * field[1]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _centre_support(rate: int, size: int, kernel: int) -> jax.Array:
+    """``gradient_support`` of the centre output of a k x k all-ones 'SAME' conv at dilation ``rate``, jitted."""
+    weights = jnp.ones((kernel, kernel, 1, 1), jnp.float64)
+    x = jnp.ones((1, size, size, 1))
+    grad = jax.grad(lambda v: conv2d(v, weights, padding="SAME", dilation=rate)[0, size // 2, size // 2, 0])(x)
+    return jnp.abs(grad[0, :, :, 0])
 
 
 @claim(

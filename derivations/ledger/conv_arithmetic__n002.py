@@ -3,6 +3,7 @@ of dilated convolution, and why a CNN's feature maps come out smaller than its i
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -35,9 +36,13 @@ def dilate_kernel(kernel: np.ndarray, rate: int) -> np.ndarray:
 
 
 def _lax(x: np.ndarray, kernel: np.ndarray, stride: int, padding: int, rate: int) -> np.ndarray:
-    y = conv2d(jnp.asarray(x)[None, :, :, None], jnp.asarray(kernel)[:, :, None, None], stride=stride,
-               padding=padding, dilation=rate)
-    return np.asarray(y[0, :, :, 0])
+    return np.asarray(_lax_conv(x, kernel, stride, padding, rate))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _lax_conv(x, kernel, stride: int, padding: int, rate: int) -> jax.Array:
+    y = conv2d(x[None, :, :, None], kernel[:, :, None, None], stride=stride, padding=padding, dilation=rate)
+    return y[0, :, :, 0]
 
 
 @claim(
@@ -133,11 +138,12 @@ def _bilinear_cost(scope) -> Evidence:
     n = scope["size"]
     rows = {}
     for c in [*scope["narrow_channels"], *scope["wide_channels"]]:
-        x = jnp.zeros((1, n, n, c))
+        x = jax.ShapeDtypeStruct((1, n, n, c), jnp.float64)  # lowering needs shapes only
         target = (1, 2 * n, 2 * n, c)
         bilinear = xla_flops(lambda v, t=target: jax.image.resize(v, t, "bilinear"), x)
         nearest = xla_flops(lambda v, t=target: jax.image.resize(v, t, "nearest"), x)
-        conv = xla_flops(lambda y, k: conv2d(y, k, padding=1), jnp.zeros(target), jnp.zeros((3, 3, c, c)))
+        conv = xla_flops(lambda y, k: conv2d(y, k, padding=1), jax.ShapeDtypeStruct(target, jnp.float64),
+                         jax.ShapeDtypeStruct((3, 3, c, c), jnp.float64))
         rows[c] = {"bilinear": bilinear, "nearest": nearest, "conv": conv, "share": bilinear / conv}
     share = scope["negligible_share"]
     return evidence(

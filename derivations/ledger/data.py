@@ -65,8 +65,8 @@ def _standardising_speeds_up(scope, rtol, atol) -> Evidence:
     for scales, means, rho in itertools.product(scope["scales"], scope["means"], scope["correlation"]):
         x, y = _features(scope["n"], scales=scales, means=means, correlation=rho)
         row = {}
-        for name, data in (("raw", jnp.asarray(x)), ("z-scored", zscore(jnp.asarray(x)))):
-            hessian = numeric_hessian(jnp.zeros(3), data, jnp.asarray(y))
+        for name, data in (("raw", jax.device_put(x)), ("z-scored", zscore(jax.device_put(x)))):
+            hessian = numeric_hessian(np.zeros(3), data, jax.device_put(y))
             m, d = np.mean(np.asarray(data), axis=0), np.std(np.asarray(data), axis=0)
             sample_r = float(np.corrcoef(np.asarray(data).T)[0, 1])
             hessians.append(np.ravel(hessian))
@@ -78,7 +78,7 @@ def _standardising_speeds_up(scope, rtol, atol) -> Evidence:
                 )
             )
             condition = float(np.linalg.cond(np.asarray(hessian)))
-            steps = gd_steps_to_accuracy(data, jnp.asarray(y), tol=scope["tol"])
+            steps = gd_steps_to_accuracy(data, jax.device_put(y), tol=scope["tol"])
             row[name] = {
                 "condition_number": condition,
                 "gd_steps": steps,
@@ -92,21 +92,21 @@ def _standardising_speeds_up(scope, rtol, atol) -> Evidence:
                 kappas.append((condition, value(kappa_z, {r: sample_r})))
         rows[f"scales={scales}, means={means}, r={rho}"] = row
     moment = compare(
-        lambda: jnp.asarray(np.concatenate(formulas)),
-        lambda: jnp.asarray(np.concatenate(hessians)),
+        lambda: np.asarray(np.concatenate(formulas)),
+        lambda: np.asarray(np.concatenate(hessians)),
         [],
         rtol=rtol,
         atol=atol,
     )
     spectrum = compare(
-        lambda: jnp.asarray(np.concatenate(eigen_want)),
-        lambda: jnp.asarray(np.concatenate(eigen_got)),
+        lambda: np.asarray(np.concatenate(eigen_want)),
+        lambda: np.asarray(np.concatenate(eigen_got)),
         [],
         rtol=rtol,
         atol=atol,
     )
     kappa_cmp = compare(
-        lambda: jnp.asarray([k[1] for k in kappas]), lambda: jnp.asarray([k[0] for k in kappas]), [], rtol=rtol
+        lambda: np.asarray([k[1] for k in kappas]), lambda: np.asarray([k[0] for k in kappas]), [], rtol=rtol
     )
     within = all(v[n]["gd_steps"] <= v[n]["step_bound"] for v in rows.values() for n in v)
     never_slower = all(v["z-scored"]["gd_steps"] <= v["raw"]["gd_steps"] for v in rows.values())
@@ -220,7 +220,7 @@ def _zscore_moments(scope, rtol, atol) -> Evidence:
     rng = np.random.default_rng(1)
     mean_err, std_err = 0.0, 0.0
     for kind, n, ddof in itertools.product(scope["distributions"], scope["n"], scope["ddof"]):
-        z = np.asarray(zscore(jnp.asarray(_draws(rng, kind, n) + scope["offset"]), ddof=ddof))
+        z = np.asarray(zscore(np.asarray(_draws(rng, kind, n) + scope["offset"]), ddof=ddof))
         mean_err = max(mean_err, abs(float(z.mean()) - mean_target))
         # Measured with the convention it was made with (ddof), the standard deviation is 1.
         std_err = max(std_err, abs(float(z.std(ddof=ddof)) - np.sqrt(square_target)))
@@ -235,8 +235,8 @@ def _zscore_moments(scope, rtol, atol) -> Evidence:
         predicted.append(
             value(invariant, {a: 1 / x.std(), m2: np.mean(c**2), m3: abs(np.mean(c**3))}) * np.sign(np.mean(c**3))
         )
-        measured.append(float(scipy.stats.skew(np.asarray(zscore(jnp.asarray(x))))))
-    shape = compare(lambda: jnp.asarray(predicted), lambda: jnp.asarray(measured), [], rtol=rtol)
+        measured.append(float(scipy.stats.skew(np.asarray(zscore(np.asarray(x))))))
+    shape = compare(lambda: np.asarray(predicted), lambda: np.asarray(measured), [], rtol=rtol)
     return evidence(
         "measurement",
         compared(
@@ -276,7 +276,7 @@ def _zscore_not_normal(scope, rtol) -> Evidence:
     predicted, measured, tests = [], [], {}
     for kind in scope["distributions"]:
         x = _draws(rng, kind, scope["n"])
-        z = np.asarray(zscore(jnp.asarray(x)))
+        z = np.asarray(zscore(np.asarray(x)))
         c = x - x.mean()
         predicted.append(
             value(invariant, {a: 1 / x.std(), m2: np.mean(c**2), m3: abs(np.mean(c**3))}) * np.sign(np.mean(c**3))
@@ -289,7 +289,7 @@ def _zscore_not_normal(scope, rtol) -> Evidence:
             "kurtosis_after": float(scipy.stats.kurtosis(z)),
             "normaltest_p": float(scipy.stats.normaltest(z).pvalue),
         }
-    kept = compare(lambda: jnp.asarray(predicted), lambda: jnp.asarray(measured), [], rtol=rtol)
+    kept = compare(lambda: np.asarray(predicted), lambda: np.asarray(measured), [], rtol=rtol)
     non_normal = [k for k in scope["distributions"] if k != "normal"]
     return evidence(
         "measurement",
@@ -338,18 +338,23 @@ def _min_max(scope, atol) -> Evidence:
         x = rng.normal(5.0, 3.0, shape) if kind == "normal" else rng.exponential(2.0, shape)
         if kind == "one outlier":
             x[0] = 1e6
-        u = np.asarray(min_max(jnp.asarray(x)))
+        u = np.asarray(min_max(x))
         ends &= bool(np.all(u.min(0) == 0.0) and np.all(np.abs(u.max(0) - 1.0) <= ulp))
         inside &= bool(np.all((u >= 0) & (u <= 1)))
         order &= bool(np.all(np.argsort(u, 0, kind="stable") == np.argsort(x, 0, kind="stable")))
-    pixels = jnp.arange(256, dtype=jnp.float64)
-    inception = pixels / 127.5 - 1.0  # Keras' inception_v3.preprocess_input ("tf" mode)
+    pixels = np.arange(256, dtype=np.float64)
+    inception = pixels / 127.5 - 1.0  # Keras' inception_v3.preprocess_input ("tf" mode); IEEE ops, as in jnp
     inception_ok = (
-        float(inception[0]) == -1.0 and float(inception[-1]) == 1.0 and bool(jnp.all(jnp.diff(inception) > 0))
+        float(inception[0]) == -1.0 and float(inception[-1]) == 1.0 and bool(np.all(np.diff(inception) > 0))
     )
-    images = jnp.asarray(rng.integers(0, 256, scope["images"]), dtype=jnp.float64)  # NHWC
-    centred = images - jnp.mean(images, axis=(0, 1, 2))
-    centred_mean = float(jnp.max(jnp.abs(jnp.mean(centred, axis=(0, 1, 2)))))
+    images = rng.integers(0, 256, scope["images"]).astype(np.float64)  # NHWC
+
+    @jax.jit
+    def centred_mean_of(images):
+        centred = images - jnp.mean(images, axis=(0, 1, 2))
+        return jnp.max(jnp.abs(jnp.mean(centred, axis=(0, 1, 2))))
+
+    centred_mean = float(centred_mean_of(images))
     return evidence(
         "measurement",
         core(
@@ -387,26 +392,36 @@ def _mixup(scope, rtol) -> Evidence:
     values_got, values_want, grads_got, grads_want = [], [], [], []
     for k in scope["classes"]:
         batch = scope["batch"]
-        logits = jnp.asarray(rng.normal(0.0, 2.0, (batch, k)))
-        y1 = jax.nn.one_hot(rng.integers(0, k, batch), k, dtype=jnp.float64)
-        y2 = jax.nn.one_hot(rng.integers(0, k, batch), k, dtype=jnp.float64)
+        logits = rng.normal(0.0, 2.0, (batch, k))
+        first_labels, second_labels = rng.integers(0, k, batch), rng.integers(0, k, batch)
         share = rng.beta(0.4, 0.4, batch)
         share[:2] = (0.0, 1.0)
-        weight = jnp.asarray(share)[:, None]
 
-        def mixed_label_loss(z, weight=weight, y1=y1, y2=y2):
-            return optax.softmax_cross_entropy(z, weight * y1 + (1 - weight) * y2)
+        @jax.jit
+        def both_sides(logits, first_labels, second_labels, share, k=k):
+            """Both losses and their gradients in the logits, in one program."""
+            y1 = jax.nn.one_hot(first_labels, k, dtype=jnp.float64)
+            y2 = jax.nn.one_hot(second_labels, k, dtype=jnp.float64)
+            weight = share[:, None]
 
-        def mixed_losses(z, weight=weight, y1=y1, y2=y2):
-            w = weight[:, 0]
-            return w * optax.softmax_cross_entropy(z, y1) + (1 - w) * optax.softmax_cross_entropy(z, y2)
+            def mixed_label_loss(z):
+                return optax.softmax_cross_entropy(z, weight * y1 + (1 - weight) * y2)
 
-        values_got.append(mixed_label_loss(logits))
-        values_want.append(mixed_losses(logits))
-        grads_got.append(jnp.ravel(jax.grad(lambda z, f=mixed_label_loss: jnp.sum(f(z)))(logits)))
-        grads_want.append(jnp.ravel(jax.grad(lambda z, f=mixed_losses: jnp.sum(f(z)))(logits)))
-    values = compare(lambda: jnp.concatenate(values_got), lambda: jnp.concatenate(values_want), [], rtol=rtol)
-    grads = compare(lambda: jnp.concatenate(grads_got), lambda: jnp.concatenate(grads_want), [], rtol=rtol)
+            def mixed_losses(z):
+                w = weight[:, 0]
+                return w * optax.softmax_cross_entropy(z, y1) + (1 - w) * optax.softmax_cross_entropy(z, y2)
+
+            return (mixed_label_loss(logits), mixed_losses(logits),
+                    jnp.ravel(jax.grad(lambda z: jnp.sum(mixed_label_loss(z)))(logits)),
+                    jnp.ravel(jax.grad(lambda z: jnp.sum(mixed_losses(z)))(logits)))
+
+        got, want, grad_got, grad_want = (np.asarray(v) for v in both_sides(logits, first_labels, second_labels, share))
+        values_got.append(got)
+        values_want.append(want)
+        grads_got.append(grad_got)
+        grads_want.append(grad_want)
+    values = compare(lambda: np.concatenate(values_got), lambda: np.concatenate(values_want), [], rtol=rtol)
+    grads = compare(lambda: np.concatenate(grads_got), lambda: np.concatenate(grads_want), [], rtol=rtol)
     return evidence(
         "autodiff",
         proved("SymPy: CE(p, lambda a + (1 - lambda) b) = lambda CE(p, a) + (1 - lambda) CE(p, b)", proof),
@@ -489,8 +504,8 @@ def _weighting_vs_oversampling(scope, rtol) -> Evidence:
         worst = max(worst, float(np.max(np.abs(mc_mean - weighted_loss_grad) / mc_se)))
         unweighted_far &= float(np.max(np.abs(mc_mean - per_example.mean(axis=0)) / mc_se)) > 10 * scope["z"]
     exact = compare(
-        lambda: jnp.concatenate([jnp.asarray(a) for a, _ in by_formula]),
-        lambda: jnp.concatenate([jnp.asarray(b) for _, b in by_formula]),
+        lambda: np.concatenate([np.asarray(a) for a, _ in by_formula]),
+        lambda: np.concatenate([np.asarray(b) for _, b in by_formula]),
         [],
         rtol=rtol,
     )

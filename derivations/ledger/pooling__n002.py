@@ -17,13 +17,19 @@ from models.conv import conv2d
 
 
 def _random(shape, seed):
-    return jnp.asarray(np.random.default_rng(seed).normal(size=shape))
+    # device_put, not jnp.asarray: the same float64 array without a staging program per shape.
+    return jax.device_put(np.random.default_rng(seed).normal(size=shape))
+
+
+def _shape(*shape: int) -> jax.ShapeDtypeStruct:
+    """A float64 argument for ``xla_flops``: lowering needs the shape only."""
+    return jax.ShapeDtypeStruct(shape, jnp.float64)
 
 
 def next_conv_flops(size: int, channels: int) -> float:
     """XLA's flops of a 3x3 'same' convolution (channels -> channels) on a size x size map."""
-    return xla_flops(lambda x, k: conv2d(x, k, padding=1), jnp.zeros((1, size, size, channels)),
-                     jnp.zeros((3, 3, channels, channels)))
+    return xla_flops(lambda x, k: conv2d(x, k, padding=1), _shape(1, size, size, channels),
+                     _shape(3, 3, channels, channels))
 
 
 @claim(
@@ -64,8 +70,8 @@ def _conv_costs_more(scope) -> Evidence:
     n, k, s = scope["size"], scope["window"], scope["stride"]
     rows = {}
     for c in scope["channels"]:
-        x = jnp.zeros((1, n, n, c))
-        conv = xla_flops(lambda x, w: conv2d(x, w, stride=s), x, jnp.zeros((k, k, c, c)))
+        x = _shape(1, n, n, c)
+        conv = xla_flops(lambda x, w: conv2d(x, w, stride=s), x, _shape(k, k, c, c))
         mx = xla_flops(lambda x: nnx.max_pool(x, (k, k), (s, s)), x)
         avg = xla_flops(lambda x: nnx.avg_pool(x, (k, k), (s, s)), x)
         params = module_params(lambda c=c: nnx.Conv(c, c, (k, k), strides=(s, s), rngs=nnx.Rngs(0)))
@@ -96,7 +102,7 @@ def _conv_costs_more(scope) -> Evidence:
 def _max_selects(scope, rtol) -> Evidence:
     shape, k = tuple(scope["shape"]), scope["window"]
     x = _random(shape, 0)
-    pooled = np.asarray(nnx.max_pool(x, (k, k), (k, k)))
+    pooled = np.asarray(jax.jit(lambda v: nnx.max_pool(v, (k, k), (k, k)))(x))
     windows = np.asarray(x).reshape(shape[0], shape[1] // k, k, shape[2] // k, k, shape[3])
     selected = np.any(windows == pooled[:, :, None, :, None, :], axis=(2, 4)).all()
     a, b = scope["coefficients"]
@@ -164,6 +170,7 @@ def _avg_reduces_more(scope) -> Evidence:
 def _sparse_max(scope, rtol) -> Evidence:
     rng = np.random.default_rng(4)
     kept_max, kept_avg, expected_avg, dense_gap = [], [], [], []
+    both = jax.jit(lambda x, k: (nnx.max_pool(x, (k, k), (k, k)), nnx.avg_pool(x, (k, k), (k, k))), static_argnums=1)
     for k in scope["windows"]:
         side, c = k * scope["windows_per_side"], scope["channels"]
         values = rng.uniform(1, 2, size=(1, side // k, side // k, c))
@@ -172,13 +179,12 @@ def _sparse_max(scope, rtol) -> Evidence:
         cols = rng.integers(0, k, size=values.shape)
         i, j, ch = np.meshgrid(np.arange(side // k), np.arange(side // k), np.arange(c), indexing="ij")
         sparse[0, i * k + rows[0], j * k + cols[0], ch] = values[0]
-        x = jnp.asarray(sparse)
-        kept_max.append(np.asarray(nnx.max_pool(x, (k, k), (k, k))).ravel() / values.ravel())
-        kept_avg.append(np.asarray(nnx.avg_pool(x, (k, k), (k, k))).ravel() / values.ravel())
+        sparse_max, sparse_avg = (np.asarray(v) for v in both(sparse, k))
+        kept_max.append(sparse_max.ravel() / values.ravel())
+        kept_avg.append(sparse_avg.ravel() / values.ravel())
         expected_avg.append(np.full(values.size, 1.0 / (k * k)))
-        dense = jnp.asarray(rng.uniform(1, 2, size=(1, side, side, c)))
-        dense_gap.append(float(np.min(np.asarray(nnx.avg_pool(dense, (k, k), (k, k)))
-                                      / np.asarray(nnx.max_pool(dense, (k, k), (k, k))))))
+        dense_max, dense_avg = (np.asarray(v) for v in both(rng.uniform(1, 2, size=(1, side, side, c)), k))
+        dense_gap.append(float(np.min(dense_avg / dense_max)))
     ones = np.ones(sum(a.size for a in kept_max))
     return evidence(
         "measurement",

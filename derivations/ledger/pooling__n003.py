@@ -3,6 +3,7 @@ average pooling dilutes it, keeps the background and smooths noise."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -23,21 +24,24 @@ def peak_findings(scope: dict, pools=(max_pool, avg_pool)) -> dict:
     rng = np.random.default_rng(scope["seed"])
     out = {"kept": True, "diluted": True, "background_ignored": True, "background_kept": True}
     h, b = scope["peak"], scope["background"]
+    # one program per window for both poolings of both maps (eager ops would compile one per operation)
+    both = jax.jit(lambda x, x2, k: [out for v in (x, x2) for out in (mx(v, k)[0, 0, 0, 0], av(v, k)[0, 0, 0, 0])],
+                   static_argnums=2)
     for k in scope["windows"]:
         bg = rng.uniform(-b, b, (1, k, k, 1))
         x = bg.copy()
         x[0, rng.integers(k), rng.integers(k), 0] = h
         x2 = np.where(x == h, h, rng.uniform(-b, b, x.shape))  # same peak, another background
-        m1, a1 = float(mx(jnp.asarray(x), k)[0, 0, 0, 0]), float(av(jnp.asarray(x), k)[0, 0, 0, 0])
-        m2, a2 = float(mx(jnp.asarray(x2), k)[0, 0, 0, 0]), float(av(jnp.asarray(x2), k)[0, 0, 0, 0])
+        m1, a1, m2, a2 = (float(v) for v in both(x, x2, k))
         out["kept"] &= m1 == h
         out["diluted"] &= abs(a1 - h / k**2) <= b  # the peak enters the average with weight 1/k^2
         out["background_ignored"] &= m1 == m2
         out["background_kept"] &= a1 != a2
-    noise = jnp.asarray(rng.normal(size=(1, scope["noise_map"], scope["noise_map"], 1)))
+    noise = rng.normal(size=(1, scope["noise_map"], scope["noise_map"], 1))
+    variances = jax.jit(lambda v: [(jnp.var(av(v, k)), jnp.var(mx(v, k))) for k in scope["windows"]])(noise)
     out["variances"] = {}
-    for k in scope["windows"]:
-        va, vm = float(jnp.var(av(noise, k))), float(jnp.var(mx(noise, k)))
+    for k, (var_avg, var_max) in zip(scope["windows"], variances, strict=True):
+        va, vm = float(var_avg), float(var_max)
         n = (scope["noise_map"] // k) ** 2
         se = (1 / k**2) * np.sqrt(2 / (n - 1))  # standard error of a sample variance of n Gaussians
         out["variances"][k] = (va, vm, abs(va - 1 / k**2) / se, (vm - va) / se)
