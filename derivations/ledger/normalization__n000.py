@@ -99,14 +99,18 @@ def eval_switch_findings(scope: dict) -> dict:
     # eval: BN uses the running statistics, so an example's output does not depend on the rest of the batch;
     # dropout is the identity, so two calls agree and equal the BN output.
     bn_eval = np.asarray(net.bn(net.linear(x)))
-    batch_independent = np.array_equal(out_full[:1], out_one)
+    # Equal up to round-off, not bit for bit: XLA may evaluate a batch of 16 and a batch of 1 with different
+    # loop orders (it does at optimisation level 0). 8 units of float64 round-off of the output's size, while
+    # in training mode the same comparison differs by O(1) (the batch's statistics replace the running ones).
+    batch_gap = float(np.max(np.abs(out_full[:1] - out_one)))
+    batch_independent = batch_gap <= 8 * np.finfo(np.float64).eps * float(np.max(np.abs(out_full)))
     dropout_off = np.array_equal(out_full, bn_eval) and np.array_equal(out_full, np.asarray(net(x)))
     linear_same = np.array_equal(linear_train, np.asarray(net.linear(x)))
     flags = {"bn.use_running_average": net.bn.use_running_average, "dropout.deterministic": net.dropout.deterministic}
     unchanged_params = np.array_equal(gamma_beta, np.concatenate([np.asarray(net.bn.scale.get_value()),
                                                                   np.asarray(net.bn.bias.get_value())]))
     return {"train_moves_stats": train_moves_stats, "eval_keeps_stats": eval_keeps_stats,
-            "batch_independent": batch_independent, "dropout_off": dropout_off, "linear_same": linear_same,
+            "batch_independent": batch_independent, "batch_gap": batch_gap, "dropout_off": dropout_off, "linear_same": linear_same,
             "flags": flags, "unchanged_params": unchanged_params}
 
 
@@ -126,7 +130,8 @@ def _eval_switch(scope) -> Evidence:
              out["flags"]["bn.use_running_average"] is True and out["flags"]["dropout.deterministic"] is True),
         core("in training mode a forward pass moves BN's running mean and variance", out["train_moves_stats"]),
         core("in eval mode a forward pass leaves them bit-identical", out["eval_keeps_stats"]),
-        core("in eval mode an example's BN output does not depend on the rest of the batch", out["batch_independent"]),
+        core("in eval mode an example's BN output does not depend on the rest of the batch (to 8 round-offs)",
+             out["batch_independent"], max_abs_err=out["batch_gap"]),
         core("in eval mode dropout is the identity (repeated calls agree with the network without it)",
              out["dropout_off"]),
         core("a Linear layer computes the same in both modes (eval changes only BN and dropout here)",
