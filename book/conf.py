@@ -22,9 +22,10 @@ author = "DL Derivation Workbook authors"
 
 extensions = [
     "myst_nb",
-    # The PyPI distribution installs its module under a hyphenated name; it copies MathJax 3 into
-    # _static/mathjax and points mathjax_path there, so no page loads math from a CDN.
-    "sphinx-mathjax-offline",
+    # sphinx-mathjax-offline (its module has a hyphenated name) copies MathJax 3 into _static/mathjax and
+    # points mathjax_path there, so no page loads math from a CDN; _ext/mathjax_offline.py declares it
+    # safe for a parallel build.
+    "mathjax_offline",
     # Papers' and libraries' statements that a verdict rests on are cited on the page: {cite}`key`.
     "sphinxcontrib.bibtex",
     # Plumbing cells (calls of derivations.pages) shown without their source; long code folded.
