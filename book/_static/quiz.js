@@ -31,8 +31,11 @@
     toggle.type = "checkbox";
     toggle.name = "quiz-mode";
     label.append(toggle, " Quiz mode: hide the verdicts and guess first");
-    const article = document.querySelector("main article, article, main") || document.body;
-    article.insertBefore(label, article.firstChild);
+    // Above the page's first heading, inside the article (not above the theme's whole layout).
+    const article = document.querySelector(".bd-article, article[role=main], article") || document.body;
+    const heading = article.querySelector("h1");
+    const anchor = heading ? heading.closest("section") || heading : article.firstChild;
+    anchor.parentNode.insertBefore(label, anchor);
     toggle.addEventListener("change", () => setMode(toggle.checked, boxes, toggle));
     const asked = new URLSearchParams(location.search).get("quiz");
     let stored = null;
