@@ -12,7 +12,8 @@ run: $(STAMP)
 	$(MAKE) --no-print-directory book
 	@echo "Book: $(abspath $(HTML))/index.html"
 
-test: lint pytest book browser-check
+# The report first (every claim once, one worker per core), so the tests and the book only read it.
+test: lint report pytest book browser-check
 
 # The venv is (re)made when it is missing or pyproject.toml changed since it was installed.
 $(STAMP): pyproject.toml
@@ -27,7 +28,7 @@ lint: $(STAMP)
 # Deterministic whatever the environment: the `ci` hypothesis profile (derandomized). Fresh random
 # exploration is `make fuzz`, to run before a change lands.
 pytest: $(STAMP)
-	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -n auto
 
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest -q --ignore=tests/test_claims.py
@@ -42,7 +43,7 @@ report: $(STAMP)
 
 book: report
 	$(BIN)/python book/cache_guard.py
-	$(BIN)/python -m sphinx -b html -W --keep-going -q book $(HTML)
+	$(BIN)/python -m sphinx -b html -W --keep-going -q -j auto book $(HTML)
 
 browser-check: $(STAMP)
 	sh book/ensure_chromium.sh

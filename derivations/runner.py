@@ -257,7 +257,7 @@ def stored_report(path: Path = DEFAULT_REPORT) -> dict[str, Any] | None:
 
 def write_report(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two processes may write the same report
     tmp.write_text(dumps(report), encoding="utf-8")
     tmp.replace(path)
 
