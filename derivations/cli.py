@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                                   "receptive fields")  # fmt: skip
     summary.add_argument("network", metavar="NETWORK",
                          help="alexnet, vgg16, resnet18, resnet50, mobilenet_v1 or googlenet")
-    summary.add_argument("--input", type=int, default=224, metavar="H", help="input side (default 224)")
+    summary.add_argument("--input", type=int, default=224, metavar="H",
+                         help="input side (default 224); AlexNet and VGG-16 take the sides whose last feature map "
+                              "is a multiple of their adaptive pool's 6 or 7 (224 among them)")  # fmt: skip
     summary.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON")
     explain = commands.add_parser("explain", help="one claim in full: says, scope, findings, verdict, correction")
     explain.add_argument("names", nargs="+", metavar="CLAIM-ID|CHAPTER|QUESTION-ID")

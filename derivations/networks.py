@@ -18,7 +18,6 @@ branches' fields: the largest, when they are centred alike (S001-06's rule).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 from collections.abc import Iterator
@@ -29,16 +28,14 @@ import numpy as np
 import sympy as sp
 from flax import nnx
 from jax import lax
-from jax._src.interpreters import partial_eval as pe
 
-from derivations.architectures import Layer, contraction_flops, ones_state, run_once
+from derivations.architectures import Layer, ones_state, run_once
 from derivations.bridge import mark_evaluated
-from derivations.claims import Finding, core, derivation
+from derivations.claims import Finding, core, derivation, premise
 from derivations.conv_arithmetic import (
     conv_macs,
     conv_output_size,
     conv_params,
-    evaluate_exact,
     evaluate_integer,
     receptive_field_step,
     taps_in_bounds_expr,
@@ -91,13 +88,17 @@ class Field:
     def step(self, kernel: int, stride: int, padding: int, dilation: int = 1) -> Field:
         return _field_step(self, kernel, stride, padding, dilation)
 
-    @staticmethod
     def _step(self, kernel: int, stride: int, padding: int, dilation: int) -> Field:
-        r_next, j_next = receptive_field_step()
-        values = {field_sym: self.size, jump_sym: self.jump, kernel_sym: kernel, stride_sym: stride,
-                  dilation_sym: dilation}  # fmt: skip
-        centre = evaluate_exact(centre_step(), {**values, padding_sym: padding, centre_sym: 0})
-        return Field(evaluate_integer(r_next, values), evaluate_integer(j_next, values), self.centre + float(centre))
+        size, jump, centre = _field_formulas()(self.size, self.jump, kernel, stride, dilation, padding, self.centre)
+        if size != int(size) or jump != int(jump):
+            raise ValueError(f"the field recursion gave a non-integer field {size} or jump {jump}")
+        return Field(int(size), int(jump), float(centre))
+
+    @property
+    def padding(self) -> float:
+        """The receptive-field library's effective padding: unit 0's field starts ``padding`` pixels before the
+        image."""
+        return (self.size - 1) / 2 - self.centre
 
     @staticmethod
     def union(fields: list[Field]) -> Field:
@@ -107,6 +108,18 @@ class Field:
         low = min(f.centre - (f.size - 1) / 2 for f in fields)
         high = max(f.centre + (f.size - 1) / 2 for f in fields)
         return Field(round(high - low + 1), fields[0].jump, (low + high) / 2)
+
+
+@functools.cache
+def _field_formulas():
+    """field_jump_and_centre()'s three right-hand sides as one Python function of (r, j, k, s, d, p, c), built
+    once (the summary takes hundreds of steps; SymPy's evaluation of each would dominate its time): integers
+    stay exact, and the centre, a multiple of 1/2, is exact in a float."""
+    r_next, j_next = receptive_field_step()
+    formulas = (r_next, j_next, centre_step())
+    mark_evaluated(formulas)
+    symbols = (field_sym, jump_sym, kernel_sym, stride_sym, dilation_sym, padding_sym, centre_sym)
+    return sp.lambdify(symbols, formulas, modules="math")
 
 
 @functools.cache
@@ -121,7 +134,7 @@ class Row:
 
     name: str
     kind: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # (H, W, C) or (features,), batch left out; the JSON's "output" puts N = 1 first
     params: int
     macs: int
     macs_in_bounds: int
@@ -132,7 +145,7 @@ class Row:
 
     def as_json(self) -> dict:
         f = self.field
-        return {"name": self.name, "type": self.kind, "output": list(self.shape), "params": self.params,
+        return {"name": self.name, "type": self.kind, "output": [1, *self.shape], "params": self.params,
                 "macs": self.macs, "macs_in_bounds": self.macs_in_bounds, "geometry": self.geometry,
                 "receptive_field": None if f is None else f.size, "jump": None if f is None else f.jump,
                 "centre": None if f is None else f.centre}  # fmt: skip
@@ -148,7 +161,8 @@ class _State:
 # --- the walk -----------------------------------------------------------------------------------------------
 
 
-def _pads(padding, kernel: tuple[int, int], stride: tuple[int, int], hw: tuple[int, int], dilation=(1, 1)) -> int:
+def _pads(padding, kernel: tuple[int, int], stride: tuple[int, int], hw: tuple[int, int], dilation=(1, 1), *,
+          name: str = "") -> int:
     """A conv's padding (an int, "SAME", "VALID" or per-side pairs) as one symmetric integer: the formulas of
     conv_arithmetic take the same padding on both sides, so one-sided padding (XLA's "SAME" at a stride on an
     even map) is refused rather than counted wrong."""
@@ -161,7 +175,8 @@ def _pads(padding, kernel: tuple[int, int], stride: tuple[int, int], hw: tuple[i
         pairs = [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
     flat = {side for pair in pairs for side in pair}
     if len(flat) != 1:
-        raise ValueError(f"padding {pairs} is not the same on every side; the summary counts symmetric padding only")
+        raise ValueError(f"{name}: padding {pairs} is not the same on every side; the summary counts symmetric "
+                         f"padding only")  # fmt: skip
     return int(flat.pop())
 
 
@@ -187,7 +202,11 @@ def _cached(formula, *args, **kwargs) -> int:
 
 def _window(name, kind, state, kernel, stride, padding, *, c_in, c_out, groups=1, bias=False, contracts=True):
     h, w = state.shape[:2]
-    ho, wo = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
+    try:
+        ho, wo = _cached(conv_output_size, h, kernel, stride, padding), _cached(conv_output_size, w, kernel, stride,
+                                                                               padding)  # fmt: skip
+    except ValueError as exc:
+        raise ValueError(f"{name} ({kind} {kernel}x{kernel}/{stride}, pad {padding}) on a {h}x{w} map: {exc}") from None
     if contracts and state.counts:
         params = _cached(conv_params, kernel, kernel, c_in, c_out, groups, bias)
         macs = _cached(conv_macs, kernel, kernel, c_in, c_out, ho, wo, groups)
@@ -209,7 +228,7 @@ def _conv_row(name: str, conv: nnx.Conv, state: _State) -> Row:
     dil = conv.kernel_dilation if conv.kernel_dilation is not None else 1
     if kernel[0] != kernel[1] or stride[0] != stride[1] or dil not in (1, (1, 1)):
         raise ValueError(f"{name}: the summary takes square, undilated convolutions, got {kernel}, {stride}, {dil}")
-    padding = _pads(conv.padding, kernel, stride, state.shape[:2])
+    padding = _pads(conv.padding, kernel, stride, state.shape[:2], name=name)
     return _window(name, "conv", state, kernel[0], stride[0], padding, c_in=conv.in_features,
                    c_out=conv.out_features, groups=conv.feature_group_count, bias=conv.use_bias)  # fmt: skip
 
@@ -217,7 +236,7 @@ def _conv_row(name: str, conv: nnx.Conv, state: _State) -> Row:
 def _bn_row(name: str, bn: BatchNorm, state: _State) -> Row:
     # Two parameters per channel (scale and shift; the running statistics are not parameters), as
     # architectures.Layer counts a BatchNorm: a layer with no kernel and bn = C.
-    params = int(Layer(0, 0, 1, 1, bn=state.shape[-1]).params())
+    params = int(Layer(0, 0, 1, 1, bn=state.shape[-1]).params()) if state.counts else 0
     return Row(name, "batchnorm", state.shape, params, 0, 0, state.field)
 
 
@@ -232,10 +251,19 @@ def _walk(name: str, module, state: _State) -> Iterator[Row]:
     elif isinstance(module, BatchNorm):
         yield _bn_row(name, module, state)
     elif isinstance(module, nnx.Linear):
-        features = int(np.prod(state.shape))
-        macs = _cached(conv_macs, 1, 1, features, module.out_features, 1, 1)  # a dense layer: a 1x1 conv on 1x1
-        yield Row(name, "dense", (module.out_features,), _cached(conv_params, 1, 1, features, module.out_features),
-                  macs, macs, None, f"{features} -> {module.out_features}")
+        # Counted from the module (its in_features), never from the map that reaches it: a map of another size
+        # is an input the network cannot take, refused here as the module itself would refuse it.
+        features, reaching = module.in_features, int(np.prod(state.shape))
+        if reaching != features:
+            raise ValueError(f"{name}: {reaching} features ({'x'.join(map(str, state.shape))}) reach a dense layer "
+                             f"that takes {features}")  # fmt: skip
+        if state.counts:
+            params = _cached(conv_params, 1, 1, features, module.out_features, 1, module.use_bias)
+            macs = _cached(conv_macs, 1, 1, features, module.out_features, 1, 1)  # a 1x1 conv on a 1x1 map
+        else:
+            params = macs = 0
+        yield Row(name, "dense", (module.out_features,), params, macs, macs, None,
+                  f"{features} -> {module.out_features}")
     elif isinstance(module, networks.MaxPool):
         yield _window(name, "max pool", state, module.window, module.stride, module.padding, c_in=state.shape[-1],
                       c_out=state.shape[-1], contracts=False)  # fmt: skip
@@ -243,7 +271,10 @@ def _walk(name: str, module, state: _State) -> Iterator[Row]:
         yield _window(name, "avg pool", state, module.window, module.stride, 0, c_in=state.shape[-1],
                       c_out=state.shape[-1], contracts=False)  # fmt: skip
     elif isinstance(module, networks.AdaptiveAvgPool):
-        f = module.factor(state.shape[0])
+        try:
+            f = module.factor(state.shape[0])
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
         yield _window(name, "adaptive avg pool", state, f, f, 0, c_in=state.shape[-1], c_out=state.shape[-1],
                       contracts=False)  # fmt: skip
     elif isinstance(module, networks.GlobalAvgPool):
@@ -260,7 +291,8 @@ def _walk(name: str, module, state: _State) -> Iterator[Row]:
             yield from _walk(f"{name}.pool", networks.MaxPool(2, 2), _advance(rows, state))
     elif isinstance(module, blocks.DepthwiseSeparable):
         k, c = module.depthwise.shape[0], module.depthwise.shape[2]
-        row = _window(f"{name}.depthwise", "depthwise conv", state, k, module.stride, k // 2, c_in=c, c_out=c,
+        padding = _pads(module.padding, (k, k), (module.stride,) * 2, state.shape[:2], name=f"{name}.depthwise")
+        row = _window(f"{name}.depthwise", "depthwise conv", state, k, module.stride, padding, c_in=c, c_out=c,
                       groups=c)  # fmt: skip
         yield row
         yield from _sequence(name, [("bn1", module.bn1), ("pointwise", module.pointwise), ("bn2", module.bn2)],
@@ -311,7 +343,7 @@ class Summary:
     input: tuple[int, int, int, int]
     rows: tuple[Row, ...]
     feature_rows: int  # rows[:feature_rows] are the features; the last of them is the last spatial map
-    xla_flops: float | None = None
+    xla_flops: int | None = None  # XLA's cost analysis of the whole forward pass (an integer count, kept as one)
 
     @property
     def field(self) -> Field:
@@ -336,31 +368,26 @@ def check_network(name: str, size: int = DEFAULT_INPUT) -> None:
         raise ValueError(f"input size must be an integer from 32 to 4096, got {size!r}")
 
 
-@contextlib.contextmanager
-def _quiet_tracer_errors():
-    """While a network is traced, JAX's tracers build the message of a refused ``.sharding`` lookup empty.
+class _Keys:
+    """A plain key source for building a network under ``nnx.eval_shape``: the blocks only call
+    ``rngs.params()``, and under ``eval_shape`` only the key's shape matters. ``nnx.Rngs`` would do, but its
+    traced counter makes tracing quadratic in the network's size (Flax asks each assigned value for
+    ``.sharding``, and JAX builds the refused lookup's message by scanning every equation traced so far:
+    jax-ml/jax#40041); ResNet-50 builds in a fraction of the time with this."""
 
-    Flax's Rngs asks each traced counter for ``.sharding`` through ``getattr(value, 'sharding', None)``; the
-    AttributeError's message (never shown: getattr falls back to None) is built by scanning every equation
-    traced so far, which makes ``nnx.eval_shape`` quadratic in the network's size (ResNet-50: 2.4 s, 0.6 s
-    without the scan). Only that message changes; the traced program and every shape are the same."""
-    tracer = getattr(pe, "DynamicJaxprTracer", None)
-    original = getattr(tracer, "_origin_msg", None)
-    if original is None:
-        yield
-        return
-    tracer._origin_msg = lambda self: ""
-    try:
-        yield
-    finally:
-        tracer._origin_msg = original
+    def params(self) -> jax.Array:
+        return jax.random.key(0)
+
+
+def abstract_network(name: str, width: float = 1.0) -> networks.Network:
+    """The network with shapes only (``nnx.eval_shape``: no weights drawn, nothing compiled), in evaluation mode;
+    built once per (name, width)."""
+    return _abstract_network(name, float(width))
 
 
 @functools.cache
-def abstract_network(name: str, width: float = 1.0) -> networks.Network:
-    """The network with shapes only (``nnx.eval_shape``: no weights drawn, nothing compiled), in evaluation mode."""
-    with _quiet_tracer_errors():
-        module = nnx.eval_shape(lambda: networks.build(name, width=width))
+def _abstract_network(name: str, width: float) -> networks.Network:
+    module = nnx.eval_shape(lambda: networks.build(name, width=width, rngs=_Keys()))
     module.eval()
     return module
 
@@ -370,19 +397,27 @@ def summarize_module(module: networks.Network, size: int = DEFAULT_INPUT, *, nam
     """The per-layer summary of ``module`` on a ``size x size x 3`` input (batch 1), read from the module
     (``head=False``: the features' shapes and fields only, for inputs the classifier does not take)."""
     state = _State((size, size, 3), Field(1, 1, 0.0), counts=head)
-    r_next, j_next = receptive_field_step()
-    mark_evaluated([r_next, j_next, centre_step()])  # evaluated by Field.step (memoised per layer geometry)
-    features = list(_sequence("features", list(enumerate(module.features)), state))
-    head = list(_sequence("head", list(enumerate(module.head)), _advance(features, state))) if head else []
-    return Summary(name or type(module).__name__, (1, size, size, 3), tuple(features + head), len(features))
+    label = name or type(module).__name__
+    try:
+        features = list(_sequence("features", list(enumerate(module.features)), state))
+        head = list(_sequence("head", list(enumerate(module.head)), _advance(features, state))) if head else []
+    except ValueError as exc:
+        raise ValueError(f"{label} cannot take a {size}x{size} input: {exc}") from None
+    return Summary(label, (1, size, size, 3), tuple(features + head), len(features))
 
 
 def summary(name: str, size: int = DEFAULT_INPUT, *, xla: bool = False) -> Summary:
     """The summary of network ``name`` at ``size``; with ``xla``, XLA's flop count of the whole jitted
-    forward pass (evaluation mode, float32) as well."""
+    forward pass (evaluation mode, float32) as well. Computed once per (name, size, xla)."""
     check_network(name, size)
-    out = summarize_module(abstract_network(name), size, name=name)
-    return dataclasses.replace(out, xla_flops=forward_flops(name, size)) if xla else out
+    return _summary(name, size, xla)
+
+
+@functools.cache
+def _summary(name: str, size: int, xla: bool) -> Summary:
+    if xla:
+        return dataclasses.replace(_summary(name, size, False), xla_flops=forward_flops(name, size))
+    return summarize_module(abstract_network(name), size, name=name)
 
 
 # --- measurements on the module (independent of the walk) ---------------------------------------------------
@@ -398,21 +433,56 @@ def module_params(name: str) -> int:
     return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(nnx.state(abstract_network(name), nnx.Param))))
 
 
-@functools.cache
-def forward_flops(name: str, size: int = DEFAULT_INPUT) -> float:
+def forward_flops(name: str, size: int = DEFAULT_INPUT) -> int:
     """XLA's cost analysis of the whole forward pass (convolutions, products, and the elementwise work and
     pooling no MAC formula counts), from the lowered program: no compile."""
-    program, state = _program(name)
-    cost = jax.jit(program).lower(state, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)).cost_analysis()
-    return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+    return _forward_flops(name, size)
 
 
 @functools.cache
+def _forward_flops(name: str, size: int) -> int:
+    program, state = _program(name)
+    cost = jax.jit(program).lower(state, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)).cost_analysis()
+    return round((cost[0] if isinstance(cost, list) else cost)["flops"])
+
+
 def network_contraction_flops(name: str, size: int = DEFAULT_INPUT) -> float:
     """XLA's flops for every convolution and matrix product of the traced forward pass, each costed alone
     (``architectures.contraction_flops``): twice the MACs that touch the image, if the summary is right."""
+    return _network_contraction_flops(name, size)
+
+
+@functools.cache
+def _network_contraction_flops(name: str, size: int) -> float:
     program, state = _program(name)
-    return contraction_flops(program, state, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
+    jaxpr = jax.make_jaxpr(program)(state, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)).jaxpr
+    # Each contraction is costed alone and the counts are added here, in float64: XLA's analysis keeps its
+    # counts in float32, exact for one layer (an integer below 2^24 times powers of two) but not for a whole
+    # network's sum, which it would round by up to a few hundred flops.
+    return sum(_contraction_flops_alone(*op) for op in _contractions(jaxpr))
+
+
+_CONTRACTIONS = ("conv_general_dilated", "dot_general")
+
+
+def _contractions(jaxpr) -> Iterator[tuple]:
+    """(primitive, argument shapes, parameters) of every convolution and matrix product of ``jaxpr``, nested
+    programs (jit, custom_jvp) included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in _CONTRACTIONS:
+            yield (eqn.primitive, tuple(jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in eqn.invars),
+                   tuple(sorted(eqn.params.items(), key=str)))
+        for value in eqn.params.values():
+            for item in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(item, jax.extend.core.ClosedJaxpr | jax.extend.core.Jaxpr):
+                    yield from _contractions(getattr(item, "jaxpr", item))
+
+
+@functools.cache
+def _contraction_flops_alone(primitive, avals, params) -> float:
+    """XLA's cost analysis of one contraction lowered alone (no compile); memoised per shape and parameters."""
+    cost = jax.jit(lambda *xs: primitive.bind(*xs, **dict(params))).lower(*avals).cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost)["flops"])
 
 
 def measurement_size(field: Field, margin: int) -> int:
@@ -435,6 +505,12 @@ def ramp_inputs(size: int) -> jax.Array:
     return jnp.stack([up, up[::-1, ::-1]])[..., None].repeat(3, axis=-1)
 
 
+def network_prefix(name: str, layers: int, width: float = 1.0) -> networks.Network:
+    """The abstract network ``name`` at ``width`` cut after its first ``layers`` feature layers (no head): a
+    smaller program whose last map is an inner one (GoogLeNet through Inception 3b, say)."""
+    return networks.Features(list(abstract_network(name, width).features)[:layers])
+
+
 def measured_field(name: str, size: int, *, width: float) -> dict:
     """The field of the centre unit of the last spatial map, measured on the module by autodiff: (rows, cols,
     centre row, centre col, touches the border). The network is built at ``width`` (same spatial structure),
@@ -452,15 +528,17 @@ def measured_field(name: str, size: int, *, width: float) -> dict:
 
 def measured_field_of(module: networks.Network, size: int) -> dict:
     """:func:`measured_field` on a given (abstract) network."""
-    graph, state = ones_state(module)
     x = ramp_inputs(size)
-    shape = jax.eval_shape(lambda s, v: nnx.merge(graph, s).feature_map(v), state, x).shape
-    u = shape[1] // 2
+    centre = {}
 
-    def centre_sum(v, s):
-        return jnp.sum(nnx.merge(graph, s).feature_map(v)[:, u, u, :])
+    def centre_sum(v):
+        # the weights are built inside the traced program (constants: no eager op per weight shape)
+        y = nnx.merge(*ones_state(module)).feature_map(v)
+        centre["unit"] = u = y.shape[1] // 2  # the map's side is static while tracing: no separate shape pass
+        return jnp.sum(y[:, u, u, :])
 
-    grad = np.asarray(run_once(jax.grad(centre_sum), x, state))
+    grad = np.asarray(run_once(jax.grad(centre_sum), x))
+    u = centre["unit"]
     support = np.abs(grad).sum(axis=(0, 3)) > 0
     rows, cols = np.nonzero(support)
     return {"rows": int(rows.max() - rows.min() + 1), "cols": int(cols.max() - cols.min() + 1),
@@ -510,11 +588,14 @@ def summary_command(console, name: str, size: int, json_path) -> int:
     out = summary(name, size, xla=True)
     from rich.console import Console
 
-    wide = console if console.width >= 150 else Console(width=150)  # full layer names, never folded
+    # full layer names, never folded: a narrower console is widened, keeping its file and terminal settings
+    wide = console if console.width >= 150 else Console(file=console.file, width=150,
+                                                        force_terminal=console.is_terminal,
+                                                        color_system=console.color_system, highlight=False)
     wide.print(summary_table(out))
     t = out.totals()
     console.print(f"{t['params']:,} parameters, {t['macs']:,} MACs (every tap; {t['macs_in_bounds']:,} in bounds), "
-                  f"XLA: {t['xla_flops']:,.0f} flops for the whole forward pass; a unit of the last feature map "
+                  f"XLA: {t['xla_flops']:,} flops for the whole forward pass; a unit of the last feature map "
                   f"sees {t['receptive_field']} x {t['receptive_field']} pixels, {t['jump']} apart", highlight=False)
     if json_path is not None:
         json_path.write_text(json.dumps(out.as_json(), indent=1) + "\n", encoding="utf-8")
@@ -531,34 +612,87 @@ def agrees_at_rounding(ours: float, published: float, half_unit: float) -> bool:
     return abs(ours - published) <= half_unit
 
 
-def published_findings(summaries: dict[str, Summary], published: dict[str, dict]) -> list[Finding]:
-    """Core findings: each network's parameter total and MACs (every tap) against its published figures;
-    the MACs also against twice them (a published "FLOP" that counted 2 per MAC)."""
+def published_param_findings(summaries: dict[str, Summary], published: dict[str, dict]) -> list[Finding]:
+    """Core findings: each network's parameter total against its published figure, at that figure's rounding."""
     out = []
     for name, ref in published.items():
-        totals = summaries[name].totals()
-        out.append(core(f"{name}: parameters = the published {ref['params']:,.0f} ({ref['source']})",
-                        agrees_at_rounding(totals["params"], ref["params"], ref.get("params_half_unit", 0)),
-                        ours=totals["params"], published=ref["params"]))
-        macs_ok = agrees_at_rounding(totals["macs"], ref["macs"], ref["macs_half_unit"])
-        doubled = agrees_at_rounding(2 * totals["macs"], ref["macs"], ref["macs_half_unit"])
-        out.append(core(f"{name}: MACs (every tap) = the published {ref['macs'] / 1e9:g} G at its rounding, and "
-                        f"2 x MACs does not (the published figure counts one per multiply-accumulate)",
-                        macs_ok and not doubled, ours=totals["macs"], published=ref["macs"]))
+        ours = summaries[name].totals()["params"]
+        out.append(core(f"{name}: parameters = the published {ref['params']:,.0f} ({ref['params_source']})",
+                        agrees_at_rounding(ours, ref["params"], ref["params_half_unit"]), ours=ours,
+                        published=ref["params"]))  # fmt: skip
     return out
 
 
-def receptive_field_rows(names, *, width: float, margin: int) -> dict[str, dict]:
+def published_mac_findings(summaries: dict[str, Summary], published: dict[str, dict]) -> list[Finding]:
+    """Core findings: each network's MACs (every tap) against its published figure at that figure's rounding,
+    and twice them against it too (a published "FLOP" that counted 2 per MAC would agree with that instead)."""
+    out = []
+    for name, ref in published.items():
+        ours = summaries[name].totals()["macs"]
+        macs_ok = agrees_at_rounding(ours, ref["macs"], ref["macs_half_unit"])
+        doubled = agrees_at_rounding(2 * ours, ref["macs"], ref["macs_half_unit"])
+        out.append(core(f"{name}: MACs (every tap) = the published {ref['macs'] / 1e9:g} G at its rounding "
+                        f"({ref['macs_source']}), and 2 x MACs does not (the published figure counts one per "
+                        f"multiply-accumulate)", macs_ok and not doubled, ours=ours, published=ref["macs"]))
+    return out
+
+
+def xla_contraction_rows(cases) -> dict[str, dict]:
+    """Per (network, input side): XLA's flops of every convolution and matrix product of the module's forward
+    pass, next to the summary's totals."""
+    return {f"{name}@{size}": {"xla_contraction_flops": network_contraction_flops(name, size),
+                               **summary(name, size).totals()} for name, size in cases}  # fmt: skip
+
+
+def xla_premise(rows: dict[str, dict]) -> Finding:
+    """Premise: XLA's contraction flops = 2 x the summary's MACs in bounds, exactly, in every row (XLA counts
+    2 flops per multiply-accumulate and skips the taps on padding)."""
+    exact = all(row["xla_contraction_flops"] == 2 * row["macs_in_bounds"] for row in rows.values())
+    return premise(f"XLA's cost analysis of every convolution and matrix product of the forward pass = 2 x the "
+                   f"summary's MACs in bounds, exactly ({', '.join(rows)})", exact, cases=len(rows))
+
+
+def library_table_rows(table: dict[str, dict]) -> dict[str, list[dict]]:
+    """Per network: each end point of the receptive-field library's table next to the summary's row of the same
+    layer: field, jump and effective padding (ours less the scope's known offset of the two padding
+    conventions, None where the library's padding is not comparable)."""
+    out = {}
+    for name, ref in table.items():
+        rows = {r.name: r for r in summary(name).rows}
+        out[name] = []
+        for end_point, layer, field, jump, padding in ref["end_points"]:
+            f = rows[layer].field
+            out[name].append({"end_point": end_point, "layer": layer, "field": f.size, "jump": f.jump,
+                              "padding": f.padding - ref["padding_offset"],
+                              "library": {"field": field, "jump": jump, "padding": padding}})  # fmt: skip
+    return out
+
+
+def library_table_agrees(rows: dict[str, list[dict]]) -> bool:
+    """Every end point's field and jump equal the library's, and its effective padding where one is given."""
+    return all(r["field"] == r["library"]["field"] and r["jump"] == r["library"]["jump"]
+               and (r["library"]["padding"] is None or r["padding"] == r["library"]["padding"])
+               for net in rows.values() for r in net)  # fmt: skip
+
+
+def receptive_field_rows(names, *, width: float, margin: int, prefixes: dict[str, int] | None = None
+                         ) -> dict[str, dict]:  # fmt: skip
     """Per network: the summary's field of the centre unit of the last spatial map, on an input that holds it
-    with ``margin`` pixels to spare, and the field measured by autodiff on the module at ``width``."""
+    with ``margin`` pixels to spare, and the field measured by autodiff on the module at ``width``. A network in
+    ``prefixes`` is cut after that many feature layers (its key ``name[:layers]``), both for the walk and for the
+    measurement."""
     rows = {}
-    for name in names:
-        size = measurement_size(summary(name).field, margin)
-        walked = summarize_module(abstract_network(name), size, name=name, head=False)
+    cases = [(name, None) for name in names] + list((prefixes or {}).items())
+    for name, layers in cases:
+        # the walk runs on the narrow module too: fields depend on kernels, strides and padding, not on widths
+        narrow = abstract_network(name, width) if layers is None else network_prefix(name, layers, width)
+        size = measurement_size(summarize_module(narrow, DEFAULT_INPUT, name=name, head=False).field, margin)
+        walked = summarize_module(narrow, size, name=name, head=False)
         unit, (low, high) = centre_unit(walked)
-        rows[name] = {"size": size, "predicted": {"field": walked.field.size, "jump": walked.field.jump,
-                                                  "centre": (low + high) / 2, "unit": unit},
-                      "measured": measured_field(name, size, width=width)}  # fmt: skip
+        key = name if layers is None else f"{name}[:{layers}]"
+        rows[key] = {"size": size, "predicted": {"field": walked.field.size, "jump": walked.field.jump,
+                                                 "centre": (low + high) / 2, "unit": unit},
+                     "measured": measured_field_of(narrow, size)}  # fmt: skip
     return rows
 
 

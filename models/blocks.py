@@ -470,32 +470,36 @@ class DenseBlock(nnx.Module):
         return x
 
 
-def strided_depthwise_conv2d(x: jax.Array, kernel: jax.Array, *, stride: int, fast: bool = False) -> jax.Array:
-    """Depthwise convolution at ``stride``, padding ``k//2`` on each side (torchvision's; for an odd kernel
-    ``ceil(n / stride)`` outputs): XLA's grouped convolution (``fast=False``), or the stride-1 fast kernel
-    :func:`depthwise_conv2d` kept at every ``stride``-th output (``fast=True``): output ``o`` of a strided
-    convolution is output ``o * stride`` of the stride-1 one when both pad alike, so the two are equal,
-    forward and backward (the fast path computes ``stride^2`` times the outputs it keeps)."""
+def depthwise_padding(kernel: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """torchvision's padding of a depthwise (or any) KxK convolution, ``(k - 1) // 2`` on each side (its
+    ``Conv2dNormActivation``): for an odd kernel "same" at stride 1 and ``ceil(n / stride)`` outputs at a
+    stride; for an even kernel one output fewer than "same", never XLA's one-sided pad."""
+    return tuple(((k - 1) // 2, (k - 1) // 2) for k in kernel)
+
+
+def strided_depthwise_conv2d(x: jax.Array, kernel: jax.Array, *, stride: int, fast: bool = False,
+                             padding: Padding | None = None) -> jax.Array:  # fmt: skip
+    """Depthwise convolution at ``stride``, padded ``padding`` (default :func:`depthwise_padding`, torchvision's
+    ``(k - 1) // 2`` on each side): XLA's grouped convolution (``fast=False``, :func:`depthwise_conv2d_grouped`)
+    or the K^2 shifted multiply-adds (``fast=True``, :func:`depthwise_conv2d`), both given the same stride and
+    the same explicit padding, so the two are equal, forward and backward, for any kernel size."""
     _positive("stride", stride)
-    if fast:
-        return depthwise_conv2d(x, kernel)[:, ::stride, ::stride, :]
-    _check_depthwise(x, kernel)
-    kh, kw, c = kernel.shape
-    pads = [(kh // 2, kh // 2), (kw // 2, kw // 2)]
-    return lax.conv_general_dilated(
-        x, kernel.reshape(kh, kw, 1, c), (stride, stride), pads, dimension_numbers=DIMENSIONS, feature_group_count=c
-    )
+    pads = depthwise_padding(kernel.shape[:2]) if padding is None else padding
+    depthwise = depthwise_conv2d if fast else depthwise_conv2d_grouped
+    return depthwise(x, kernel, stride=stride, padding=pads)
 
 
 class DepthwiseSeparable(nnx.Module):
     """MobileNet's block: depthwise KxK (``stride``) -> BN -> ReLU -> pointwise 1x1 -> BN -> ReLU. ``fast=True``
     runs the depthwise step as :func:`depthwise_conv2d` (K^2 shifted multiply-adds), ``fast=False`` as XLA's
-    grouped convolution; the parameters and the result are the same. At ``stride > 1`` both go through
-    :func:`strided_depthwise_conv2d` (padding k//2 on each side)."""
+    grouped convolution; the parameters and the result are the same. Both go through
+    :func:`strided_depthwise_conv2d` with ``padding`` (torchvision's ``(k - 1) // 2`` on each side, stored on the
+    module so that a summary reads it rather than assuming it)."""
 
     def __init__(self, c_in: int, c_out: int, *, kernel: int = 3, stride: int = 1, fast: bool = True,
                  rngs: nnx.Rngs, dtype=jnp.float32):  # fmt: skip
         _positive("stride", stride)
+        _positive("kernel", kernel)
         init = jax.nn.initializers.lecun_normal(in_axis=(0, 1), out_axis=2)
         self.depthwise = nnx.Param(init(rngs.params(), (kernel, kernel, c_in), dtype))
         self.bn1 = _bn(c_in, rngs=rngs, dtype=dtype)
@@ -503,12 +507,11 @@ class DepthwiseSeparable(nnx.Module):
         self.bn2 = _bn(c_out, rngs=rngs, dtype=dtype)
         self.fast = fast
         self.stride = stride
+        self.padding = depthwise_padding((kernel, kernel))
 
     def depthwise_step(self, x: jax.Array) -> jax.Array:
-        if self.stride > 1:
-            return strided_depthwise_conv2d(x, self.depthwise[...], stride=self.stride, fast=self.fast)
-        depthwise = depthwise_conv2d if self.fast else depthwise_conv2d_grouped
-        return depthwise(x, self.depthwise[...])
+        return strided_depthwise_conv2d(x, self.depthwise[...], stride=self.stride, fast=self.fast,
+                                        padding=self.padding)  # fmt: skip
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = nnx.relu(self.bn1(self.depthwise_step(x)))

@@ -16,6 +16,7 @@ field, is the same at any width, which lets a receptive field be measured on a n
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -115,6 +116,15 @@ class Network(nnx.Module):
         for layer in self.head:
             x = layer(x)
         return x
+
+
+class Features(Network):
+    """Given layers as ``features`` and no head: a network cut after an inner layer (its last map is that
+    layer's), for measuring an inner receptive field on a smaller program."""
+
+    def __init__(self, layers: list[nnx.Module]):
+        self.features = nnx.List(layers)
+        self.head = nnx.List([])
 
 
 def _scale(width: float) -> Callable[[int], int]:
@@ -237,7 +247,9 @@ class GoogLeNet(Network):
     bias and ReLU; the paper's LRNs, which have no parameters, left out), 3x3/2 max pool, Inception 3a-3b, max
     pool, 4a-4e, max pool, 5a-5b (``InceptionModule``: 1x1 | 1x1-3x3 | 1x1-5x5 | 3x3 pool-1x1), 7x7 average
     pool and one dense layer; no auxiliary classifiers (they are dropped at inference). The max pools pad one
-    pixel on each side, which gives the paper's map sizes (112, 56, 28, 14, 7)."""
+    pixel on each side, which gives the paper's map sizes (112, 56, 28, 14, 7). The paper's 7x7/1 average pool
+    is written as a global average pool (torchvision's ``AdaptiveAvgPool2d((1, 1))``): the same layer at 224,
+    and the network then takes any input size, as ResNet does."""
 
     def __init__(self, *, classes: int = 1000, width: float = 1.0, rngs: nnx.Rngs, dtype=jnp.float32):
         c = _scale(width)
@@ -253,7 +265,7 @@ class GoogLeNet(Network):
                                           rngs=rngs, dtype=dtype))  # fmt: skip
             c_in = c1 + c3 + c5 + pp
         self.features = nnx.List(layers)
-        self.head = nnx.List([AvgPool(7, 1), Flatten(), _dense(c_in, classes, rngs, dtype)])
+        self.head = nnx.List([GlobalAvgPool(), _dense(c_in, classes, rngs, dtype)])
 
 
 NETWORKS: dict[str, type[Network]] = {
@@ -262,7 +274,14 @@ NETWORKS: dict[str, type[Network]] = {
 }  # fmt: skip
 
 
-def build(name: str, *, width: float = 1.0, classes: int = 1000, rngs: nnx.Rngs | None = None,
+class KeySource(Protocol):
+    """What the networks' layers draw their initial weights from: ``nnx.Rngs``, or any object whose
+    ``params()`` returns a key (every layer here, Flax's and the blocks', calls only ``rngs.params()``)."""
+
+    def params(self) -> jax.Array: ...
+
+
+def build(name: str, *, width: float = 1.0, classes: int = 1000, rngs: nnx.Rngs | KeySource | None = None,
           dtype=jnp.float32) -> Network:  # fmt: skip
     """The network ``name`` (one of ``NETWORKS``) with Flax's initial weights drawn from ``rngs``."""
     if name not in NETWORKS:
