@@ -29,7 +29,7 @@ from flax import nnx
 from derivations import bridge
 from derivations import conv_arithmetic as ca
 from derivations.claims import derivation
-from derivations.conv_arithmetic import conv_macs, measured_receptive_field, taps_in_bounds
+from derivations.conv_arithmetic import conv_macs, taps_in_bounds
 from derivations.harness import module_params, support_extent, xla_flops
 from models import blocks
 from models.conv import conv2d
@@ -228,21 +228,29 @@ def _contraction_eqns(jaxpr):
 
 def contraction_flops(f, *args) -> float:
     """XLA's ``cost_analysis()`` flops of every convolution and matrix product in ``f``'s traced program,
-    each lowered alone at its own shapes, summed: the block's MACs as XLA counts them (x2), without the
-    elementwise work (ReLU, BN, adds), which XLA also counts and which no MAC formula includes. The cost is
-    XLA's analysis of the lowered one-operation program (no compile: for a single convolution or dot it is
-    the compiled program's count, which ``tests/test_architectures.py`` checks)."""
+    summed: the block's MACs as XLA counts them (x2), without the elementwise work (ReLU, BN, adds), which XLA
+    also counts and which no MAC formula includes. The contractions are bound alone, each on its own
+    arguments at its own shapes, in one lowered program (its flops are the sum of theirs: the analysis is
+    per instruction), with no compile: for a single convolution or dot it is the compiled program's count,
+    which ``tests/test_architectures.py`` checks."""
     jaxpr = jax.make_jaxpr(f)(*args).jaxpr
-    out = 0.0
-    for eqn in _contraction_eqns(jaxpr):
-        avals = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in eqn.invars]
-        out += _lowered_flops(eqn.primitive, tuple(avals), tuple(sorted(eqn.params.items(), key=str)))
-    return out
+    ops = tuple((eqn.primitive, tuple(jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in eqn.invars),
+                 tuple(sorted(eqn.params.items(), key=str))) for eqn in _contraction_eqns(jaxpr))
+    return _lowered_flops(ops) if ops else 0.0
 
 
 @bridge.cache
-def _lowered_flops(primitive, avals, params) -> float:
-    cost = jax.jit(lambda *xs: primitive.bind(*xs, **dict(params))).lower(*avals).cost_analysis()
+def _lowered_flops(ops) -> float:
+    """One program binding each (primitive, argument shapes, params) of ``ops`` on its own arguments."""
+
+    def contractions(*xs):
+        out, at = [], 0
+        for primitive, avals, params in ops:
+            out.append(primitive.bind(*xs[at : at + len(avals)], **dict(params)))
+            at += len(avals)
+        return out
+
+    cost = jax.jit(contractions).lower(*(a for _, avals, _ in ops for a in avals)).cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost["flops"])
 
@@ -383,8 +391,10 @@ def ones_state(module: nnx.Module):
     running means 0. It is what ``set_kernels_to_ones`` gives an initialised block, without drawing (and
     compiling) its random initial weights."""
     graph, state = nnx.split(module)
+    # Placed with device_put from NumPy: no fill program compiled per leaf shape.
     filled = jax.tree_util.tree_map_with_path(
-        lambda path, leaf: (jnp.ones if _path_name(path) in _ONES else jnp.zeros)(leaf.shape, leaf.dtype), state)
+        lambda path, leaf: jax.device_put((np.ones if _path_name(path) in _ONES else np.zeros)(leaf.shape,
+                                                                                             leaf.dtype)), state)
     return graph, filled
 
 
@@ -395,8 +405,8 @@ def drawn_state(module: nnx.Module, seed: int = 0):
     rng = np.random.default_rng(seed)
     graph, state = nnx.split(module)
     return graph, jax.tree.map(
-        lambda leaf: jnp.asarray(rng.normal(size=leaf.shape) / np.sqrt(max(1, int(np.prod(leaf.shape[:-1])))),
-                                 dtype=leaf.dtype), state)
+        lambda leaf: jax.device_put(np.asarray(rng.normal(size=leaf.shape) / np.sqrt(max(1, int(np.prod(
+            leaf.shape[:-1])))), dtype=leaf.dtype)), state)
 
 
 def _path_name(path) -> str:
@@ -410,28 +420,47 @@ def block_receptive_field(factory, c_in: int, size: int = 16) -> int:
     its channel sum (every branch, every concatenated channel) with respect to a ``size x size`` input,
     every kernel set to ones (positive weights: no gradient cancels), BatchNorm in evaluation mode.
     Memoised for ``built`` factories (two claims measure the same blocks)."""
-    key = _factory_key(factory)
-    if key is not None and (key, c_in, size) in _FIELDS:
-        return _FIELDS[key, c_in, size]
-    field = _block_receptive_field(factory, c_in, size)
-    if key is not None:
-        _FIELDS[key, c_in, size] = field
-    return field
+    return block_receptive_fields([(factory, c_in)], size)[0]
+
+
+def block_receptive_fields(cases, size: int = 16) -> list[int]:
+    """:func:`block_receptive_field` of each ``(factory, c_in)`` of ``cases``; the blocks not measured before
+    are measured together, in one compiled program."""
+    keys = [_factory_key(factory) for factory, _ in cases]
+    todo = [i for i, key in enumerate(keys) if key is None or (key, cases[i][1], size) not in _FIELDS]
+    fresh = dict(zip(todo, _block_receptive_fields([cases[i] for i in todo], size), strict=True)) if todo else {}
+    for i, field in fresh.items():
+        if keys[i] is not None:
+            _FIELDS[keys[i], cases[i][1], size] = field
+    return [fresh[i] if i in fresh else _FIELDS[keys[i], cases[i][1], size] for i in range(len(cases))]
 
 
 _FIELDS: dict = {}
 
 
-def _block_receptive_field(factory, c_in: int, size: int) -> int:
-    module = abstract_module(factory)
-    module.eval()
-    graph, state = ones_state(module)
-    block = lambda s, v: nnx.merge(graph, s)(v)  # noqa: E731
-    apply = lambda s, v: jnp.sum(block(s, jnp.broadcast_to(v, (*v.shape[:3], c_in))), -1, keepdims=True)  # noqa: E731
-    out = jax.eval_shape(apply, state, jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)).shape[1]
-    centre = run_once(jax.grad(lambda v, s: apply(s, v)[0, out // 2, out // 2, 0]), jnp.ones((1, size, size, 1)), state)
-    rows, cols = support_extent(np.abs(np.asarray(centre[0, :, :, 0])))
-    return rows if rows == cols else -1
+def _block_receptive_fields(cases, size: int) -> list[int]:
+    applies, states = [], []
+    for factory, c_in in cases:
+        module = abstract_module(factory)
+        module.eval()
+        graph, state = ones_state(module)
+
+        def apply(s, v, graph=graph, c_in=c_in):
+            return jnp.sum(nnx.merge(graph, s)(jnp.broadcast_to(v, (*v.shape[:3], c_in))), -1, keepdims=True)
+
+        out = jax.eval_shape(apply, state, jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32)).shape[1]
+        applies.append((apply, out // 2))
+        states.append(state)
+
+    def centres(v, all_states):
+        return [jax.grad(lambda u, s=s, f=f, c=c: f(s, u)[0, c, c, 0])(v)[0, :, :, 0]
+                for (f, c), s in zip(applies, all_states, strict=True)]
+
+    fields = []
+    for grad in run_once(centres, jax.device_put(np.ones((1, size, size, 1))), states):
+        rows, cols = support_extent(np.abs(np.asarray(grad)))
+        fields.append(rows if rows == cols else -1)
+    return fields
 
 
 # --- im2col: the convolution that executes every tap -------------------------------------------------------------
@@ -458,17 +487,25 @@ def im2col_conv(x: jax.Array, kernel: jax.Array, *, groups: int = 1, padding: in
 
 
 @bridge.cache
-def _im2col_layer_flops(kh: int, kw: int, c_in: int, c_out: int, groups: int, size: int, valid: bool) -> float:
-    x = jax.ShapeDtypeStruct((1, size, size, c_in), jnp.float32)
-    kernel = jax.ShapeDtypeStruct((kh, kw, c_in // groups, c_out), jnp.float32)
-    return contraction_flops(functools.partial(im2col_conv, groups=groups, padding=0 if valid else None), x, kernel)
+def _im2col_block_flops(layers: tuple[tuple[int, int, int, int, int, int, bool], ...]) -> float:
+    """XLA's flops of every ``(kh, kw, c_in, c_out, groups, size, valid)`` layer run as im2col + GEMM, each on
+    its own input, all in one lowered program."""
+    shapes = [(jax.ShapeDtypeStruct((1, size, size, c_in), jnp.float32),
+               jax.ShapeDtypeStruct((kh, kw, c_in // groups, c_out), jnp.float32))
+              for kh, kw, c_in, c_out, groups, size, _ in layers]
+
+    def convs(*pairs):
+        return [im2col_conv(x, kernel, groups=la[4], padding=0 if la[6] else None)
+                for la, (x, kernel) in zip(layers, pairs, strict=True)]
+
+    return contraction_flops(convs, *shapes)
 
 
 def im2col_flops(layers: list[Layer], size: int) -> float:
     """XLA's flops for the block's convolutions run as im2col + GEMM on a ``size x size`` map (pooled
     layers on 1 x 1): twice the every-tap MACs, if the table is right."""
-    return sum(_im2col_layer_flops(int(la.kh), int(la.kw), int(la.c_in), int(la.c_out), int(la.groups),
-                                   1 if la.pooled else size, la.valid) for la in layers)  # fmt: skip
+    return _im2col_block_flops(tuple((int(la.kh), int(la.kw), int(la.c_in), int(la.c_out), int(la.groups),
+                                      1 if la.pooled else size, bool(la.valid)) for la in layers))
 
 
 # --- residual blocks, SE, small kernels, the 24x24 example, FC as conv, crops --------------------------------------
@@ -503,8 +540,8 @@ def fit_identity(factory, seeds, x: jax.Array, *, steps: int, lr, shortcut: bool
     rates = list(lr) if isinstance(lr, list | tuple) else [lr]
     init = compile_quick(init, jax.random.key(seeds[0]))
     states = [init(jax.random.key(seed)) for seed in seeds]
-    run = compile_quick(run, *states[0], jnp.asarray(rates[0], dtype=x.dtype))
-    out = [[tuple(float(v) for v in run(p, rest, jnp.asarray(rate, dtype=x.dtype))) for p, rest in states]
+    run = compile_quick(run, *states[0], np.asarray(rates[0], dtype=x.dtype))
+    out = [[tuple(float(v) for v in run(p, rest, np.asarray(rate, dtype=x.dtype))) for p, rest in states]
            for rate in rates]
     return out if isinstance(lr, list | tuple) else out[0]
 
@@ -525,9 +562,10 @@ def stack_vs_big(depth: int, kernel: int, c: int = 8) -> dict:
     by gradient support, parameters from nnx.state."""
     stack = module_params(lambda: blocks.VGGStack(c, c, convs=depth, pool=False, rngs=_rngs())) - depth * c
     big = module_params(lambda: nnx.Conv(c, c, (kernel, kernel), use_bias=False, rngs=_rngs()))
+    stack_rf, big_rf = ca.measured_receptive_fields([[(3, 1, 1)] * depth, [(kernel, 1, kernel // 2)]], 32)
     return {
-        "stack_rf": measured_receptive_field([(3, 1, 1)] * depth, 32),
-        "big_rf": measured_receptive_field([(kernel, 1, kernel // 2)], 32),
+        "stack_rf": stack_rf,
+        "big_rf": big_rf,
         "stack_params": stack,
         "big_params": big,
         "ratio": stack / big,

@@ -12,6 +12,7 @@ only when JAX starts).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -39,11 +40,17 @@ def problem(examples: int, seed: int = 0):
     """Parameters of an MLP(5 -> 16 -> 1) and a regression set of ``examples`` examples, from fixed seeds."""
     if examples < 1:
         raise ValueError(f"examples must be >= 1, got {examples}")
-    model = MLP((5, 16, 1), rngs=nnx.Rngs(params=seed), dtype=jnp.float64)
     rng = np.random.default_rng(seed)
-    x = jnp.asarray(rng.normal(size=(examples, 5)))
-    y = jnp.asarray(np.sin(np.asarray(x).sum(axis=1, keepdims=True)) + 0.1 * rng.normal(size=(examples, 1)))
-    return model.params(), x, y
+    x = rng.normal(size=(examples, 5))  # NumPy arrays: no staging program per batch size
+    y = np.sin(x.sum(axis=1, keepdims=True)) + 0.1 * rng.normal(size=(examples, 1))
+    return initial_params(seed), x, y
+
+
+@functools.cache  # arrays, no SymPy: the same initialisation for every batch size
+def initial_params(seed: int):
+    """``MLP((5, 16, 1), rngs=Rngs(params=seed)).params()`` in float64, initialised in one compiled program
+    (eager initialisation compiles a program per operation and shape)."""
+    return jax.jit(lambda: MLP((5, 16, 1), rngs=nnx.Rngs(params=seed), dtype=jnp.float64).params())()
 
 
 def example_loss(params, x, y) -> jax.Array:
@@ -63,6 +70,12 @@ def flat(tree) -> jax.Array:
 def per_example_gradients(params, x, y) -> jax.Array:
     """Row i is the flattened gradient of example i's loss (``vmap`` of ``grad``)."""
     return jax.vmap(lambda xi, yi: flat(jax.grad(example_loss)(params, xi, yi)))(x, y)
+
+
+@jax.jit
+def gradients(params, x, y) -> tuple[jax.Array, jax.Array]:
+    """(per_example_gradients, the flattened jax.grad of mean_loss): both in one compiled program."""
+    return per_example_gradients(params, x, y), flat(jax.grad(mean_loss)(params, x, y))
 
 
 # --- derivations -------------------------------------------------------------------------------------
@@ -132,8 +145,7 @@ def enumerated_minibatch_statistics() -> dict:
     the covariance, dividing by the number of minibatches) and the mean cosine between a minibatch gradient
     and the full-batch gradient, with the full-batch gradient and the per-example population variance."""
     params, x, y = problem(ENUMERATED)
-    per_example = np.asarray(per_example_gradients(params, x, y))
-    full = np.asarray(flat(jax.grad(mean_loss)(params, x, y)))
+    per_example, full = (np.asarray(a) for a in gradients(params, x, y))
     population = float(np.mean(np.sum((per_example - per_example.mean(axis=0)) ** 2, axis=1)))
     by_batch = {}
     for batch in range(1, ENUMERATED + 1):

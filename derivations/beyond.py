@@ -236,17 +236,32 @@ def softmax_saturation(d: int, *, scaled: bool, keys: int = 32, queries: int = 2
     }
 
 
-@bridge.cache
 def _saturation_weights(d: int, keys: int, queries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The attention weights of N(0, I) queries and keys, with the 1/sqrt(d) scale and without it, from the
-    same draws, in one compiled program per shape."""
+    same draws."""
+    return saturation_weights([(d, keys, queries, seed)])[0]
 
-    @jax.jit
-    def run(q, k):
-        return attention_weights(q, k, scale=None)[0, 0], attention_weights(q, k, scale=1.0)[0, 0]
 
-    rng = np.random.default_rng(seed)  # NumPy draws: an XLA program that draws float64 normals is slow to compile
-    return jax.device_get(run(rng.normal(size=(1, queries, 1, d)), rng.normal(size=(1, keys, 1, d))))
+def saturation_weights(configs) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`_saturation_weights` of each ``(d, keys, queries, seed)`` of ``configs``; those not computed
+    before are computed together, in one compiled program. Memoised."""
+    todo = [c for c in dict.fromkeys(tuple(int(v) for v in c) for c in configs) if c not in _WEIGHTS]
+    if todo:
+        draws = []
+        for d, keys, queries, seed in todo:
+            rng = np.random.default_rng(seed)  # NumPy draws: an XLA program drawing float64 normals is slow to compile
+            draws.append((rng.normal(size=(1, queries, 1, d)), rng.normal(size=(1, keys, 1, d))))
+        out = jax.device_get(_weights_both_scales(draws))
+        _WEIGHTS.update(zip(todo, (tuple(w) for w in out), strict=True))
+    return [_WEIGHTS[tuple(int(v) for v in c)] for c in configs]
+
+
+_WEIGHTS: dict = {}
+
+
+@jax.jit
+def _weights_both_scales(draws):
+    return [(attention_weights(q, k, scale=None)[0, 0], attention_weights(q, k, scale=1.0)[0, 0]) for q, k in draws]
 
 
 def _numpy_attention(q, k, v, *, scale: float | None = None) -> np.ndarray:

@@ -7,6 +7,7 @@ Seeds: S001-15, S002-20, S002-19, S001-37. The claims are in ``derivations/ledge
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -125,11 +126,14 @@ def initializer_variance_check(
     variance with ``predicted(fan_in, fan_out)``; ok when every |z| = |var - predicted| / se <= Z_MAX,
     with se = sqrt((m4 - var^2) / N) the standard error of a sample variance."""
     rows, ok = {}, True
-    for i, shape in enumerate(shapes):
+    shapes = [tuple(int(d) for d in shape) for shape in shapes]
+    for shape in shapes:
+        fans(shape)
+    repeats = tuple(-(-min_draws // math.prod(shape)) for shape in shapes)
+    drawn = _drawer(init, tuple(shapes), repeats)(np.arange(seed, seed + len(shapes)))
+    for shape, weights in zip(shapes, drawn, strict=True):
         n_in, n_out = fans(shape)
-        repeats = -(-min_draws // math.prod(shape))
-        keys = jax.random.split(jax.random.key(seed + i), repeats)
-        weights = np.asarray(_drawer(init, tuple(shape))(keys)).ravel()
+        weights = np.asarray(weights).ravel()
         var = float(np.var(weights, ddof=1))
         centred = weights - weights.mean()
         se = float(np.sqrt((np.mean(centred**4) - var**2) / weights.size))
@@ -142,9 +146,16 @@ def initializer_variance_check(
 
 
 @bridge.cache
-def _drawer(init: Callable[..., jax.Array], shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
-    """One compiled draw of ``init`` per (initializer, shape), vectorised over keys."""
-    return jax.jit(jax.vmap(lambda key: init(key, shape, jnp.float64)))
+def _drawer(init: Callable[..., jax.Array], shapes: tuple[tuple[int, ...], ...],
+            repeats: tuple[int, ...]) -> Callable[[jax.Array], list[jax.Array]]:
+    """One compiled program per (initializer, shapes): for shape i, ``repeats[i]`` draws of ``init`` from the
+    keys split off ``key(seeds[i])`` (the seeds traced)."""
+
+    def draw(seeds):
+        return [jax.vmap(lambda key, shape=shape: init(key, shape, jnp.float64))(jax.random.split(jax.random.key(
+            seeds[i]), n)) for i, (shape, n) in enumerate(zip(shapes, repeats, strict=True))]
+
+    return jax.jit(draw)
 
 
 def _as_function(expr: sp.Expr) -> Callable[[int, int], float]:
@@ -185,14 +196,21 @@ def variance_profiles(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     of every layer's output and the norm of the gradient reaching it (float64). Each configuration (and each
     ``seed``) draws from its own key: with one key, he_normal's kernels would be exactly sqrt(2) x
     glorot_normal's and the two ReLU curves one draw seen twice."""
+    profiles = jax.device_get(_profiles(np.int64(seed)))
+    return {name: {"variance": np.asarray(variance), "grad_norm": np.asarray(grad_norm)}
+            for name, (variance, grad_norm) in zip(PROFILES, profiles, strict=True)}
+
+
+@jax.jit
+def _profiles(seed: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+    # Every configuration in one compiled program, the seed traced (one compile for every seed).
     x = jax.random.normal(jax.random.key(0), (BATCH, WIDTH), jnp.float64)
     readout = jax.random.normal(jax.random.key(1), (WIDTH,), jnp.float64)
-    out = {}
-    for i, (name, (activation, init, _)) in enumerate(PROFILES.items()):
+    out = []
+    for i, (activation, init, _) in enumerate(PROFILES.values()):
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(2), seed), i)
         kernels = stacked_kernels(init, key, DEPTH, WIDTH, jnp.float64)
-        variance, grad_norm = layer_profile(x, kernels, jnp.zeros((DEPTH, WIDTH)), readout, activation=activation)
-        out[name] = {"variance": np.asarray(variance), "grad_norm": np.asarray(grad_norm)}
+        out.append(layer_profile(x, kernels, jnp.zeros((DEPTH, WIDTH)), readout, activation=activation))
     return out
 
 
@@ -214,7 +232,7 @@ def layer_gains(shape: tuple[int, int], variance: float, *, activation: str = "l
     w = np.sqrt(variance) * rng.standard_normal((draws, n_in, n_out))
     z = rng.standard_normal((draws, batch, n_in))
     gy = rng.standard_normal((draws, batch, n_out))
-    forward, backward = _gains(activation)(jnp.asarray(w), jnp.asarray(z), jnp.asarray(gy))
+    forward, backward = _gains(activation)(w, z, gy)
     forward, backward = np.asarray(forward), np.asarray(backward)
     se = lambda v: float(v.std(ddof=1) / np.sqrt(v.size))  # noqa: E731
     return {"forward": float(forward.mean()), "forward_se": se(forward), "backward": float(backward.mean()),
@@ -247,26 +265,40 @@ def zero_init_run(activation: str, steps: int = 20, lr: float = 0.1, *, hidden_b
     if steps < 1 or lr <= 0 or hidden_bias_sd < 0:
         raise ValueError(f"steps >= 1, lr > 0 and hidden_bias_sd >= 0 required, got {steps}, {lr}, {hidden_bias_sd}")
     rng = np.random.default_rng(3)
-    x = jnp.asarray(rng.normal(size=(64, 4)))
-    y = jnp.asarray(x @ rng.normal(size=(4, 1)) + 0.5)
-    model = TwoLayerMLP(4, hidden, 1, activation=activation, kernel_init=jax.nn.initializers.zeros,
-                        bias_init=jax.nn.initializers.zeros, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
+    x = rng.normal(size=(64, 4))
+    y = x @ rng.normal(size=(4, 1)) + 0.5
+    # Every weight and bias 0 is what Flax's zeros initializer gives: the state is filled from NumPy, not
+    # initialised (which would compile a fill per parameter shape).
+    abstract = nnx.eval_shape(lambda: TwoLayerMLP(4, hidden, 1, activation=activation,
+                                                  kernel_init=jax.nn.initializers.zeros,
+                                                  bias_init=jax.nn.initializers.zeros, rngs=nnx.Rngs(0),
+                                                  param_dtype=jnp.float64))
+    graph, params, rest = nnx.split(abstract, nnx.Param, ...)
+    params = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), params)
     if hidden_bias_sd:
-        model.hidden.bias[...] = jnp.asarray(np.random.default_rng(5).normal(0, hidden_bias_sd, hidden))
+        params["hidden"]["bias"][...] = np.random.default_rng(5).normal(0, hidden_bias_sd, hidden)
+    params, losses = _sgd_run(graph, steps, params, rest, x, y, np.float64(lr))
+    return nnx.merge(graph, params, rest), [float(v) for v in np.asarray(losses)], y
 
-    def loss(m: TwoLayerMLP) -> jax.Array:
-        return jnp.mean((m(x) - y) ** 2)
 
-    optimizer = nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _sgd_run(graph, steps: int, params, rest, x, y, lr):
+    """``steps`` steps of ``optax.sgd(lr)`` on the mean squared error of ``merge(graph, params, rest)``: the
+    final parameters and the loss before each step. One compile per (model structure, steps): the learning
+    rate is traced."""
+    tx = optax.sgd(lr)
 
-    @nnx.jit
-    def step(m: TwoLayerMLP, opt: nnx.Optimizer) -> jax.Array:
-        value, grads = nnx.value_and_grad(loss)(m)
-        opt.update(m, grads)
-        return value
+    def loss(p):
+        return jnp.mean((nnx.merge(graph, p, rest)(x) - y) ** 2)
 
-    losses = [float(step(model, optimizer)) for _ in range(steps)]
-    return model, losses, y
+    def step(carry, _):
+        p, opt_state = carry
+        value, grads = jax.value_and_grad(loss)(p)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return (optax.apply_updates(p, updates), opt_state), value
+
+    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
+    return params, losses
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from derivations.architectures import (
     block_macs,
     block_parameters,
     block_params,
-    block_receptive_field,
+    block_receptive_fields,
     bottleneck_layers,
     built,
     c0,
@@ -189,10 +189,9 @@ RF_CASES = {
 )
 def _block_rf(scope) -> Evidence:
     size = scope["input"]
-    rows = {}
-    for name, (factory, c_in, path) in RF_CASES.items():
-        predicted = size if path is None else receptive_field(path)[-1][0]
-        rows[name] = (block_receptive_field(factory, c_in, size), predicted)
+    measured = block_receptive_fields([(factory, c_in) for factory, c_in, _ in RF_CASES.values()], size)
+    rows = {name: (field, size if path is None else receptive_field(path)[-1][0])
+            for (name, (_, _, path)), field in zip(RF_CASES.items(), measured, strict=True)}
     return evidence(
         "autodiff",
         *(core(f"{name}: the support of d(centre output)/d(input) = the recursion over its longest path",
@@ -215,7 +214,7 @@ def _block_rf(scope) -> Evidence:
     aliases=["architectures/residual-jacobian-is-identity-plus-branch"],
 )
 def _residual_identity(scope) -> Evidence:
-    x = jnp.asarray(np.random.default_rng(3).normal(size=scope["input"]))
+    x = np.random.default_rng(3).normal(size=scope["input"])
     factory = lambda rngs: blocks.BasicBlock(3, 3, rngs=rngs, dtype=jnp.float64)  # noqa: E731
     rates = scope["plain_lrs"]
     fits = {"residual": fit_identity(factory, scope["seeds"], x, steps=scope["steps"], lr=[scope["lr"]]),
@@ -230,7 +229,7 @@ def _residual_identity(scope) -> Evidence:
                        for rate, runs in zip([scope["lr"], *rates], fits["plain"], strict=True)}
     finite = [f for fs in plain_fractions.values() for f in fs if np.isfinite(f)]
     plain_best = min(finite) if finite else float("inf")
-    x_power = float(jnp.mean(x**2))
+    x_power = float(np.mean(x**2))
     return evidence(
         "autodiff",
         core(f"with the shortcut, {scope['steps']} steps of gradient descent (lr {scope['lr']:g}) from the "
@@ -265,12 +264,15 @@ def _se_gradient(scope, rtol) -> Evidence:
         return se_input_gradient(v, *p, d), jax.vjp(lambda z: blocks.se_gate(z, *p), v)[1](d)[0], blocks.se_gate(v, *p)
 
     comparisons, gates, per_channel = [], [], True
+    inputs = []
     for shape, shift in scope["cases"]:
-        x, dy = (jnp.asarray(rng.normal(size=shape)) for _ in range(2))
-        params = tuple(jnp.asarray(a) for a in (w1, b1 + shift, w2, b2))
-        derived, autodiff, out = (np.asarray(a) for a in run_once(both, x, params, dy))
+        x, dy = (rng.normal(size=shape) for _ in range(2))
+        inputs.append((x, (w1, b1 + shift, w2, b2), dy))
+    for (x, _, _), (derived, autodiff, out) in zip(
+            inputs, run_once(lambda cases: [both(*case) for case in cases], inputs), strict=True):  # one program
+        derived, autodiff, out = np.asarray(derived), np.asarray(autodiff), np.asarray(out)
         comparisons.append(compare(lambda d_=derived: d_, lambda a_=autodiff: a_, [], rtol=rtol))
-        ratio = out / np.where(np.asarray(x) == 0, 1.0, np.asarray(x))  # per pixel: its channel's gate
+        ratio = out / np.where(x == 0, 1.0, x)  # per pixel: its channel's gate
         per_channel &= bool(np.all(np.abs(ratio - ratio[:, :1, :1, :]) <= rtol * np.abs(ratio[:, :1, :1, :])))
         gates.append(ratio[:, 0, 0, :])
     gates = np.concatenate(gates)
@@ -472,8 +474,8 @@ def _bottleneck_params(scope) -> Evidence:
     scope={"blocks": ["Bottleneck(2, 2, 4)", "BasicBlock(2, 2)"], "input": 16},
 )
 def _bottleneck_rf(scope) -> Evidence:
-    bottle = block_receptive_field(built(blocks.Bottleneck, 2, 2, 4), 2, scope["input"])
-    basic = block_receptive_field(built(blocks.BasicBlock, 2, 2), 2, scope["input"])
+    bottle, basic = block_receptive_fields(
+        [(built(blocks.Bottleneck, 2, 2, 4), 2), (built(blocks.BasicBlock, 2, 2), 2)], scope["input"])
     predicted = (receptive_field([(1, 1, 0), (3, 1, 1), (1, 1, 0)])[-1][0], receptive_field([(3, 1, 1)] * 2)[-1][0])
     return evidence(
         "autodiff",
@@ -496,23 +498,28 @@ def _bottleneck_rf(scope) -> Evidence:
     scope={"c_in": 16, "c_out": [6, 40], "input": (2, 5, 7, 16), "dtype": "float64"},
 )
 def _one_by_one(scope, rtol) -> Evidence:
-    x = jnp.asarray(np.random.default_rng(2).normal(size=scope["input"]))
+    x = np.random.default_rng(2).normal(size=scope["input"])
     comparisons, mixes = [], True
     c_in = scope["c_in"]
-    basis = jnp.eye(c_in).reshape(c_in, 1, 1, c_in)
+    basis = np.eye(c_in).reshape(c_in, 1, 1, c_in)
+    pairs = []
     for seed, co in enumerate(scope["c_out"]):
         graph, state = drawn_state(abstract_module(built(nnx.Conv, c_in, co, (1, 1), param_dtype=jnp.float64)), seed)
         dense = abstract_module(built(nnx.Linear, c_in, co, param_dtype=jnp.float64))
-        dense_graph = nnx.split(dense)[0]
+        pairs.append(((graph, nnx.split(dense)[0]), state))
 
-        def both(s, v, b, graph=graph, dense_graph=dense_graph):
+    def both(states, v, b):  # every width in one program
+        out = []
+        for (graph, dense_graph), s in zip((p for p, _ in pairs), states, strict=True):
             conv = nnx.merge(graph, s)
             # the Linear layer given the conv's weights, applied to every pixel
             linear = nnx.merge(dense_graph, nnx.State({"kernel": nnx.Param(s["kernel"][...][0, 0]),
                                                       "bias": nnx.Param(s["bias"][...])}))
-            return conv(v), linear(v.reshape(-1, v.shape[-1])).reshape(*v.shape[:3], -1), conv(b) - conv(0 * b)
+            out.append((conv(v), linear(v.reshape(-1, v.shape[-1])).reshape(*v.shape[:3], -1), conv(b) - conv(0 * b)))
+        return out
 
-        conv_out, dense_out, jacobian = (np.asarray(a) for a in run_once(both, state, x, basis))
+    for conv_out, dense_out, jacobian in run_once(both, [state for _, state in pairs], x, basis):
+        conv_out, dense_out, jacobian = np.asarray(conv_out), np.asarray(dense_out), np.asarray(jacobian)
         comparisons.append(compare(lambda c_=conv_out: c_, lambda d_=dense_out: d_, [], rtol=rtol))
         # Mixing: each output channel depends on every input channel (the conv of one-hot pixels, minus the
         # bias, is its Jacobian: no zero entry).
@@ -563,15 +570,10 @@ def _example_24(scope) -> Evidence:
 )
 def _add_vs_concat(scope, rtol) -> Evidence:
     rng = np.random.default_rng(4)
-    comparisons, weights, macs, with_bias = [], [], [], []
+    cases, weights, macs, with_bias = [], [], [], []
     for c, (co, k_) in itertools.product(scope["channels"], scope["c_out_and_kernel"]):
-        a, b = (jnp.asarray(rng.normal(size=(*scope["input"], c))) for _ in range(2))
-        kern = jnp.asarray(rng.normal(size=(k_, k_, c, co)))
-        pad = k_ // 2
-        comparisons.append(compare(lambda u, v, w_=kern, p_=pad: conv2d(u + v, w_, padding=p_),
-                                   lambda u, v, w_=kern, p_=pad: conv2d(jnp.concatenate([u, v], -1),
-                                                                        jnp.concatenate([w_, w_], 2), padding=p_),
-                                   [a, b], rtol=rtol))  # fmt: skip
+        a, b = (rng.normal(size=(*scope["input"], c)) for _ in range(2))
+        cases.append((a, b, rng.normal(size=(k_, k_, c, co))))
         conv = functools.partial(nnx.Conv, out_features=co, kernel_size=(k_, k_), use_bias=False)
         after_add = module_params(lambda m=conv, c_=c: m(c_, rngs=_rngs()))
         after_concat = module_params(lambda m=conv, c_=c: m(2 * c_, rngs=_rngs()))
@@ -583,12 +585,23 @@ def _add_vs_concat(scope, rtol) -> Evidence:
     n = 4
     a_, b_, k_s = sp.IndexedBase("a"), sp.IndexedBase("b"), sp.IndexedBase("k")
     va, vb, vk = (rng.normal(size=n) for _ in range(3))
+
+    def both_sides(configs, pixel, kernel):  # every configuration and the displayed pixel, in one program
+        sides = [(conv2d(u + v, w_, padding=w_.shape[0] // 2),
+                  conv2d(jnp.concatenate([u, v], -1), jnp.concatenate([w_, w_], 2), padding=w_.shape[0] // 2))
+                 for u, v, w_ in configs]
+        return sides, conv2d(pixel, kernel)[0, 0, 0, 0]
+
+    sides, conv_side = run_once(both_sides, cases, (va + vb).reshape(1, 1, 1, n), vk.reshape(1, 1, n, 1))
+    sides = [(np.asarray(add), np.asarray(cat)) for add, cat in sides]
+    comparisons = [compare(lambda u, v, s_=add: s_, lambda u, v, s_=cat: s_, [a, b], rtol=rtol)
+                   for (a, b, _), (add, cat) in zip(cases, sides, strict=True)]
     point = {**{a_[i + 1]: va[i] for i in range(n)}, **{b_[i + 1]: vb[i] for i in range(n)},
              **{k_s[i + 1]: vk[i] for i in range(n)}}
     subs = {C: n}
     lhs = float(instantiate(eq.lhs, subs).subs(point))
     rhs = float(instantiate(eq, subs).subs(point))
-    conv_side = float(conv2d(jnp.asarray(va + vb).reshape(1, 1, 1, n), jnp.asarray(vk).reshape(1, 1, n, 1))[0, 0, 0, 0])
+    conv_side = float(conv_side)
     displayed = compare(lambda: np.array([lhs, rhs]), lambda: np.array([conv_side, conv_side]), [], rtol=rtol)
     return evidence(
         "measurement",
@@ -618,7 +631,7 @@ def _fc_as_conv(scope, rtol) -> Evidence:
                                                           dtype=jnp.float64)), 7))
     rng = np.random.default_rng(7)
     side, scores = scope["larger_image"], scope["score_map"]
-    x7, x9 = (jnp.asarray(rng.normal(size=(1, s, s, scope["window"][2]))) for s in (7, side))
+    x7, x9 = (rng.normal(size=(1, s, s, scope["window"][2])) for s in (7, side))
 
     def windows(v):
         return jnp.stack([jnp.stack([head.dense(v[:, i : i + 7, j : j + 7].reshape(1, -1))[0] for j in range(scores)])
@@ -720,17 +733,20 @@ def _alexnet_crops(scope, rtol) -> Evidence:
            "dtype": "float64"},
 )
 def _conv_vs_dense(scope, rtol) -> Evidence:
-    ratios, shifted, unmoved = [], [], []
+    ratios, shifted, unmoved, modules, images = [], [], [], [], []
     s = scope["shift"]
     for h_, w_, c_ in scope["images"]:
         conv = block_params(built(nnx.Conv, c_, scope["c_out"], (3, 3)))
         ratios.append(conv_params(1, 1, h_ * w_ * c_, h_ * w_ * scope["c_out"]) / conv)
-        x = jnp.asarray(np.random.default_rng(1).normal(size=(1, h_, w_, c_)))
-        module = nnx.merge(*drawn_state(abstract_module(built(nnx.Conv, c_, scope["c_out"], (3, 3),
-                                                              param_dtype=jnp.float64)), 1))
-        of_shifted, shifted_out, unshifted = (
-            np.asarray(a)[:, s:-s, 2 * s : -s]
-            for a in run_once(lambda v, m=module: (m(jnp.roll(v, s, axis=2)), jnp.roll(m(v), s, axis=2), m(v)), x))
+        images.append(np.random.default_rng(1).normal(size=(1, h_, w_, c_)))
+        modules.append(nnx.merge(*drawn_state(abstract_module(built(nnx.Conv, c_, scope["c_out"], (3, 3),
+                                                                    param_dtype=jnp.float64)), 1)))
+
+    def outputs(xs):  # every image size in one program
+        return [(m(jnp.roll(v, s, axis=2)), jnp.roll(m(v), s, axis=2), m(v)) for m, v in zip(modules, xs, strict=True)]
+
+    for triple in run_once(outputs, images):
+        of_shifted, shifted_out, unshifted = (np.asarray(a)[:, s:-s, 2 * s : -s] for a in triple)
         shifted.append(compare(lambda a=of_shifted: a, lambda b=shifted_out: b, [], rtol=rtol))
         unmoved.append(compare(lambda a=of_shifted: a, lambda b=unshifted: b, [], rtol=rtol))
     return evidence(

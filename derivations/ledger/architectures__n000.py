@@ -3,9 +3,9 @@ features as a 3x3 one (it spans only the kernels of rank <= the middle width).""
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
+from derivations.architectures import run_once
 from derivations.claims import Evidence, claim, compared, core, evidence
 from derivations.compare import compare
 from models.conv import conv2d
@@ -48,19 +48,22 @@ def best_factored_residual(kernel: np.ndarray, middle: int) -> float:
 )
 def _factored_features(scope, rtol) -> Evidence:
     rng = np.random.default_rng(0)
-    same_map, ranks, full_ranks, residuals = [], [], [], []
+    same_map, ranks, full_ranks, residuals, cases = [], [], [], [], []
     for c in scope["channels"]:
         row, column = rng.normal(size=(1, 3, c, c)), rng.normal(size=(3, 1, c, c))
-        x = jnp.asarray(rng.normal(size=(2, scope["input"], scope["input"], c)))
+        x = rng.normal(size=(2, scope["input"], scope["input"], c))
         k = composite_kernel(row, column)
-        pair = np.asarray(conv2d(conv2d(x, jnp.asarray(row)), jnp.asarray(column)))
-        whole = np.asarray(conv2d(x, jnp.asarray(k)))
-        same_map.append(compare(lambda pair=pair: pair, lambda whole=whole: whole, [], rtol=rtol,
-                                atol=rtol * float(np.abs(pair).max())))
+        cases.append((x, row, column, k))
         ranks.append(kernel_rank(k, scope["rank_relative"]))
         general = rng.normal(size=(3, 3, c, c))
         full_ranks.append(kernel_rank(general, scope["rank_relative"]))
         residuals.append(best_factored_residual(general, c))
+    # Every width in one program: the pair of convs and the composite 3x3.
+    maps = run_once(lambda cs: [(conv2d(conv2d(x, row), column), conv2d(x, k)) for x, row, column, k in cs], cases)
+    for pair, whole in maps:
+        pair, whole = np.asarray(pair), np.asarray(whole)
+        same_map.append(compare(lambda pair=pair: pair, lambda whole=whole: whole, [], rtol=rtol,
+                                atol=rtol * float(np.abs(pair).max())))
     return evidence(
         "measurement",
         *(compared(f"C = {c}: 1x3 then 3x1 is one 3x3 conv with the composite kernel", cmp)

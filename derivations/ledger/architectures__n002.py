@@ -83,24 +83,28 @@ def _dense_blind(scope, rtol) -> Evidence:
 )
 def _concat_and_add(scope) -> Evidence:
     h, w = scope["hw"]
+    # Shapes only: jnp's shape rules applied by tracing (jax.eval_shape), nothing compiled.
+    maps = lambda *shape: jax.ShapeDtypeStruct((1, *shape), jnp.float64)  # noqa: E731
+    concat = lambda a, b: jax.eval_shape(lambda u, v: jnp.concatenate([u, v], axis=-1), a, b)  # noqa: E731
+    add = lambda a, b: jax.eval_shape(lambda u, v: u + v, a, b)  # noqa: E731
     concat_shapes, add_ok, add_refused = [], [], []
     for c1, c2 in scope["channels"]:
-        a, b = jnp.ones((1, h, w, c1)), jnp.ones((1, h, w, c2))
-        concat_shapes.append(jnp.concatenate([a, b], axis=-1).shape == (1, h, w, c1 + c2))
+        a, b = maps(h, w, c1), maps(h, w, c2)
+        concat_shapes.append(concat(a, b).shape == (1, h, w, c1 + c2))
         if c1 == c2:
-            add_ok.append((a + b).shape == a.shape)
+            add_ok.append(add(a, b).shape == a.shape)
         elif min(c1, c2) > 1:
             try:
-                _ = a + b
+                _ = add(a, b)
                 add_refused.append(False)
             except (TypeError, ValueError):
                 add_refused.append(True)
     try:
-        jnp.concatenate([jnp.ones((1, *scope["mismatched_hw"], 3)), jnp.ones((1, h, w, 3))], axis=-1)
+        concat(maps(*scope["mismatched_hw"], 3), maps(h, w, 3))
         hw_refused = False
     except (TypeError, ValueError):
         hw_refused = True
-    broadcast = (jnp.ones((1, h, w, 1)) + jnp.ones((1, h, w, 4))).shape
+    broadcast = add(maps(h, w, 1), maps(h, w, 4)).shape
     return evidence(
         "measurement",
         core("concatenation joins maps of equal H, W and any channel counts into one of C1 + C2 channels",

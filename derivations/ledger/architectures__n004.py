@@ -30,16 +30,24 @@ def layer_norm_channels(x: jax.Array, epsilon: float = 0.0) -> jax.Array:
 )
 def _one_by_one(scope, rtol) -> Evidence:
     rng = np.random.default_rng(3)
-    scaled, expected, invariant, moments = [], [], [], []
+    scaled, expected, invariant, moments, cases = [], [], [], [], []
     for c in scope["channels"]:
-        x = jnp.asarray(rng.normal(size=(1, scope["pixels"], scope["pixels"], c)) * 2 + 1)
-        w = jnp.asarray(rng.normal(size=(1, 1, c, 2 * c)))
-        base, normed = conv2d(x, w), layer_norm_channels(x)
-        for a in scope["scales"]:
-            scaled.append(np.asarray(conv2d(a * x, w)).ravel() / (a * float(jnp.abs(base).max())))
-            expected.append(np.asarray(base).ravel() / float(jnp.abs(base).max()))
-            invariant.append(float(jnp.max(jnp.abs(conv2d(a * x, w) - base))) == 0.0)
-            moments.append(float(jnp.max(jnp.abs(layer_norm_channels(a * x) - normed))))
+        x = rng.normal(size=(1, scope["pixels"], scope["pixels"], c)) * 2 + 1
+        cases.append((x, rng.normal(size=(1, 1, c, 2 * c))))
+
+    @jax.jit
+    def outputs(cs):  # every width and scale in one program
+        return [(conv2d(x, w), layer_norm_channels(x), [(conv2d(a * x, w), layer_norm_channels(a * x))
+                                                        for a in scope["scales"]]) for x, w in cs]
+
+    for base, normed, rescaled in outputs(cases):
+        base, normed = np.asarray(base), np.asarray(normed)
+        for a, (conv_a, normed_a) in zip(scope["scales"], rescaled, strict=True):
+            conv_a = np.asarray(conv_a)
+            scaled.append(conv_a.ravel() / (a * float(np.abs(base).max())))
+            expected.append(base.ravel() / float(np.abs(base).max()))
+            invariant.append(float(np.max(np.abs(conv_a - base))) == 0.0)
+            moments.append(float(np.max(np.abs(np.asarray(normed_a) - normed))))
     return evidence(
         "measurement",
         compared(f"the 1x1 conv is linear: conv(a x) = a conv(x) for a in {scope['scales']} and C in "

@@ -37,6 +37,7 @@ from derivations.beyond import (
     p_data,
     p_gen,
     query_key_variance,
+    saturation_weights,
     scale_s,
     smoothed_target,
     smoothing,
@@ -133,6 +134,7 @@ def _qk_variance(scope) -> Evidence:
 )
 def _scaling_saturation(scope) -> Evidence:
     rows = {}
+    saturation_weights([(d, keys, scope["queries"], 0) for d in scope["d"] for keys in scope["keys"]])  # one program
     for d in scope["d"]:
         for keys in scope["keys"]:
             scaled = softmax_saturation(d, scaled=True, keys=keys, queries=scope["queries"])
@@ -182,10 +184,15 @@ def _scaling_saturation(scope) -> Evidence:
     )
 
 
-@functools.partial(jax.jit, static_argnums=4)
+@functools.partial(jax.jit, static_argnums=1)
+def _attention_and_backwards_all(cases, scales):
+    """:func:`_attention_and_backwards` of every ``(q, k, v, d_out)`` with its scale: one program for all."""
+    return [_attention_and_backwards(*case, scale) for case, scale in zip(cases, scales, strict=True)]
+
+
 def _attention_and_backwards(q, k, v, d_out, scale):
     """The forward output, the closed-form (dQ, dK, dV), jax.vjp's and jax.nn.dot_product_attention's output,
-    each flattened: one compile per shape."""
+    each flattened."""
     out, vjp = jax.vjp(lambda a, b, e: dot_product_attention(a, b, e, scale=scale), q, k, v)
     flat = lambda ts: jnp.concatenate([jnp.ravel(t) for t in ts])  # noqa: E731
     library = jax.nn.dot_product_attention(q, k, v)  # its default scale 1/sqrt(d); compared only where scale is None
@@ -216,16 +223,16 @@ def _attention_backward(scope, rtol) -> Evidence:
     ]
     rng = np.random.default_rng(1)
     outputs, references, closed, autodiff, gaps = [], [], [], [], []
-    for shape in scope["shapes"]:
-        for scale in scope["scales"]:
-            q, k, v, d_out = (rng.normal(size=shape) for _ in range(4))
-            out, by_hand, by_vjp, library = jax.device_get(_attention_and_backwards(q, k, v, d_out, scale))
-            outputs.append(out)
-            references.append(np.ravel(_numpy_attention(q, k, v, scale=scale)))
-            closed.append(by_hand)
-            autodiff.append(by_vjp)
-            if scale is None:
-                gaps.append(float(np.max(np.abs(library - references[-1]))))
+    cases = [(shape, scale, tuple(rng.normal(size=shape) for _ in range(4)))
+             for shape in scope["shapes"] for scale in scope["scales"]]
+    results = jax.device_get(_attention_and_backwards_all([c for _, _, c in cases], tuple(s for _, s, _ in cases)))
+    for (_, scale, (q, k, v, _)), (out, by_hand, by_vjp, library) in zip(cases, results, strict=True):
+        outputs.append(out)
+        references.append(np.ravel(_numpy_attention(q, k, v, scale=scale)))
+        closed.append(by_hand)
+        autodiff.append(by_vjp)
+        if scale is None:
+            gaps.append(float(np.max(np.abs(library - references[-1]))))
     fwd = compare(lambda: np.concatenate(outputs), lambda: np.concatenate(references), [], rtol=rtol)
     bwd = compare(lambda: np.concatenate(closed), lambda: np.concatenate(autodiff), [], rtol=rtol)
     configurations = len(scope["shapes"]) * len(scope["scales"])
@@ -273,10 +280,12 @@ def _processor(x: jax.Array, w1: jax.Array, w2: jax.Array) -> jax.Array:
 def _attention_cost(scope) -> Evidence:
     d, h = scope["d"], scope["hidden"]
     rng = np.random.default_rng(11)
-    w1, w2, query = (jnp.asarray(rng.normal(size=s) / np.sqrt(s[0])) for s in ((d, h), (h, d), (d,)))
+    w1, w2, query = (rng.normal(size=s) / np.sqrt(s[0]) for s in ((d, h), (h, d), (d,)))
     rows, hard_cheaper, soft_costlier, dense = {}, [], [], []
-    for n in scope["n"]:
-        x = jnp.asarray(rng.normal(size=(n, d)))
+    inputs = {n: rng.normal(size=(n, d)) for n in scope["n"]}
+    smallest_weight = jax.jit(lambda xs: [jnp.min(attention_weights(t[None, :, None], t[None, :, None])) for t in xs])
+    smallest = dict(zip(inputs, (float(w) for w in smallest_weight(list(inputs.values()))), strict=True))
+    for n, x in inputs.items():
         baseline = xla_cost(lambda t: _processor(t, w1, w2), x)["flops"]
         soft = xla_cost(
             lambda t: _processor(
@@ -284,8 +293,7 @@ def _attention_cost(scope) -> Evidence:
             ),
             x,
         )["flops"]
-        weights = attention_weights(x[None, :, None], x[None, :, None])
-        dense.append(float(jnp.min(weights)) > 0.0)
+        dense.append(smallest[n] > 0.0)
         row = {"baseline": baseline, "soft_self_attention": soft, "4n^2d": 4 * n * n * d}
         for fraction in scope["selected_fraction"]:
             k = max(1, int(fraction * n))
@@ -354,10 +362,8 @@ def _optimal_discriminator(scope) -> Evidence:
     optimum, curvature = to_jax(d_star_eq, (p_data, p_gen)), to_jax(curvature_eq, (p_data, p_gen))
     ulps, rivals_n = scope["ulps"], scope["rivals"]
 
-    @jax.jit
     def measure(data, generated, sub):
-        # One compiled program per support size: the gradient at D* against its rounding bound, the best rival's
-        # margin, and the displayed curvature.
+        # The gradient at D* against its rounding bound, the best rival's margin, and the displayed curvature.
         d_star = optimum(data, generated)
         bound = ulps * np.finfo(np.float64).eps * (data + generated) / jnp.minimum(d_star, 1 - d_star)
         share = jnp.max(jnp.abs(jax.grad(gan_value)(d_star, data, generated)) / bound)
@@ -367,11 +373,16 @@ def _optimal_discriminator(scope) -> Evidence:
         gap = jnp.max(scores - gan_value(d_star, data, generated))
         return share, gap, jnp.max(curvature(data, generated))
 
-    key = jax.random.key(3)
+    @jax.jit
+    def measure_all(pairs):  # every pair in one compiled program, the key split in sequence as before
+        key, out = jax.random.key(3), []
+        for data, generated in pairs:
+            key, sub = jax.random.split(key)
+            out.append(measure(data, generated, sub))
+        return out
+
     grads, gaps, curvatures = [], [], []
-    for data, generated in _distribution_pairs(scope["points"]):
-        key, sub = jax.random.split(key)
-        share, gap, bend = jax.device_get(measure(jnp.asarray(data), jnp.asarray(generated), sub))
+    for share, gap, bend in jax.device_get(measure_all(_distribution_pairs(scope["points"]))):
         grads.append(float(share))
         gaps.append(float(gap))
         curvatures.append(float(bend))
@@ -414,10 +425,10 @@ _jsd_gradient = jax.jit(jax.grad(_jsd_value))
 
 def _generator_gradient(theta: float, width: float, grid: np.ndarray) -> float:
     """d/dtheta of V(D*, G) = -log 4 + 2 JSD for p_data a bump at 0 and p_g the same bump at theta."""
-    return float(_jsd_gradient(jnp.float64(theta), jnp.float64(width), jnp.asarray(grid)))
+    return float(_jsd_gradient(np.float64(theta), np.float64(width), np.asarray(grid, dtype=np.float64)))
 
 
-_gan_value = jax.jit(gan_value)
+_gan_values = jax.jit(lambda triples: [gan_value(*triple) for triple in triples])  # one program for all pairs
 
 
 @claim(
@@ -437,12 +448,12 @@ def _gan_jsd(scope, rtol) -> Evidence:
     identity = value_at_optimal_discriminator()
     proof = prove_identity(identity.lhs, identity.rhs, [p_data, p_gen], sampler=lambda rng, n: rng.uniform(0.01, 1, n))
     values, jsds, equal = [], [], []
-    for data, generated in _distribution_pairs(scope["points"]):
-        d_star = data / (data + generated)
-        values.append(float(_gan_value(jnp.asarray(d_star), jnp.asarray(data), jnp.asarray(generated))))
+    pairs = _distribution_pairs(scope["points"])
+    values = [float(v) for v in _gan_values([(d / (d + g), d, g) for d, g in pairs])]
+    for data, generated in pairs:
         jsds.append(-np.log(4) + 2 * scipy.spatial.distance.jensenshannon(data, generated) ** 2)  # scipy: sqrt, nats
         equal.append(bool(np.array_equal(data, generated)))
-    against_scipy = compare(lambda: jnp.asarray(values), lambda: jnp.asarray(jsds), [], rtol=rtol)
+    against_scipy = compare(lambda: np.asarray(values), lambda: np.asarray(jsds), [], rtol=rtol)
     lowest_only_at_equality = all(
         abs(v + np.log(4)) <= rtol * np.log(4) if e else v > -np.log(4) for v, e in zip(values, equal, strict=True)
     )
@@ -507,22 +518,18 @@ def _dirac_gan_runs(lrs, starts, steps):
 def _dirac_gan(scope, rtol) -> Evidence:
     shown = dirac_gan_jacobian()
     eigenvalues = np.asarray([complex(e) for e in instantiate(shown)], dtype=np.complex128)
-    jacobian, field_at_rest = jax.device_get(_dirac_gan_at_rest(jnp.zeros(2)))
+    jacobian, field_at_rest = jax.device_get(_dirac_gan_at_rest(np.zeros(2)))
     numeric = np.sort_complex(np.linalg.eigvals(np.asarray(jacobian)))
     match = compare(
-        lambda: jnp.asarray(np.concatenate([numeric.real, numeric.imag])) + 1.0,
-        lambda: (
-            jnp.asarray(np.concatenate([np.sort_complex(eigenvalues).real, np.sort_complex(eigenvalues).imag])) + 1.0
-        ),
+        lambda: np.concatenate([numeric.real, numeric.imag]) + 1.0,
+        lambda: np.concatenate([np.sort_complex(eigenvalues).real, np.sort_complex(eigenvalues).imag]) + 1.0,
         [],
         rtol=rtol,
     )
     at_rest = float(np.max(np.abs(field_at_rest)))
     lrs, starts = np.asarray(scope["learning_rates"]), np.asarray(scope["starts"], dtype=np.float64)
     ends = np.asarray(
-        _dirac_gan_runs(
-            jnp.asarray(np.repeat(lrs, len(starts))), jnp.asarray(np.tile(starts, (len(lrs), 1))), scope["steps"]
-        )
+        _dirac_gan_runs(np.repeat(lrs, len(starts)), np.tile(starts, (len(lrs), 1)), scope["steps"])
     )
     runs = {
         f"lr={lr}, start={tuple(start)}": {"start": float(np.hypot(*start)), "end": float(end)}
@@ -554,16 +561,10 @@ def _dirac_gan(scope, rtol) -> Evidence:
 _S001_26 = "'Modified softmax' (魔改 softmax: S001-26 is a heading only). This claim tests a gloss: "
 
 
-def _rows(seed: int, batch: int = 64, scale: float = 2.0) -> jax.Array:
-    """Rows (logits z_1..z_K, a one-hot target y_1..y_K)."""
+def _rows(seed: int, batch: int = 64, scale: float = 2.0) -> np.ndarray:
+    """Rows (logits z_1..z_K, a one-hot target y_1..y_K), made in NumPy (no program per shape)."""
     rng = np.random.default_rng(seed)
-    return jnp.concatenate(
-        [
-            jnp.asarray(rng.normal(0.0, scale, (batch, K))),
-            jax.nn.one_hot(rng.integers(0, K, batch), K, dtype=jnp.float64),
-        ],
-        axis=1,
-    )
+    return np.concatenate([rng.normal(0.0, scale, (batch, K)), np.eye(K)[rng.integers(0, K, batch)]], axis=1)
 
 
 def _sum_to_one_proofs(derived, shown: sp.Matrix, zs, ys, extra) -> list:
@@ -602,7 +603,7 @@ def _temperature(scope, rtol) -> Evidence:
 
     got, want = [], []
     for i, (t, s) in enumerate((t, s) for t in scope["T"] for s in scope["logit_scales"]):
-        by_formula, by_optax = jax.device_get(both(_rows(4 + i, scale=s), jnp.float64(t)))
+        by_formula, by_optax = jax.device_get(both(_rows(4 + i, scale=s), np.float64(t)))
         got.append(by_formula)
         want.append(by_optax)
     cmp = compare(lambda: np.concatenate(got), lambda: np.concatenate(want), [], rtol=rtol)
@@ -650,7 +651,7 @@ def _label_smoothing(scope, rtol, atol) -> Evidence:
 
     got, want = [], []
     for i, (a, s) in enumerate((a, s) for a in scope["alpha"] for s in scope["logit_scales"]):
-        by_formula, by_optax = jax.device_get(both(_rows(40 + i, scale=s), jnp.float64(a)))
+        by_formula, by_optax = jax.device_get(both(_rows(40 + i, scale=s), np.float64(a)))
         got.append(by_formula)
         want.append(by_optax)
     cmp = compare(lambda: np.concatenate(got), lambda: np.concatenate(want), [], rtol=rtol, atol=atol)
@@ -691,11 +692,11 @@ def _additive_margin(scope, rtol, atol) -> Evidence:
     cs = sp.symbols("c1:4", real=True)
     dl_dcos = to_jax(margin_step, (*cs, scale_s, margin))
     rng = np.random.default_rng(8)
-    cosines = jnp.asarray(rng.uniform(-1, 1, (scope["batch"], 3)))
+    cosines = rng.uniform(-1, 1, (scope["batch"], 3))
     n, classes = scope["features"], scope["classes"]
-    x = jnp.asarray(rng.normal(size=(scope["batch"], n)))
-    w = jnp.asarray(rng.normal(size=(classes, n)))
-    labels = jnp.asarray(rng.integers(0, classes, scope["batch"]))
+    x = rng.normal(size=(scope["batch"], n))
+    w = rng.normal(size=(classes, n))
+    labels = rng.integers(0, classes, scope["batch"])
     pairs = [(s, m) for s in scope["s"] for m in scope["m"]]
 
     @jax.jit
@@ -708,17 +709,17 @@ def _additive_margin(scope, rtol, atol) -> Evidence:
         autodiff = jax.vmap(jax.grad(lambda a, b: am_softmax_loss(a, w, b, s=s, m=m)))(x, labels)
         return by_formula, by_optax, closed, autodiff
 
-    results = [both(jnp.float64(s), jnp.float64(m)) for s, m in pairs]
+    results = [jax.device_get(both(np.float64(s), np.float64(m))) for s, m in pairs]
     by_cos = compare(
-        lambda: jnp.concatenate([r[0] for r in results]),
-        lambda: jnp.concatenate([r[1] for r in results]),
+        lambda: np.concatenate([r[0] for r in results]),
+        lambda: np.concatenate([r[1] for r in results]),
         [],
         rtol=rtol,
         atol=atol,
     )
     by_x = compare(
-        lambda: jnp.concatenate([r[2] for r in results]),
-        lambda: jnp.concatenate([r[3] for r in results]),
+        lambda: np.concatenate([r[2] for r in results]),
+        lambda: np.concatenate([r[3] for r in results]),
         [],
         rtol=rtol,
         atol=atol,

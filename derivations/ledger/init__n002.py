@@ -37,15 +37,26 @@ def train_losses(ws: list[np.ndarray], x: np.ndarray, y: np.ndarray, lr: float, 
                  steps: int) -> tuple[np.ndarray, float]:
     """The loss at every step of ``steps`` of gradient descent from ``ws``, and the last hidden layer's
     activation std at the start."""
-    act = ACTIVATIONS[activation]
-    h = x
-    for w in ws[:-1]:
-        h = np.asarray(act(h @ w))
-    step, params, losses = _step(activation), [jnp.asarray(w) for w in ws], []
+    h = np.asarray(_last_hidden(activation)(ws[:-1], x))
+    step, params, losses = _step(activation), list(ws), []
     for _ in range(steps):
         params, value = step(params, x, y, lr)
         losses.append(value)
-    return np.asarray(jnp.stack(losses)), float(np.std(h))
+    return np.asarray([np.asarray(v) for v in losses]), float(np.std(h))
+
+
+@bridge.cache
+def _last_hidden(activation: str):
+    """The last hidden layer's activations at the start, one compiled program per activation."""
+    act = ACTIVATIONS[activation]
+
+    def hidden(ws, x):
+        h = x
+        for w in ws:
+            h = act(h @ w)
+        return h
+
+    return jax.jit(hidden)
 
 
 def _weights(rng, width: int, depth: int, scale: float) -> list[np.ndarray]:
