@@ -110,7 +110,8 @@ def eval_switch_findings(scope: dict) -> dict:
     unchanged_params = np.array_equal(gamma_beta, np.concatenate([np.asarray(net.bn.scale.get_value()),
                                                                   np.asarray(net.bn.bias.get_value())]))
     return {"train_moves_stats": train_moves_stats, "eval_keeps_stats": eval_keeps_stats,
-            "batch_independent": batch_independent, "batch_gap": batch_gap, "dropout_off": dropout_off, "linear_same": linear_same,
+            "batch_independent": batch_independent, "batch_gap": batch_gap, "dropout_off": dropout_off,
+            "linear_same": linear_same,
             "flags": flags, "unchanged_params": unchanged_params}
 
 
