@@ -8,6 +8,7 @@ the derivations and check the claims.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -261,7 +262,7 @@ def two_two_one_case(seed: int = 0):
     """A float64 TwoTwoOne module, an input and a 0/1 label, from ``seed``."""
     model = TwoTwoOne(rngs=nnx.Rngs(params=seed), dtype=jnp.float64)
     rng = np.random.default_rng(seed)
-    return model, jnp.asarray(rng.normal(size=2)), float(rng.integers(0, 2))
+    return model, jax.device_put(rng.normal(size=2)), float(rng.integers(0, 2))
 
 
 def substituted(expr: sp.Expr) -> sp.Expr:
@@ -279,8 +280,14 @@ def _compiled_gradients() -> dict[str, object]:
 
 def hand_gradients(params: dict[str, jax.Array], x: jax.Array, label: float) -> dict[str, jax.Array]:
     """The chain-rule gradients of ``two_two_one_gradients``, evaluated (float64)."""
+    compiled = _compiled_gradients()
+    return dict(zip(compiled, _evaluate_gradients(tuple(compiled.values()), params, x, label), strict=True))
+
+
+@functools.partial(jax.jit, static_argnums=0)  # the eight formulas in one program (each alone is one)
+def _evaluate_gradients(functions, params, x, label):
     values = [x[0], x[1], label, *(params[str(w)] for w in WEIGHTS)]
-    return {name: f(*values) for name, f in _compiled_gradients().items()}
+    return [f(*values) for f in functions]
 
 
 def mlp_case(widths: tuple[int, ...], batch: int, seed: int, activation: str = "tanh", bias_scale: float = 1.0):
@@ -295,14 +302,15 @@ def mlp_case(widths: tuple[int, ...], batch: int, seed: int, activation: str = "
     draws = []
     for fan_in, fan_out in itertools.pairwise(widths):
         draws.append((rng.normal(0.0, 1.0 / np.sqrt(fan_in), (fan_in, fan_out)), rng.normal(0.0, bias_scale, fan_out)))
+    # device_put, not jnp.asarray: the same float64 arrays without a compiled copy program per shape.
     for layer, (kernel, bias) in enumerate(draws):
-        params["layers"][layer]["kernel"].set_value(jnp.asarray(kernel))
-        params["layers"][layer]["bias"].set_value(jnp.asarray(bias))
-    x = jnp.asarray(rng.normal(size=(batch, widths[0])))
-    dy = jnp.asarray(rng.normal(size=(batch, widths[-1])))
+        params["layers"][layer]["kernel"].set_value(jax.device_put(kernel))
+        params["layers"][layer]["bias"].set_value(jax.device_put(bias))
+    x = jax.device_put(rng.normal(size=(batch, widths[0])))
+    dy = jax.device_put(rng.normal(size=(batch, widths[-1])))
     derived, autodiff, no_bias = _mlp_gradients(graphdef, len(widths) - 1, activation)(params, x, dy)
-    kernels = [jnp.asarray(k) for k, _ in draws]
-    biases = [jnp.asarray(b) for _, b in draws]
+    kernels = [jax.device_put(k) for k, _ in draws]
+    biases = [jax.device_put(b) for _, b in draws]
     return derived, autodiff, (kernels, biases, x, dy, no_bias)
 
 
@@ -352,8 +360,8 @@ def conv_case(stride: int, padding: Padding, *, size: int = 7, kernel: int = 3, 
     conv = nnx.Conv(3, 4, (kernel, kernel), strides=stride, padding=padding, rngs=nnx.Rngs(params=seed),
                     param_dtype=jnp.float64)
     rng = np.random.default_rng(seed)
-    x = jnp.asarray(rng.normal(size=(2, size, size, 3)))
-    dy = jnp.asarray(rng.normal(size=jax.eval_shape(conv, x).shape))
+    x = jax.device_put(rng.normal(size=(2, size, size, 3)))
+    dy = jax.device_put(rng.normal(size=jax.eval_shape(conv, x).shape))
     graphdef, params = nnx.split(conv)
     return (*_conv_gradients(graphdef, stride, padding)(params, x, dy), dy, x)
 
@@ -367,6 +375,7 @@ def deep_tanh(kernels: list[jax.Array], x: jax.Array, frozen: int = 0) -> jax.Ar
     return jnp.sum(x**2)
 
 
+@functools.partial(jax.jit, static_argnames=("depth", "width", "batch"))  # one program for the draws
 def deep_tanh_case(depth: int = 6, width: int = 64, batch: int = 32):
     keys = jax.random.split(jax.random.key(0), depth + 1)
     kernels = [jax.random.normal(k, (width, width), jnp.float64) / np.sqrt(width) for k in keys[:-1]]

@@ -8,6 +8,8 @@ S003-05, S004-02, S004-11. The claims are in ``derivations/ledger/losses.py``; r
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -281,11 +283,16 @@ def focal_gradient_ratio() -> list[sp.Eq]:
 def head_ce_gradient(k: int, batch: int, seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(derived dL/dW = x^T (s - y) / B, nnx.grad dL/dW, the head's logits) for a ClassifierHead with K classes."""
     rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, 5))
+    targets = np.eye(k)[rng.integers(0, k, batch)]  # one-hot rows
+    return _head_ce_gradient(x, targets, k, seed)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))  # one program: the head's init, its grad and the formula
+def _head_ce_gradient(x, targets, k, seed):
     head = ClassifierHead(5, k, rngs=nnx.Rngs(params=seed), dtype=jnp.float64)
-    x = jnp.asarray(rng.normal(size=(batch, 5)))
-    targets = jax.nn.one_hot(rng.integers(0, k, batch), k, dtype=jnp.float64)
     got = nnx.grad(lambda m: m.loss(x, targets))(head).linear.kernel[...]
-    derived = x.T @ (jax.nn.softmax(head(x)) - targets) / batch
+    derived = x.T @ (jax.nn.softmax(head(x)) - targets) / x.shape[0]
     return derived, got, head(x)
 
 
@@ -293,8 +300,8 @@ def eight_output_head(seed: int = 0) -> tuple[ClassifierHead, jax.Array, jax.Arr
     """A Flax head with 8 outputs for 7 classes (S003-03), 32 inputs and one-hot labels of classes 0-6."""
     rng = np.random.default_rng(seed)
     head = ClassifierHead(6, 7, num_outputs=8, rngs=nnx.Rngs(params=seed), dtype=jnp.float64)
-    x = jnp.asarray(rng.normal(size=(32, 6)))
-    targets = jax.nn.one_hot(rng.integers(0, 7, 32), 7, dtype=jnp.float64)
+    x = jax.device_put(rng.normal(size=(32, 6)))
+    targets = jax.device_put(np.eye(7)[rng.integers(0, 7, 32)])  # one-hot rows
     return head, x, targets
 
 

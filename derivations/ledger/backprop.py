@@ -59,6 +59,10 @@ def _squared_error(model, x, label):
     return (model(x) - label) ** 2
 
 
+_network = jax.jit(two_two_one)
+_squared_error_grad = nnx.jit(nnx.grad(_squared_error))  # compiled once (eagerly, one program per primitive)
+
+
 # --- the notes' network -----------------------------------------------------------------------------
 
 
@@ -79,10 +83,10 @@ def _two_two_one(scope, rtol) -> Evidence:
     for seed in scope["seeds"]:
         model, x, _ = two_two_one_case(seed)
         for label in scope["labels"]:
-            autodiff = nnx.grad(_squared_error)(model, x, label)
+            autodiff = _squared_error_grad(model, x, label)
             hand = hand_gradients(model.params(), x, label)
-            got = jnp.stack([autodiff[name][...] for name in TWO_TWO_ONE_PARAMS])
-            want = jnp.stack([hand[name] for name in TWO_TWO_ONE_PARAMS])
+            got = np.stack([np.asarray(autodiff[name][...]) for name in TWO_TWO_ONE_PARAMS])
+            want = np.stack([np.asarray(hand[name]) for name in TWO_TWO_ONE_PARAMS])
             results.append(compare(lambda w=want: w, lambda g=got: g, [], rtol=rtol))
     return evidence(
         "autodiff",
@@ -114,11 +118,11 @@ def _shared_bias(scope, rtol) -> Evidence:
     for seed in scope["seeds"]:
         model, x, _ = two_two_one_case(seed)
         for label in scope["labels"]:
-            autodiff = nnx.grad(_squared_error)(model, x, label).b1[...]
-            values = [x[0], x[1], label, *(model.params()[str(w)] for w in WEIGHTS)]
+            autodiff = float(_squared_error_grad(model, x, label).b1[...])
+            values = [float(x[0]), float(x[1]), label, *(float(model.params()[str(w)]) for w in WEIGHTS)]
             both = hand_gradients(model.params(), x, label)["b1"]
-            results.append(compare(lambda b=both: b, lambda a=autodiff: a, [], rtol=rtol))
-            single_gaps.append(float(abs(single_path(*values) - autodiff) / abs(autodiff)))
+            results.append(compare(lambda b=both: b, lambda a=autodiff: np.asarray(a), [], rtol=rtol))
+            single_gaps.append(float(abs(float(single_path(*values)) - autodiff) / abs(autodiff)))
     return evidence(
         "autodiff",
         core("by the same chain rule, the shared b1's gradient is the sum over its two paths, delta_h1 + delta_h2 "
@@ -148,13 +152,13 @@ def _sgd_step(scope, rtol) -> Evidence:
             before = model.params()
             hand = {name: before[name] - rate * g for name, g in hand_gradients(before, x, label).items()}
             optimizer = nnx.Optimizer(model, optax.sgd(rate), wrt=nnx.Param)
-            optimizer.update(model, nnx.grad(_squared_error)(model, x, label))
+            optimizer.update(model, _squared_error_grad(model, x, label))
             after = model.params()
-            got = jnp.stack([after[n] for n in TWO_TWO_ONE_PARAMS])
-            want = jnp.stack([hand[n] for n in TWO_TWO_ONE_PARAMS])
+            got = np.stack([np.asarray(after[n]) for n in TWO_TWO_ONE_PARAMS])
+            want = np.stack([np.asarray(hand[n]) for n in TWO_TWO_ONE_PARAMS])
             results.append(compare(lambda w=want: w, lambda g=got: g, [], rtol=rtol))
-            losses[f"seed {seed}, lr {rate:g}"] = [float((two_two_one(before, x) - label) ** 2),
-                                                   float((two_two_one(after, x) - label) ** 2)]
+            losses[f"seed {seed}, lr {rate:g}"] = [float((_network(before, x) - label) ** 2),
+                                                   float((_network(after, x) - label) ** 2)]
     return evidence(
         "autodiff",
         compared(f"w - lambda dL/dw with the hand gradients equals optax.sgd's step on the Flax module, for lambda = "
@@ -183,17 +187,21 @@ def _displayed_recursion(activation: str, rtol: float) -> list:
                 jax.nn.sigmoid(zl) if activation == "sigmoid" else jax.nn.relu(zl))
         return jnp.sum(dy * a), pre
 
-    zeros = [jnp.zeros((1, 3)) for _ in range(depth)]
-    deltas, pre = jax.grad(loss, has_aux=True)(zeros)
-    activations = [x] + [jnp.tanh(z) if activation == "tanh" else jax.nn.sigmoid(z) if activation == "sigmoid"
-                         else jax.nn.relu(z) for z in pre[:-1]]
+    @jax.jit
+    def measured():  # the deltas, pre-activations, activations and f'(z^l) in one program
+        deltas, pre = jax.grad(loss, has_aux=True)([jnp.zeros((1, 3)) for _ in range(depth)])
+        activations = [x] + [jnp.tanh(z) if activation == "tanh" else jax.nn.sigmoid(z) if activation == "sigmoid"
+                             else jax.nn.relu(z) for z in pre[:-1]]
+        return deltas, activations, [f_prime(z) for z in pre[:-1]]
+
+    deltas, activations, slopes = measured()
     shown = delta_recursion()
     names = {str(m): m for eq in shown for m in eq.atoms(sp.MatrixSymbol)}
     col = lambda a: sp.Matrix(np.asarray(a).reshape(-1, 1))  # noqa: E731
     results = []
     for layer in range(depth - 1):
         subs = {names["W^{l+1}"]: sp.Matrix(np.asarray(kernels[layer + 1]).T),
-                names[r"\delta^{l+1}"]: col(deltas[layer + 1]), names[r"f'(z^{l})"]: col(f_prime(pre[layer]))}
+                names[r"\delta^{l+1}"]: col(deltas[layer + 1]), names[r"f'(z^{l})"]: col(slopes[layer])}
         got = np.asarray(instantiate(shown[0], subs), dtype=float).ravel()
         want = np.asarray(deltas[layer]).ravel()
         results.append(compare(lambda g=got: g, lambda d=want: d, [], rtol=rtol))
@@ -276,8 +284,8 @@ def _conv_backward(scope, rtol) -> Evidence:
     shown = conv_backward_1d()
     syms = [*xs, *ws, *dys]
     rng = np.random.default_rng(3)
-    points = [jnp.asarray(rng.normal(size=16)) for _ in syms]
-    xv, wv, dyv = jnp.stack(points[:5], -1), jnp.stack(points[5:8], -1), jnp.stack(points[8:], -1)
+    points = [rng.normal(size=16) for _ in syms]
+    xv, wv, dyv = np.stack(points[:5], -1), np.stack(points[5:8], -1), np.stack(points[8:], -1)
 
     def conv1d(xx, ww):
         return jnp.correlate(xx, ww, mode="valid")
@@ -287,10 +295,15 @@ def _conv_backward(scope, rtol) -> Evidence:
         dx, dw = vjp(dd)
         return out, dw, dx
 
-    ref_out, ref_dw, ref_dx = jax.vmap(reference)(xv, wv, dyv)
-    one_d = [compare(lambda i=i: jnp.stack([jnp.broadcast_to(e, (16,)) for e in to_jax(shown[i], syms)(*points)[:, 0]],
-                                          -1), lambda r=r: r, [], rtol=rtol)
-             for i, r in enumerate((ref_out, ref_dw, ref_dx))]
+    displayed = [to_jax(eq, syms) for eq in shown]
+
+    @jax.jit
+    def one_d_sides(xv, wv, dyv, points):  # the three displayed formulas and jax.vjp, in one program
+        formulas = [jnp.stack([jnp.broadcast_to(e, (16,)) for e in f(*points)[:, 0]], -1) for f in displayed]
+        return formulas, jax.vmap(reference)(xv, wv, dyv)
+
+    formulas, references = one_d_sides(xv, wv, dyv, points)
+    one_d = [compare(lambda g=g: g, lambda r=r: r, [], rtol=rtol) for g, r in zip(formulas, references, strict=True)]
     cases = []
     for stride, padding in CONV_CASES:
         dw, dw_ref, dx, dx_ref, _, _ = conv_case(stride, padding)
@@ -298,11 +311,7 @@ def _conv_backward(scope, rtol) -> Evidence:
                   compare(lambda a=dx: a, lambda b=dx_ref: b, [], rtol=rtol)]
     # Linear like a dense layer: with the input unrolled into patches (im2col), y = patches @ W, dW = patches^T dy.
     _, dw_ref, _, _, dy, x = conv_case(2, ((1, 1), (1, 1)))
-    patches = lax.conv_general_dilated_patches(x, (3, 3), (2, 2), ((1, 1), (1, 1)),
-                                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    # conv_general_dilated_patches orders each patch's features channel-major: (C, kh, kw).
-    dense = patches.reshape(-1, patches.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])
-    dense_w = dense.reshape(3, 3, 3, 4).transpose(1, 2, 0, 3)
+    dense_w = _im2col_kernel_grad(x, dy)
     return evidence(
         "autodiff",
         compared("1-D (5 inputs, 3 taps): the displayed y, dL/dw (correlation of x with dy) and dL/dx (full "
@@ -314,7 +323,22 @@ def _conv_backward(scope, rtol) -> Evidence:
     )
 
 
+@jax.jit
+def _im2col_kernel_grad(x, dy):
+    """dW of a 3x3, stride-2, padding-1 convolution (3 -> 4 channels) as patches^T dy on its im2col patches."""
+    patches = lax.conv_general_dilated_patches(x, (3, 3), (2, 2), ((1, 1), (1, 1)),
+                                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    # conv_general_dilated_patches orders each patch's features channel-major: (C, kh, kw).
+    dense = patches.reshape(-1, patches.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])
+    return dense.reshape(3, 3, 3, 4).transpose(1, 2, 0, 3)
+
+
 # --- not differentiating ----------------------------------------------------------------------------
+
+
+# Each compiled once per number of frozen layers (eagerly, every primitive of every call is a program).
+_deep_tanh_value = jax.jit(deep_tanh, static_argnames="frozen")
+_deep_tanh_grad = jax.jit(jax.grad(deep_tanh), static_argnames="frozen")
 
 
 @claim(
@@ -328,19 +352,19 @@ def _conv_backward(scope, rtol) -> Evidence:
 )
 def _stop_gradient(scope, rtol) -> Evidence:
     kernels, x = deep_tanh_case(depth=scope["depth"], width=scope["width"], batch=scope["batch"])
-    full = jax.grad(deep_tanh)(kernels, x)
+    full = [np.asarray(g) for g in _deep_tanh_grad(kernels, x)]
     same_value, zero_before, after = True, True, []
     for frozen in scope["frozen_after_layer"]:
-        cut = jax.grad(lambda ks, fr=frozen: deep_tanh(ks, x, frozen=fr))(kernels)
-        same_value &= float(deep_tanh(kernels, x)) == float(deep_tanh(kernels, x, frozen=frozen))
-        zero_before &= all(bool(jnp.all(g == 0)) for g in cut[:frozen])
+        cut = [np.asarray(g) for g in _deep_tanh_grad(kernels, x, frozen=frozen)]
+        same_value &= float(_deep_tanh_value(kernels, x)) == float(_deep_tanh_value(kernels, x, frozen=frozen))
+        zero_before &= all(bool(np.all(g == 0)) for g in cut[:frozen])
         after += [compare(lambda a=a: a, lambda b=b: b, [], rtol=rtol) for a, b in zip(cut[frozen:], full[frozen:],
                                                                                         strict=True)]
     return evidence(
         "autodiff",
         core("the forward value is unchanged, bit for bit", same_value),
         core("every layer before the stop gets exactly 0, where the full gradient is non-zero",
-             zero_before and all(bool(jnp.any(g != 0)) for g in full)),
+             zero_before and all(bool(np.any(g != 0)) for g in full)),
         compared("the layers after it get the full gradient", _worst(after)),
     )
 

@@ -6,6 +6,8 @@ note uses p for the keep probability (S001-10's second clause, its keep_prob 0.8
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,7 +69,7 @@ def _test_factor(scope) -> Evidence:
     keep_z, note_z, note_right_at = [], {}, []
     for k, rate in enumerate(scope["rates"]):
         train = training_draws(PlainDropout(rate, rngs=nnx.Rngs(dropout=k)), VALUES, scope["draws"])
-        derived = jnp.asarray([_at(expectation, rate, float(v)) for v in VALUES])
+        derived = np.asarray([_at(expectation, rate, float(v)) for v in VALUES])
         keep_z.append(float(z_scores(train, derived).max()))
         note_z[rate] = float(z_scores(train, VALUES * rate).min())
         if note_z[rate] <= scope["z_max"]:
@@ -117,14 +119,14 @@ def _expectation(scope) -> Evidence:
     for k, rate in enumerate(scope["rates"]):
         inverted = nnx.Dropout(rate, rngs=nnx.Rngs(dropout=1 + k))
         plain = PlainDropout(rate, rngs=nnx.Rngs(dropout=20 + k))
-        derived = jnp.asarray([_at(inverted_eq, rate, float(v)) for v in VALUES])
+        derived = np.asarray([_at(inverted_eq, rate, float(v)) for v in VALUES])
         z_inverted.append(float(z_scores(training_draws(inverted, VALUES, scope["draws"]), derived).max()))
         eval_inverted = inverted(VALUES, deterministic=True)
         z_inverted[-1] = max(z_inverted[-1], 0.0 if bool(jnp.array_equal(eval_inverted, VALUES)) else np.inf)
         plain_draws = training_draws(plain, VALUES, scope["draws"])
         z_plain.append(float(z_scores(plain_draws, plain(VALUES, deterministic=True)).max()))
         z_plain_derived.append(
-            float(z_scores(plain_draws, jnp.asarray([_at(plain_eq, rate, float(v)) for v in VALUES])).max())
+            float(z_scores(plain_draws, np.asarray([_at(plain_eq, rate, float(v)) for v in VALUES])).max())
         )
     return evidence(
         "measurement",
@@ -180,6 +182,17 @@ def _eval_mode(scope) -> Evidence:
     )
 
 
+@functools.partial(jax.jit, static_argnums=0)  # one program per rate (eagerly, one per primitive)
+def _dropout_vjp(rate, v, upstream, seed):
+    """jax.vjp of nnx.Dropout(rate) with the key of ``seed``: its output y and dx, and, with the forward pass's
+    mask (y != 0), the derived dx = dy mask / (1 - p) and inverted_dropout(v, mask, p)."""
+    module = nnx.Dropout(rate, rngs=nnx.Rngs(dropout=4))
+    y, pullback = jax.vjp(lambda a: module(a, rngs=jax.random.key(seed)), v)
+    (dx,) = pullback(upstream)
+    mask = y != 0
+    return y, dx, jnp.where(mask, upstream / (1 - rate), 0.0), inverted_dropout(v, mask, rate)
+
+
 @claim(
     "dropout/gradient-flows-through-the-same-mask",
     sources=["S004-06"],
@@ -192,20 +205,15 @@ def _eval_mode(scope) -> Evidence:
 )
 def _gradient(scope, rtol) -> Evidence:
     rng = np.random.default_rng(5)
-    v, upstream = jnp.asarray(rng.normal(size=scope["units"])), jnp.asarray(rng.normal(size=scope["units"]))
+    v, upstream = rng.normal(size=scope["units"]), rng.normal(size=scope["units"])
     derived, same_mask, zero_where_dropped, dropped = [], [], [], []
     for k, rate in enumerate(scope["rates"]):
-        module = nnx.Dropout(rate, rngs=nnx.Rngs(dropout=4))
-        key = jax.random.key(7 + k)
-        y, pullback = jax.vjp(lambda a, m=module, key=key: m(a, rngs=key), v)
-        (dx,) = pullback(upstream)
+        y, dx, formula, inverted = (np.asarray(a) for a in _dropout_vjp(rate, v, upstream, 7 + k))
         mask = y != 0  # inputs are continuous, so a kept unit is non-zero with probability 1
-        derived.append(
-            compare(lambda m=mask, r=rate: jnp.where(m, upstream / (1 - r), 0.0), lambda d=dx: d, [], rtol=rtol)
-        )
-        same_mask.append(compare(lambda m=mask, r=rate: inverted_dropout(v, m, r), lambda y=y: y, [], rtol=rtol))
-        zero_where_dropped.append(bool(jnp.all(dx[~mask] == 0)))
-        dropped.append(int(jnp.sum(~mask)))
+        derived.append(compare(lambda f=formula: f, lambda d=dx: d, [], rtol=rtol))
+        same_mask.append(compare(lambda i=inverted: i, lambda y=y: y, [], rtol=rtol))
+        zero_where_dropped.append(bool(np.all(dx[~mask] == 0)))
+        dropped.append(int(np.sum(~mask)))
     return evidence(
         "autodiff",
         compared(
@@ -309,6 +317,14 @@ def _rate_half(scope) -> Evidence:
     )
 
 
+@functools.partial(nnx.jit, static_argnums=(0, 1))  # the three initialisations in one program
+def _ensemble_layers(n: int, hidden: int):
+    rngs = nnx.Rngs(params=0)
+    return (nnx.Linear(n, 3, rngs=rngs, param_dtype=jnp.float64),
+            nnx.Linear(n, hidden, rngs=rngs, param_dtype=jnp.float64),
+            nnx.Linear(hidden, 1, rngs=rngs, param_dtype=jnp.float64))  # fmt: skip
+
+
 @claim(
     "dropout/eval-output-is-the-average-of-the-subnetworks",
     sources=["S002-29", "S004-06", "S001-10"],
@@ -329,11 +345,8 @@ def _rate_half(scope) -> Evidence:
 )
 def _ensemble(scope, rtol) -> Evidence:
     n = scope["units"]
-    rngs = nnx.Rngs(params=0)
-    linear = nnx.Linear(n, 3, rngs=rngs, param_dtype=jnp.float64)
-    hidden = nnx.Linear(n, scope["hidden"], rngs=rngs, param_dtype=jnp.float64)
-    out = nnx.Linear(scope["hidden"], 1, rngs=rngs, param_dtype=jnp.float64)
-    vs = jnp.asarray(np.random.default_rng(6).normal(size=(scope["inputs"], n)))
+    linear, hidden, out = _ensemble_layers(n, scope["hidden"])
+    vs = jax.device_put(np.random.default_rng(6).normal(size=(scope["inputs"], n)))
 
     def network(a):
         return out(nnx.relu(hidden(a)))
@@ -346,12 +359,13 @@ def _ensemble(scope, rtol) -> Evidence:
             compiled[id(f)] = jax.jit(lambda r, f=f: jax.vmap(lambda v: ensemble_average(f, v, r))(vs))
         return compiled[id(f)](rate)
 
+    linear_eval, network_eval = (np.asarray(a) for a in jax.jit(lambda: (linear(vs), network(vs)))())
     exact_linear, nonlinear, gaps = [], [], {}
     for rate in scope["rates"]:
-        exact_linear.append(compare(lambda r=rate: over_inputs(linear, r), lambda: linear(vs), [], rtol=rtol))
-        ensemble = over_inputs(network, rate)
-        nonlinear.append(compare(lambda e=ensemble: e, lambda: network(vs), [], rtol=rtol))
-        gap = np.asarray(ensemble - network(vs))[:, 0]
+        exact_linear.append(compare(lambda r=rate: over_inputs(linear, r), lambda: linear_eval, [], rtol=rtol))
+        ensemble = np.asarray(over_inputs(network, rate))
+        nonlinear.append(compare(lambda e=ensemble: e, lambda: network_eval, [], rtol=rtol))
+        gap = (ensemble - network_eval)[:, 0]
         gaps[rate] = {
             "mean": float(gap.mean()),
             "median_abs": float(np.median(np.abs(gap))),
@@ -368,10 +382,20 @@ def _ensemble(scope, rtol) -> Evidence:
             "after a ReLU (Linear-ReLU-Linear) the eval output is the ensemble average too",
             all(c.ok for c in nonlinear),
             largest_gap=max(g["max_abs"] for g in gaps.values()),
-            eval_output_sd=float(jnp.std(network(vs))),
+            eval_output_sd=float(np.std(network_eval)),
         ),
         details={"nonlinear_gap": {str(k): v for k, v in gaps.items()}},
     )
+
+
+_plain_squared_error = jax.jit(lambda w, v, target: (target - v @ w) ** 2)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))  # one program per rate (eagerly, one per primitive)
+def _dropped_squared_error(rate, seed, draws, w, v, target):
+    """(y - w.(dropout(x)))^2 for ``draws`` independent nnx.Dropout(rate) masks of x."""
+    dropped = nnx.Dropout(rate, rngs=nnx.Rngs(dropout=seed))(jnp.broadcast_to(v, (draws, v.shape[0])))
+    return (target - dropped @ w) ** 2
 
 
 @claim(
@@ -402,13 +426,12 @@ def _l2_penalty(scope) -> Evidence:
     shown = dropout_is_an_l2_penalty()
     ws, xs, y = sp.symbols("w1:4", real=True), sp.symbols("x1:4", real=True), sp.Symbol("y", real=True)
     closed_form = to_jax(shown, (*ws, *xs, y, p))
-    w, v, target = jnp.asarray(scope["w"]), jnp.asarray(scope["x"]), scope["y"]
-    plain = (target - v @ w) ** 2
+    w, v, target = np.asarray(scope["w"]), np.asarray(scope["x"]), scope["y"]
+    plain = np.asarray(_plain_squared_error(w, v, target))
     z_penalty, z_plain = {}, {}
     for k, rate in enumerate(scope["rates"]):
-        dropped = nnx.Dropout(rate, rngs=nnx.Rngs(dropout=20 + k))(jnp.broadcast_to(v, (scope["draws"], 3)))
-        squared_error = (target - dropped @ w) ** 2
-        want = closed_form(*w, *v, target, rate)
+        squared_error = _dropped_squared_error(rate, 20 + k, scope["draws"], w, v, target)
+        want = np.asarray(closed_form(*w, *v, target, rate))
         z_penalty[rate] = float(z_scores(squared_error[:, None], want[None])[0])
         z_plain[rate] = float(z_scores(squared_error[:, None], plain[None])[0])
     # L2 regularisation's penalty is lambda ||w||^2: the same weight on every w_j^2. Dropout's weight on w_j^2:

@@ -73,6 +73,20 @@ def _input_gradient(kernels: jax.Array, readout: jax.Array) -> jax.Array:
         jnp.ones(kernels.shape[1], kernels.dtype))
 
 
+# Compiled once each (eager vmap/grad and jnp.linalg.norm compile every primitive separately).
+_width_one_outputs = jax.jit(jax.vmap(_width_one_stack))
+_width_one_first_weight_grads = jax.jit(jax.vmap(jax.grad(_width_one_stack, argnums=1)))
+_readout = jax.jit(lambda: jax.random.normal(jax.random.key(1), (WIDTH,), jnp.float64))
+_depth_key = jax.jit(lambda seed, depth: jax.random.fold_in(jax.random.key(seed), depth))
+
+
+@jax.jit
+def _gradient_ratios(kernels: jax.Array, scales: jax.Array, readout: jax.Array) -> jax.Array:
+    """||dL/dx|| / ||dL/dy|| of the linear stack with kernels s W_l, for each scale s."""
+    return jax.vmap(lambda s: jnp.linalg.norm(_input_gradient(s * kernels, readout)) / jnp.linalg.norm(readout))(
+        scales)
+
+
 @claim(
     "gradient_flow/deep-linear-gradient-is-a-product-of-weights",
     sources=["S002-23", "S000-05"],
@@ -91,19 +105,18 @@ def _linear_product(scope, rtol) -> Evidence:
     rng = np.random.default_rng(0)
     points = [rng.uniform(-2, 2, scope["scalar_chain_points"]) for _ in symbols]
     # The reference is the model, not the SymPy chain: models.mlp_stacks.dense_stack of width 1.
-    output = compare(to_jax(linear_chain(), symbols), jax.vmap(_width_one_stack), points, rtol=rtol)
-    chain = compare(to_jax(linear_chain_gradient(), symbols), jax.vmap(jax.grad(_width_one_stack, argnums=1)), points)
-    readout = jax.random.normal(jax.random.key(1), (WIDTH,), jnp.float64)
+    output = compare(to_jax(linear_chain(), symbols), _width_one_outputs, points, rtol=rtol)
+    chain = compare(to_jax(linear_chain_gradient(), symbols), _width_one_first_weight_grads, points)
+    readout = _readout()
     measured, exact, rows = [], [], {}
     for depth in scope["depths"]:
-        orthogonal = stacked_kernels(INIT.orthogonal(), jax.random.fold_in(jax.random.key(3), depth), depth, WIDTH,
-                                     jnp.float64)
-        for s in scope["weight_scales"]:
-            grad = _input_gradient(s * orthogonal, readout)
-            measured.append(float(jnp.linalg.norm(grad) / jnp.linalg.norm(readout)))
+        orthogonal = stacked_kernels(INIT.orthogonal(), _depth_key(3, depth), depth, WIDTH, jnp.float64)
+        ratios = np.asarray(_gradient_ratios(orthogonal, np.asarray(scope["weight_scales"]), readout))
+        for s, ratio in zip(scope["weight_scales"], ratios, strict=True):
+            measured.append(float(ratio))
             exact.append(s**depth)
             rows[f"depth {depth}, s {s}"] = measured[-1]
-    deep = compare(lambda: jnp.asarray(measured), lambda: jnp.asarray(exact), [], rtol=rtol)
+    deep = compare(lambda: np.asarray(measured), lambda: np.asarray(exact), [], rtol=rtol)
     small = [m for (d, s), m in zip(itertools.product(scope["depths"], scope["weight_scales"]), measured, strict=True)
              if s < 1]
     large = [m for (d, s), m in zip(itertools.product(scope["depths"], scope["weight_scales"]), measured, strict=True)
@@ -121,6 +134,19 @@ def _linear_product(scope, rtol) -> Evidence:
                      for s in scope["weight_scales"] if s < 1)),
         details={"gradient_ratio": rows},
     )
+
+
+_normal_inputs = jax.jit(lambda batch, width: jax.random.normal(jax.random.key(4), (batch, width), jnp.float64),
+                         static_argnums=(0, 1))
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _product_and_stacks(xs, kernels, c, activation):
+    """x W_1 ... W_L, and the zero-bias stack at W and at c W, in one program."""
+    zeros = jnp.zeros(kernels.shape[:2])
+    product = xs @ functools.reduce(jnp.matmul, list(kernels))
+    return (product, dense_stack(xs, kernels, zeros, activation=activation)[0],
+            dense_stack(xs, c * kernels, zeros, activation=activation)[0])
 
 
 @claim(
@@ -141,17 +167,13 @@ def _linear_product(scope, rtol) -> Evidence:
 )
 def _product_only_linear(scope, rtol) -> Evidence:
     width, c = scope["width"], scope["scale_c"]
-    xs = jax.random.normal(jax.random.key(4), (scope["batch"], width), jnp.float64)
+    xs = _normal_inputs(scope["batch"], width)
     findings, rows = [], {}
     for activation in scope["activations"]:
         product_ok, homogeneous_ok, errors = True, True, []
         for depth in scope["depths"]:
-            key = jax.random.fold_in(jax.random.key(5), depth)
-            kernels = stacked_kernels(INITIALIZERS["Xavier"], key, depth, width, jnp.float64)
-            zeros = jnp.zeros((depth, width))
-            product = xs @ functools.reduce(jnp.matmul, list(kernels))
-            out = dense_stack(xs, kernels, zeros, activation=activation)[0]
-            scaled = dense_stack(xs, c * kernels, zeros, activation=activation)[0]
+            kernels = stacked_kernels(INITIALIZERS["Xavier"], _depth_key(5, depth), depth, width, jnp.float64)
+            product, out, scaled = (np.asarray(a) for a in _product_and_stacks(xs, kernels, c, activation))
             as_product = compare(lambda o=out: o, lambda p=product: p, [], rtol=rtol)
             homogeneous = compare(lambda s=scaled: s, lambda o=out, d=depth: c**d * o, [], rtol=rtol)
             product_ok &= as_product.ok
@@ -164,6 +186,9 @@ def _product_only_linear(scope, rtol) -> Evidence:
     findings.append(scoped("ReLU keeps what remains of the product form: output(c W) = c^L output(W)",
                            rows["relu"]["homogeneous"]))
     return evidence("measurement", *findings, details=rows)
+
+
+_width_one_sigmoid_outputs = jax.jit(jax.vmap(_width_one_sigmoid_stack))
 
 
 @claim(
@@ -193,7 +218,7 @@ def _sigmoid_bound(scope, rtol) -> Evidence:
     general = prove_identity(sigmoid_chain_product_at_depth(), displayed[1].rhs, list(ws) + list(zs))
     grad = jax.jit(jax.vmap(jax.grad(to_jax(h, symbols))))
     probe = [np.random.default_rng(8).normal(0, 2, 256) for _ in symbols]
-    model = compare(to_jax(h, symbols), jax.vmap(_width_one_sigmoid_stack), probe, rtol=rtol)
+    model = compare(to_jax(h, symbols), _width_one_sigmoid_outputs, probe, rtol=rtol)
     rng = np.random.default_rng(7)
     n, depth = scope["random_chains"], scope["depth"]
     x0 = rng.normal(size=n)
@@ -205,7 +230,7 @@ def _sigmoid_bound(scope, rtol) -> Evidence:
     at_zero, grows = [], []
     for w_eq in scope["all_z_zero_weights"]:
         b_eq = [0.0] + [-wl * 0.5 for wl in w_eq[1:]]
-        got = np.asarray(grad(jnp.zeros(1), *[jnp.full(1, v) for v in (*w_eq, *b_eq)]))
+        got = np.asarray(grad(np.zeros(1), *[np.full(1, v) for v in (*w_eq, *b_eq)]))
         at_zero.append((got[0], float(np.prod(w_eq)) / 4**depth))
         grows.append(abs(got[0]) > 1 if min(map(abs, w_eq)) > 4 else abs(got[0]) < 1)
     tight = compare(lambda: np.array([a for a, _ in at_zero]), lambda: np.array([e for _, e in at_zero]), [])
@@ -271,6 +296,16 @@ def _relu_vanishing(scope) -> Evidence:
     )
 
 
+_residual_block = jax.jit(residual_block)
+
+
+@jax.jit
+def _block_jacobian_and_slopes(xs, w1, b1, w2, b2):
+    """jax.jacobian of the residual block and jax.grad of tanh at W1 x + b1, for every point, in one program."""
+    jacobians = jax.vmap(jax.jacobian(residual_block))(xs, w1, b1, w2, b2)
+    return jacobians, jax.vmap(jax.vmap(jax.grad(jnp.tanh)))(jnp.einsum("pij,pj->pi", w1, xs) + b1)
+
+
 @claim(
     "gradient_flow/residual-jacobian-is-identity-plus-df-dx",
     sources=["S001-08", "S000-26"],
@@ -294,9 +329,7 @@ def _residual_jacobian(scope, rtol) -> Evidence:
         diag_from_display.append(np.array(d_val.tolist(), dtype=float))
         j_val = instantiate(jac_eq, {w1_: sp.ImmutableMatrix(w1), w2_: sp.ImmutableMatrix(w2), d_: d_val})
         displayed.append(np.array(sp.ImmutableMatrix(j_val.as_explicit()).tolist(), dtype=float))
-    autodiff = np.asarray(jax.vmap(jax.jacobian(residual_block))(*[jnp.asarray(p) for p in pts]))
-    tanh_prime = np.asarray(jax.vmap(jax.vmap(jax.grad(jnp.tanh)))(
-        jnp.einsum("pij,pj->pi", pts[1], pts[0]) + pts[2]))
+    autodiff, tanh_prime = (np.asarray(a) for a in _block_jacobian_and_slopes(*pts))
     shown = compare(lambda: np.stack(displayed), lambda: autodiff, [], rtol=rtol)
     d_ok = compare(lambda: np.stack([np.diag(d) for d in diag_from_display]), lambda: tanh_prime, [], rtol=rtol)
     # SymPy's own Jacobian of the explicit block equals the displayed closed form (b2 = 0 drops out).
@@ -305,9 +338,10 @@ def _residual_jacobian(scope, rtol) -> Evidence:
     symbolic = sp.simplify(block.jacobian(xs_s) - closed) == sp.zeros(RESIDUAL_N, RESIDUAL_N)
     wide = [jacobian_check(residual_jacobian_closed_form, n=n, points=scope["autodiff_points"], seed=n, rtol=rtol)
             for n in scope["autodiff_n"]]
-    xv = jnp.asarray(np.random.default_rng(1).normal(size=5))
-    zero = jnp.zeros((5, 5))
-    identity_when_f_is_zero = bool(jnp.all(residual_block(xv, jnp.ones((5, 5)), jnp.ones(5), zero, jnp.zeros(5)) == xv))
+    xv = np.random.default_rng(1).normal(size=5)
+    zero = np.zeros((5, 5))
+    identity_when_f_is_zero = bool(np.all(np.asarray(_residual_block(xv, np.ones((5, 5)), np.ones(5), zero,
+                                                                     np.zeros(5))) == xv))
     return evidence(
         "autodiff",
         compared(f"the displayed J_H = I + W_2 D W_1, instantiated on {scope['displayed_points']} random 2x2 "

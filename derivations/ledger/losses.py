@@ -5,6 +5,7 @@ fits faster, which is robust to outliers, which handles class imbalance) tested 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +70,9 @@ def _sigmoid_array(v):
     return 1.0 / (1.0 + jnp.exp(-v))
 
 
+_sigmoid_jit = jax.jit(_sigmoid_array)
+
+
 # Autodiff references, each compiled once (eager vmap(grad) compiles every primitive separately).
 _focal_loss = jax.jit(jax.vmap(lambda v, t, g: optax.sigmoid_focal_loss(v, t, gamma=g), in_axes=(0, None, None)))
 _focal_grad = jax.jit(jax.vmap(jax.grad(lambda v, t, g: optax.sigmoid_focal_loss(v, t, gamma=g)),
@@ -81,6 +85,7 @@ _sigmoid_grad = jax.jit(jax.vmap(jax.grad(jax.nn.sigmoid)))
 _bce_p_grad = jax.jit(jax.vmap(jax.grad(lambda q, t: -(t * jnp.log(q) + (1 - t) * jnp.log(1 - q))), in_axes=(0, None)))
 _mse_p_grad = jax.jit(jax.vmap(jax.grad(lambda q, t: (q - t) ** 2), in_axes=(0, None)))
 _softmax_ce_grad = jax.jit(jax.vmap(jax.grad(optax.softmax_cross_entropy)))
+_softmax_minus_y = jax.jit(lambda zz, yy: jax.nn.softmax(zz) - yy)
 
 
 # --- softmax + cross-entropy ------------------------------------------------------------------------
@@ -102,12 +107,10 @@ def _softmax_ce_gradient(scope, rtol) -> Evidence:
     zs_all, ys_all = [], []
     results = []
     for k in scope["k_numeric"]:
-        z_values = jnp.asarray(rng.normal(0.0, scope["logit_std"], (64, k)))
+        z_values = jax.device_put(rng.normal(0.0, scope["logit_std"], (64, k)))
         # Soft labels on the simplex as well as one-hot ones: the result needs only sum_k y_k = 1.
-        y_values = jnp.concatenate([jnp.asarray(rng.dirichlet(np.ones(k), 32)),
-                                    jax.nn.one_hot(rng.integers(0, k, 32), k, dtype=jnp.float64)])
-        results.append(compare(lambda zz, yy: jax.nn.softmax(zz) - yy, _softmax_ce_grad, [z_values, y_values],
-                               rtol=rtol))
+        y_values = jax.device_put(np.concatenate([rng.dirichlet(np.ones(k), 32), np.eye(k)[rng.integers(0, k, 32)]]))
+        results.append(compare(_softmax_minus_y, _softmax_ce_grad, [z_values, y_values], rtol=rtol))
         if k == 3:
             zs_all, ys_all = z_values, y_values
     worst = max(results, key=lambda r: r.max_rel_err)
@@ -118,12 +121,20 @@ def _softmax_ce_gradient(scope, rtol) -> Evidence:
     loss_in_s = to_jax(shown[0], [*s_symbols, *ys])
     first_softmax = to_jax(shown[1], [*zs])
     raw_gradient = to_jax(shown[2], [*zs, *ys])
-    s_values = jax.nn.softmax(zs_all)
-    loss_cmp = compare(lambda: loss_in_s(*s_values.T, *ys_all.T), lambda: optax.softmax_cross_entropy(zs_all, ys_all),
-                       [], rtol=rtol)
-    s1_cmp = compare(lambda: first_softmax(*zs_all.T), lambda: s_values[:, 0], [], rtol=rtol)
-    raw_cmp = compare(lambda: jnp.stack(raw_gradient(*zs_all.T, *ys_all.T)[:, 0], axis=-1),
-                      lambda: _softmax_ce_grad(zs_all, ys_all), [], rtol=rtol)
+
+    @jax.jit
+    def displayed_and_references(z_values, y_values):  # one program for both sides of the three comparisons
+        s_values = jax.nn.softmax(z_values)
+        return (loss_in_s(*s_values.T, *y_values.T), optax.softmax_cross_entropy(z_values, y_values),
+                first_softmax(*z_values.T), s_values[:, 0],
+                jnp.stack(raw_gradient(*z_values.T, *y_values.T)[:, 0], axis=-1),
+                jax.vmap(jax.grad(optax.softmax_cross_entropy))(z_values, y_values))  # fmt: skip
+
+    loss_in_s_values, loss_values, s1_values, s_first, raw_values, grad_values = displayed_and_references(
+        zs_all, ys_all)
+    loss_cmp = compare(lambda: loss_in_s_values, lambda: loss_values, [], rtol=rtol)
+    s1_cmp = compare(lambda: s1_values, lambda: s_first, [], rtol=rtol)
+    raw_cmp = compare(lambda: raw_values, lambda: grad_values, [], rtol=rtol)
     derived, got, _ = head_ce_gradient(scope["head"]["classes"], scope["head"]["batch"], 0)
     head_cmp = compare(lambda: derived, lambda: got, [], rtol=rtol)
     return evidence(
@@ -139,6 +150,14 @@ def _softmax_ce_gradient(scope, rtol) -> Evidence:
         compared("through a Flax head, x^T (s - y) / B equals nnx.grad of the kernel", head_cmp),
         details={"proved_for_k": {str(k): v for k, v in proved_for.items()}},
     )
+
+
+@jax.jit
+def _stability_cases(z_arr, y_arr):
+    """optax's loss, the Flax head's loss, jax.grad of optax's, and log(softmax) computed as written."""
+    naive = -jnp.sum(y_arr * jnp.log(jnp.exp(z_arr) / jnp.sum(jnp.exp(z_arr), -1, keepdims=True)), axis=-1)
+    return (optax.softmax_cross_entropy(z_arr, y_arr), softmax_cross_entropy(z_arr, y_arr),
+            jax.vmap(jax.grad(optax.softmax_cross_entropy))(z_arr, y_arr), naive)
 
 
 @claim(
@@ -169,16 +188,15 @@ def _softmax_ce_stable(scope, rtol, atol) -> Evidence:
         exact_loss.append(value(loss_expr, at, digits=scope["digits"]))
         exact_grad.append([value(s[i] - yc[i], at, digits=scope["digits"]) for i in range(3)])
     exact_loss, exact_grad = np.asarray(exact_loss), np.asarray(exact_grad)
-    z_arr, y_arr = jnp.asarray(cases), jnp.asarray(targets)
-    grads = jax.vmap(jax.grad(optax.softmax_cross_entropy))(z_arr, y_arr)
-    naive = -jnp.sum(y_arr * jnp.log(jnp.exp(z_arr) / jnp.sum(jnp.exp(z_arr), -1, keepdims=True)), axis=-1)
-    naive_finite = np.isfinite(np.asarray(naive))
+    z_arr, y_arr = np.asarray(cases, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    optax_loss, head_loss, grads, naive = (np.asarray(a) for a in _stability_cases(z_arr, y_arr))
+    naive_finite = np.isfinite(naive)
     return evidence(
         "autodiff",
         compared("optax.softmax_cross_entropy equals SymPy's 50-digit loss at every case",
-                 compare(lambda: optax.softmax_cross_entropy(z_arr, y_arr), lambda: exact_loss, [], rtol=rtol)),
+                 compare(lambda: optax_loss, lambda: exact_loss, [], rtol=rtol)),
         compared("cross-entropy on jax.nn.log_softmax (the Flax head's) equals SymPy's loss",
-                 compare(lambda: softmax_cross_entropy(z_arr, y_arr), lambda: exact_loss, [], rtol=rtol)),
+                 compare(lambda: head_loss, lambda: exact_loss, [], rtol=rtol)),
         compared("jax.grad of optax's loss is finite and equals SymPy's s - y",
                  compare(lambda: grads, lambda: exact_grad, [], rtol=0.0, atol=atol)),
         core("log(exp(z) / sum exp(z)) computed as written is not finite at the large cases",
@@ -195,7 +213,7 @@ def _chain_rule_displayed(indices, rtol) -> list[Finding]:
     jax.grad of the functions they differentiate."""
     shown = bce_vs_mse_chain_rule()
     grid = jnp.linspace(*SMOOTH_DOMAIN, 81)
-    probs = _sigmoid_array(grid)
+    probs = _sigmoid_jit(grid)
     outs = []
     references = {
         0: ("dsigma/dz = p(1 - p)", lambda lab: _sigmoid_grad(grid)),
@@ -209,7 +227,7 @@ def _chain_rule_displayed(indices, rtol) -> list[Finding]:
         name, reference = references[i]
         for lab in (0.0, 1.0):
             outs.append(compared(f"the displayed {name} equals jax.grad (y = {lab:g})",
-                                 compare(lambda lab=lab, fm=formula: jnp.broadcast_to(fm(probs, lab), grid.shape),
+                                 compare(lambda lab=lab, fm=formula: np.broadcast_to(fm(probs, lab), grid.shape),
                                          lambda lab=lab, r=reference: r(lab), [], rtol=rtol)))
     return outs
 
@@ -256,9 +274,9 @@ def _mse_gradient(scope, rtol) -> Evidence:
     ratio = sp.simplify(mse_logit_gradient() / bce_logit_gradient())
     ratio_proof = prove_identity(ratio, 2 * sp.diff(sigmoid(), z), [z])
     ratio_max = sp.maximum(2 * sp.diff(sigmoid(), z), z, sp.Reals)
-    wrong = jnp.asarray(scope["confidently_wrong_z"])  # y = 1, logit confidently negative
-    bce, mse = _bce_grad(wrong, 1.0), _mse_grad(wrong, 1.0)
-    shrink = np.asarray(jnp.abs(mse) / jnp.abs(bce))
+    wrong = jax.device_put(np.asarray(scope["confidently_wrong_z"]))  # y = 1, logit confidently negative
+    bce, mse = np.asarray(_bce_grad(wrong, 1.0)), np.asarray(_mse_grad(wrong, 1.0))
+    shrink = np.abs(mse) / np.abs(bce)
     # Curvature in z (y = 1): squared error on a sigmoid is concave for z < -ln 2, BCE convex everywhere.
     curvature = sigmoid_loss_curvature()
     lo_, hi_, n = scope["curvature_grid"]
@@ -370,6 +388,11 @@ def _hidden_layer(scope) -> Evidence:
     )
 
 
+_sigmoid_bce = jax.jit(optax.sigmoid_binary_cross_entropy)
+_two_class_softmax_ce = jax.jit(lambda zz, yy: optax.softmax_cross_entropy(jnp.stack([jnp.zeros_like(zz), zz], -1),
+                                                                           jnp.stack([1 - yy, yy], -1)))
+
+
 @claim(
     "losses/binary-log-loss-is-binary-cross-entropy",
     sources=["S004-02"],
@@ -387,14 +410,11 @@ def _log_loss(scope, rtol) -> Evidence:
     numeric = prove_identity(log_loss, binary_cross_entropy(p), [p, y],
                              sampler=lambda rng, n: rng.uniform(*scope["p_range"], n) if n else None)
     rng = np.random.default_rng(2)
-    z_values = jnp.asarray(rng.normal(0.0, scope["logit_std"], scope["points"]))
-    y_values = jnp.asarray(rng.integers(0, 2, scope["points"]).astype(np.float64))
-    two_class = compare(optax.sigmoid_binary_cross_entropy,
-                        lambda zz, yy: optax.softmax_cross_entropy(jnp.stack([jnp.zeros_like(zz), zz], -1),
-                                                                   jnp.stack([1 - yy, yy], -1)),
-                        [z_values, y_values], rtol=rtol)
+    z_values = rng.normal(0.0, scope["logit_std"], scope["points"])
+    y_values = rng.integers(0, 2, scope["points"]).astype(np.float64)
+    two_class = compare(_sigmoid_bce, _two_class_softmax_ce, [z_values, y_values], rtol=rtol)
     log_loss_jax = to_jax(log_loss, [p, y])
-    features = jnp.stack([z_values, jnp.ones_like(z_values), z_values**2 / 10], -1)
+    features = np.stack([z_values, np.ones_like(z_values), z_values**2 / 10], -1)
     race = {}
     for name, loss in {"bce": optax.sigmoid_binary_cross_entropy,
                        "log_loss": lambda zz, yy: log_loss_jax(_sigmoid_array(zz), yy)}.items():
@@ -402,7 +422,7 @@ def _log_loss(scope, rtol) -> Evidence:
             return w - scope["sgd"]["learning_rate"] * jax.grad(lambda q: jnp.mean(lf(features @ q, y_values)))(w), None
 
         race[name] = jax.jit(lambda w0, st=step: jax.lax.scan(st, w0, None, length=scope["sgd"]["steps"])[0])(
-            jnp.zeros(3))
+            np.zeros(3))
     runs = compare(lambda: race["log_loss"], lambda: race["bce"], [], rtol=1e3 * rtol)
     same = symbolic and numeric.holds and two_class.ok and runs.ok
     return evidence(
@@ -421,6 +441,12 @@ def _log_loss(scope, rtol) -> Evidence:
 # --- regression losses ------------------------------------------------------------------------------
 
 
+@jax.jit
+def _mse_and_mae_grads(residual):
+    return (jax.vmap(jax.grad(lambda r: optax.squared_error(r, 0.0)))(residual),
+            jax.vmap(jax.grad(jnp.abs))(residual))  # fmt: skip
+
+
 @claim(
     "losses/mse-is-sensitive-to-outliers-mae-is-not",
     sources=["S003-05", "S000-12"],
@@ -430,9 +456,8 @@ def _log_loss(scope, rtol) -> Evidence:
     scope={"residuals": [-500.0, -0.5, 0.5, 5.0, 50.0, 500.0], "data": [1, 2, 4, 7, 8], "outliers": [8, 80, 800, 8000]},
 )
 def _outliers(scope, rtol) -> Evidence:
-    residual = jnp.asarray(scope["residuals"])
-    grad_mse = jax.vmap(jax.grad(lambda r: optax.squared_error(r, 0.0)))(residual)
-    grad_mae = jax.vmap(jax.grad(jnp.abs))(residual)
+    residual = jax.device_put(np.asarray(scope["residuals"]))
+    grad_mse, grad_mae = (np.asarray(g) for g in _mse_and_mae_grads(residual))
     shown = {str(eq.lhs): eq for eq in _mse_mae()}
     mse_formula = to_jax(shown["Derivative((c - y)**2, c)"], [c, y])
     mae_formula = to_jax(shown["Derivative(Abs(c - y), c)"], [c, y])
@@ -513,6 +538,9 @@ def _argmins(scope) -> Evidence:
     )
 
 
+_hinge_grads = jax.jit(jax.vmap(jax.grad(optax.hinge_loss)))
+
+
 @claim(
     "losses/hinge-subgradient-is-minus-y-inside-the-margin",
     sources=["S002-28", "S000-12"],
@@ -531,11 +559,13 @@ def _hinge(scope, rtol) -> Evidence:
     scores = rng.uniform(*scope["scores"], scope["points"])
     targets = rng.choice(scope["labels"], scope["points"])
     away = np.abs(1 - targets * scores) > scope["kink_excluded_within"]
-    at_kink = {str(t): float(jax.grad(optax.hinge_loss)(t, t)) for t in scope["labels"]}  # y f = 1
+    labels_at_kink = np.asarray(scope["labels"])
+    kink_grads = np.asarray(_hinge_grads(labels_at_kink, labels_at_kink))  # y f = 1
+    at_kink = {str(t): float(g) for t, g in zip(scope["labels"], kink_grads, strict=True)}
     return evidence(
         "autodiff",
         compared("SymPy's -y Heaviside(1 - y f) equals jax.grad(optax.hinge_loss) off the kink",
-                 compare(formula, jax.vmap(jax.grad(optax.hinge_loss)), [scores[away], targets[away]], rtol=rtol)),
+                 compare(formula, _hinge_grads, [scores[away], targets[away]], rtol=rtol)),
         core("at y f = 1 optax's value lies in the subdifferential",
              all(min(-t, 0.0) <= at_kink[str(t)] <= max(-t, 0.0) for t in scope["labels"])),
         details={"grad_at_kink": at_kink},
@@ -559,19 +589,21 @@ def _imbalanced_population(scope) -> tuple[np.ndarray, np.ndarray]:
 def _weighted_minimiser(joint: np.ndarray, weights: np.ndarray, steps: int) -> np.ndarray:
     """argmin over one logit vector per x of the population's weighted CE sum_x,c P(x,c) w_c (-log q_c(x)),
     by Newton's method on the (convex) loss; the softmax of the result, shape (x, c)."""
-    mass = jnp.asarray(joint * weights)
+    return np.asarray(_newton_softmax(joint * weights, steps))
 
+
+@functools.partial(jax.jit, static_argnums=1)  # one program for every weighting of the same population
+def _newton_softmax(mass, steps):
     def loss(v):
         return -jnp.sum(mass * jax.nn.log_softmax(v, axis=-1))
 
-    @jax.jit
     def newton(v, _):
         g, h = jax.grad(loss)(v).ravel(), jax.hessian(loss)(v).reshape(v.size, v.size)
         # The loss is flat along adding a constant to one x's logits; lstsq takes the minimum-norm step.
         return v - jnp.linalg.lstsq(h, g)[0].reshape(v.shape), None
 
-    v, _ = jax.lax.scan(newton, jnp.zeros(joint.shape), None, length=steps)
-    return np.asarray(jax.nn.softmax(v, axis=-1))
+    v, _ = jax.lax.scan(newton, jnp.zeros(mass.shape), None, length=steps)
+    return jax.nn.softmax(v, axis=-1)
 
 
 def _balanced_accuracy(joint: np.ndarray, predicted: np.ndarray) -> tuple[float, np.ndarray]:
@@ -598,28 +630,34 @@ def _weighted_ce(scope, rtol) -> Evidence:
     claimed = [s[i] * sum(w * yy for w, yy in zip(ws, ys, strict=True)) - ws[i] * ys[i] for i in range(k)]
     symbolic = all(sp.simplify(sp.diff(loss, zs[i]) - claimed[i]) == 0 for i in range(k))
     rng = np.random.default_rng(6)
-    weights = jnp.asarray(scope["gradient_weights"])
-    z_values = jnp.asarray(rng.normal(0.0, 2.0, (64, k)))
-    y_values = jax.nn.one_hot(rng.integers(0, k, 64), k, dtype=jnp.float64)
-    autodiff = jax.vmap(jax.grad(lambda a, b: weighted_softmax_cross_entropy(a, b, weights)))(z_values, y_values)
-    scaled = jax.vmap(jax.grad(optax.softmax_cross_entropy))(z_values, y_values) * (y_values @ weights)[:, None]
+    weights = np.asarray(scope["gradient_weights"])
+    z_values = rng.normal(0.0, 2.0, (64, k))
+    y_values = np.eye(k)[rng.integers(0, k, 64)]  # one-hot rows
     # The displayed K = 3 gradient, evaluated against jax.grad.
     z3, y3, w3 = logits(3), labels(3), class_weights(3)
     shown = to_jax(weighted_ce_gradient()[0], [*z3, *y3, *w3])
-    w_three = jnp.asarray(scope["gradient_weights"][:3])
-    shown_values = jnp.stack(shown(*z_values[:, :3].T, *y_values[:, :3].T, *w_three)[:, 0], axis=-1)
-    shown_ref = jax.vmap(jax.grad(lambda a, b: weighted_softmax_cross_entropy(a, b, w_three)))(
-        z_values[:, :3], y_values[:, :3])
+    w_three = weights[:3]
     # Integer weights are duplication, exactly: the weighted loss is the plain loss on the copied data set.
     counts = np.asarray(scope["integer_weights"])
     n_int = len(counts)
-    zi = jnp.asarray(rng.normal(0.0, 2.0, (30, n_int)))
+    zi = rng.normal(0.0, 2.0, (30, n_int))
     yi = rng.integers(0, n_int, 30)
-    yi_hot = jax.nn.one_hot(yi, n_int, dtype=jnp.float64)
+    yi_hot = np.eye(n_int)[yi]
     copies = np.repeat(np.arange(30), counts[yi])
-    weighted_sum = lambda v: jnp.sum(weighted_softmax_cross_entropy(v, yi_hot, jnp.asarray(counts, float)))  # noqa: E731
-    copied_sum = lambda v: jnp.sum(optax.softmax_cross_entropy(v[copies], yi_hot[copies]))  # noqa: E731
-    duplication = compare(lambda: jax.grad(weighted_sum)(zi), lambda: jax.grad(copied_sum)(zi), [], rtol=rtol)
+
+    @jax.jit
+    def gradients(z_values, y_values, zi):  # every autodiff gradient and formula of the claim in one program
+        autodiff = jax.vmap(jax.grad(lambda a, b: weighted_softmax_cross_entropy(a, b, weights)))(z_values, y_values)
+        scaled = jax.vmap(jax.grad(optax.softmax_cross_entropy))(z_values, y_values) * (y_values @ weights)[:, None]
+        shown_values = jnp.stack(shown(*z_values[:, :3].T, *y_values[:, :3].T, *w_three)[:, 0], axis=-1)
+        shown_ref = jax.vmap(jax.grad(lambda a, b: weighted_softmax_cross_entropy(a, b, w_three)))(
+            z_values[:, :3], y_values[:, :3])
+        weighted_sum = lambda v: jnp.sum(weighted_softmax_cross_entropy(v, yi_hot, counts.astype(float)))  # noqa: E731
+        copied_sum = lambda v: jnp.sum(optax.softmax_cross_entropy(v[copies], yi_hot[copies]))  # noqa: E731
+        return autodiff, scaled, shown_values, shown_ref, jax.grad(weighted_sum)(zi), jax.grad(copied_sum)(zi)
+
+    autodiff, scaled, shown_values, shown_ref, by_weight, by_copy = gradients(z_values, y_values, zi)
+    duplication = compare(lambda: by_weight, lambda: by_copy, [], rtol=rtol)
     # What the weights do to the fitted model: the minimiser of the population's weighted loss.
     joint, priors = _imbalanced_population(scope)
     inverse = 1.0 / priors
@@ -667,10 +705,10 @@ def _rare_share(gamma_value: float, rare_easy: bool, scope) -> float:
     easy, hard, spread = scope["easy_logit"], scope["hard_logit"], scope["spread"]
     major = rng.normal(hard if rare_easy else -easy, spread, n_major)  # label 0: easy means a negative logit
     minor = rng.normal(easy if rare_easy else hard, spread, n_minor)
-    logit_values = jnp.asarray(np.concatenate([major, minor]))
-    targets = jnp.asarray(np.concatenate([np.zeros(n_major), np.ones(n_minor)]))
-    grads = jnp.abs(_focal_grad(logit_values, targets, gamma_value))
-    return float(jnp.sum(grads[n_major:]) / jnp.sum(grads))
+    logit_values = np.concatenate([major, minor])
+    targets = np.concatenate([np.zeros(n_major), np.ones(n_minor)])
+    grads = np.abs(np.asarray(_focal_grad(logit_values, targets, gamma_value)))
+    return float(np.sum(grads[n_major:]) / np.sum(grads))
 
 
 @claim(
@@ -703,26 +741,30 @@ def _focal(scope, rtol) -> Evidence:
     reduces = prove_identity(focal_loss().subs(gamma, 0), binary_cross_entropy(sigmoid()).subs(y, 1), [z])
     # The displayed forms in p, evaluated at p = sigma(z) against optax.
     lo_, hi_, n = scope["p_grid"]
-    probs = jnp.linspace(lo_, hi_, int(n))
-    grid = jnp.log(probs / (1 - probs))
+    probs = np.asarray(jnp.linspace(lo_, hi_, int(n)))
+    grid = jax.device_put(np.log(probs / (1 - probs)))
+    probs = jax.device_put(probs)
     shown, ratio_eqs = focal_loss_derivative(), focal_gradient_ratio()
     displayed = []
+    bce_grad = np.asarray(_bce_grad(grid, 1.0))
     for g in (0.5, 2.0):
-        fl, dfl, dce = _focal_loss(grid, 1.0, g), _focal_grad(grid, jnp.ones_like(grid), g), _bce_grad(grid, 1.0)
+        fl, dfl = np.asarray(_focal_loss(grid, 1.0, g)), np.asarray(_focal_grad(grid, np.ones(grid.shape), g))
         displayed += [
             compare(lambda gg=g: to_jax(shown[0], [p, gamma])(probs, gg), lambda r=fl: r, [], rtol=rtol),
             compare(lambda gg=g: to_jax(shown[1], [p, gamma])(probs, gg), lambda r=dfl: r, [], rtol=rtol),
-            compare(lambda gg=g: to_jax(ratio_eqs[0], [p, gamma])(probs, gg), lambda r=dfl / dce: r, [], rtol=rtol),
+            compare(lambda gg=g: to_jax(ratio_eqs[0], [p, gamma])(probs, gg), lambda r=dfl / bce_grad: r, [],
+                    rtol=rtol),
         ]
-    at_zero = compare(lambda: jnp.broadcast_to(to_jax(shown[2], [p])(probs), probs.shape),
-                      lambda: _bce_grad(grid, 1.0), [], rtol=rtol)
+    at_zero = compare(lambda: np.broadcast_to(np.asarray(to_jax(shown[2], [p])(probs)), probs.shape),
+                      lambda: bce_grad, [], rtol=rtol)
     loss_ratio = prove_identity(focal_loss_of_p_ratio(), (1 - p) ** gamma, [p, gamma],
                                 sampler=lambda rng, k: rng.uniform(0.01, 0.99, k))
     ratio = to_jax(ratio_eqs[0], [p, gamma])
-    easy = probs >= 0.5
-    falls = all(bool(jnp.all(jnp.diff(ratio(probs[easy], g)) < 0) and jnp.all(ratio(probs[easy], g) < 1))
-                for g in scope["share_gammas"])
-    hard_max = max(float(jnp.max(ratio(probs[~easy], g))) for g in scope["share_gammas"])
+    easy = np.asarray(probs) >= 0.5
+    # r on the whole grid (one program per call shape), then split into easy and hard in NumPy.
+    ratios = {g: np.asarray(ratio(probs, g)) for g in scope["share_gammas"]}
+    falls = all(bool(np.all(np.diff(r[easy]) < 0) and np.all(r[easy] < 1)) for r in ratios.values())
+    hard_max = max(float(np.max(r[~easy])) for r in ratios.values())
     at = {"p": 0.9, "gamma": 2.0}
     gradient_ratio, loss_ratio_value = float(ratio(at["p"], at["gamma"])), (1 - at["p"]) ** at["gamma"]
     imbalance = scope["imbalance"]
@@ -760,6 +802,20 @@ def focal_loss_of_p_ratio() -> sp.Expr:
 # --- a head with one output too many ----------------------------------------------------------------
 
 
+@nnx.jit
+def _head_gradients(head, x, targets):
+    """nnx.grad of the sliced head's loss (kernel and bias) and the derived x^T (s - y) / B, in one program."""
+    grads = nnx.grad(lambda m: m.loss(x, targets))(head).linear
+    return grads.kernel[...], grads.bias[...], x.T @ (jax.nn.softmax(head(x)) - targets) / x.shape[0]
+
+
+@nnx.jit
+def _eight_and_seven_way(head, x):
+    """The 8-way softmax of all the head's outputs and the 7-way softmax of the first seven."""
+    all_logits = head.all_logits(x)
+    return jax.nn.softmax(all_logits), jax.nn.softmax(all_logits[:, :7])
+
+
 @claim(
     "losses/sliced-extra-output-gets-exactly-zero-gradient",
     sources=["S003-03"],
@@ -774,10 +830,9 @@ def _sliced_head(scope, rtol) -> Evidence:
     exact_zero, kept = True, []
     for seed in scope["seeds"]:
         head, x, targets = eight_output_head(seed)
-        grads = nnx.grad(lambda m, x=x, t=targets: m.loss(x, t))(head).linear
-        exact_zero &= bool(jnp.all(grads.kernel[...][:, 7] == 0)) and float(grads.bias[...][7]) == 0.0
-        derived = x.T @ (jax.nn.softmax(head(x)) - targets) / x.shape[0]
-        kept.append(compare(lambda d=derived: d, lambda g=grads.kernel[...][:, :7]: g, [], rtol=rtol))
+        kernel_grad, bias_grad, derived = (np.asarray(a) for a in _head_gradients(head, x, targets))
+        exact_zero &= bool(np.all(kernel_grad[:, 7] == 0)) and float(bias_grad[7]) == 0.0
+        kept.append(compare(lambda d=derived: d, lambda g=kernel_grad[:, :7]: g, [], rtol=rtol))
     return evidence(
         "autodiff",
         core("SymPy: the displayed dL/dz_8 of the sliced loss is 0", zero == 0.0),
@@ -803,10 +858,9 @@ def _unsliced_head(scope, rtol) -> Evidence:
     shifts, relations = [], []
     for seed in scope["seeds"]:
         head, x, _ = eight_output_head(seed)
-        all_logits = head.all_logits(x)
-        eight, seven = jax.nn.softmax(all_logits), jax.nn.softmax(all_logits[:, :7])
+        eight, seven = (np.asarray(a) for a in _eight_and_seven_way(head, x))
         relations.append(compare(lambda e=eight: e[:, :7], lambda s=seven, e=eight: s * (1 - e[:, 7:]), [], rtol=rtol))
-        shifts.append(float(jnp.max(jnp.abs(eight[:, :7] - seven))))
+        shifts.append(float(np.max(np.abs(eight[:, :7] - seven))))
     return evidence(
         "autodiff",
         proved("SymPy: s_i^(8) = s_i^(7) (1 - s_8)", proof),

@@ -3,11 +3,10 @@ training the layers below changes the distribution of a hidden layer's inputs, a
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
 from derivations.claims import Evidence, claim, core, evidence, premise
-from derivations.normalization import flax_batchnorm
+from derivations.normalization import apply_module, flax_batchnorm
 
 
 def _hidden_input(params, x):
@@ -38,7 +37,7 @@ def statistics_under_training(scope: dict, seed: int = 0) -> dict:
         a = _hidden_input(params, x)
         raw.append((np.asarray(a.mean(0)), np.asarray(a.std(0))))
         if step in (0, scope["steps"]):  # BN's output at the start and at the end of training
-            b = np.asarray(bn(jnp.asarray(a)))
+            b = np.asarray(apply_module(bn, a))  # compiled (eagerly, every primitive is a program)
             normed.append((np.asarray(b.mean(0)), np.asarray(b.std(0))))
         g = _grad(params, x, y)
         w1_moved.append(float(np.linalg.norm(g["w1"])))

@@ -35,13 +35,14 @@ def _run(weights, gain, x, probe, use_norm):
 def ln_findings(scope: dict, norm=layer_norm) -> dict:
     rng = np.random.default_rng(scope["seed"])
     n, depth = scope["width"], scope["depth"]
-    weights = jnp.asarray(rng.normal(size=(depth, n, n)) / np.sqrt(n))
-    x = jnp.asarray(rng.normal(size=(1, n)))
-    probe = jnp.asarray(rng.normal(size=(1, n)))
+    # NumPy in, compiled programs (eagerly, every primitive per shape is one).
+    weights = rng.normal(size=(depth, n, n)) / np.sqrt(n)
+    x = rng.normal(size=(1, n))
+    probe = rng.normal(size=(1, n))
     ln = nnx.LayerNorm(n, epsilon=scope["epsilon"], use_bias=False, use_scale=False, rngs=nnx.Rngs(0),
                        param_dtype=jnp.float64, dtype=jnp.float64)
-    sample = jnp.asarray(rng.normal(size=(8, n)) * 3 + 1)
-    out = {"matches_flax": (np.asarray(norm(sample)), np.asarray(ln(sample)))}
+    sample = rng.normal(size=(8, n)) * 3 + 1
+    out = {"matches_flax": (np.asarray(jax.jit(norm)(sample)), np.asarray(nnx.jit(lambda m, v: m(v))(ln, sample)))}
     for label, use in (("plain", False), ("ln", True)):
         runs = [_run(weights, g, x, probe, use) for g in scope["gains"]]
         out[label] = {"grads": [np.asarray(r[0]) for r in runs], "rms": [np.asarray(r[1]) for r in runs]}
@@ -68,7 +69,7 @@ def _ln_scale(scope, rtol) -> Evidence:
     return evidence(
         "autodiff",
         compared("the layer norm used equals nnx.LayerNorm (no scale, no bias, epsilon 0)",
-                 compare(lambda: jnp.asarray(mine), lambda: jnp.asarray(flax), [], rtol=rtol), role="premise"),
+                 compare(lambda: mine, lambda: flax, [], rtol=rtol), role="premise"),
         premise("without LayerNorm the activations shrink or grow with depth as the gain^L, and the input gradient "
                 "with them", abs(np.log(ratio) / (scope["depth"] * np.log(hi / lo)) - 1) < scope["gain_law_margin"],
                 plain_gradient_ratio=ratio,
@@ -76,5 +77,5 @@ def _ln_scale(scope, rtol) -> Evidence:
         core("with LayerNorm every layer's activations have RMS 1, whatever the gain",
              all(np.allclose(v, 1.0, rtol=rtol, atol=0) for v in r["ln"]["rms"])),
         compared("and the input gradient is the same at both gains (LayerNorm(a h) = LayerNorm(h))",
-                 compare(lambda: jnp.asarray(ga), lambda: jnp.asarray(gb), [], rtol=rtol)),
+                 compare(lambda: ga, lambda: gb, [], rtol=rtol)),
     )
