@@ -210,6 +210,15 @@ def test_an_old_id_still_resolves():
     assert claim.id == "pooling/max-pooling-is-approximately-invariant-to-small-translations"
 
 
+def test_every_old_id_resolves_to_a_live_claim_and_none_is_reused():
+    registry.claims_for([])  # loads every chapter
+    live = {c.id for c in registry.all_claims()}
+    assert len(registry.ALIASES) >= 20
+    for old, new in registry.ALIASES.items():
+        assert new in live and old not in live
+        assert [c.id for c in registry.claims_for([old])] == [new]
+
+
 def test_the_anki_deck_has_one_note_per_claim_with_stable_ids(tmp_path):
     import sqlite3
     import zipfile

@@ -129,8 +129,8 @@ def test_the_chapter_checks_reach_their_recorded_verdicts():
     for claim in claims_for(
         [
             "data/class-weighting-matches-oversampling-in-expectation",
-            "data/z-score-does-not-make-data-normal",
-            "data/standardising-does-not-change-the-least-squares-fit",
+            "data/z-score-makes-data-standard-normal",
+            "data/standardising-makes-the-model-more-accurate",
         ]
     ):
         assert claim.run_check().verdict == claim.expected

@@ -123,7 +123,7 @@ def test_test_factor_check_can_fail_where_p_equals_one_minus_p():
 
     from derivations.claims import claims_for
 
-    (factor,) = claims_for(["dropout/test-time-factor-is-the-keep-probability"])
+    (factor,) = claims_for(["dropout/test-time-weights-are-multiplied-by-p"])
     assert factor.run_check().verdict == "refuted"
     at_half = dataclasses.replace(factor, scope={**factor.scope, "rates": [0.5]})
     assert at_half.run_check().verdict == "holds"

@@ -115,7 +115,7 @@ def leaky_values(grid: np.ndarray, slopes, expr=None) -> np.ndarray:
 
 
 @claim(
-    "activations/leaky-relu-is-non-zero-for-negative-z-but-zero-at-zero",
+    "activations/leaky-relu-is-non-zero-for-z-at-most-zero",
     sources=["S001-12"],
     says="The difference between Leaky ReLU and ReLU is that for z <= 0 its value is not zero "
          "(Leaky ReLU 与 ReLU 的区别在于当 z <= 0 时，其值不为零).",
@@ -123,6 +123,7 @@ def leaky_values(grid: np.ndarray, slopes, expr=None) -> np.ndarray:
     correction="For z < 0 yes: alpha z != 0. At z = 0 Leaky ReLU is 0 like ReLU (alpha * 0 = 0): the two differ "
                "exactly on z < 0, not on z <= 0.",
     scope={"negative": [-1e3, -1.0, -1e-3, -1e-300], "alphas": [0.01, 0.001, 0.2], "edge": 0.0},
+    aliases=["activations/leaky-relu-is-non-zero-for-negative-z-but-zero-at-zero"],
 )
 def _leaky_nonzero(scope) -> Evidence:
     neg = np.array(scope["negative"])

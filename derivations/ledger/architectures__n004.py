@@ -18,7 +18,7 @@ def layer_norm_channels(x: jax.Array, epsilon: float = 0.0) -> jax.Array:
 
 
 @claim(
-    "architectures/1x1-conv-is-linear-not-a-normalisation",
+    "architectures/1x1-conv-normalises-the-features",
     sources=["S004-21"],
     says="The 1x1 convolution normalises the different features (对不同特征进行归一化操作).",
     expected="refuted",
@@ -27,6 +27,7 @@ def layer_norm_channels(x: jax.Array, epsilon: float = 0.0) -> jax.Array:
     "its outputs keep whatever mean and spread the weights give them. Normalisation is a separate layer (BN, LN); "
     "what the 1x1 conv does is mix (fuse) the channels and change their number.",
     scope={"scales": [0.01, 1.0, 100.0], "channels": [3, 8], "pixels": 5},
+    aliases=["architectures/1x1-conv-is-linear-not-a-normalisation"],
 )
 def _one_by_one(scope, rtol) -> Evidence:
     rng = np.random.default_rng(3)

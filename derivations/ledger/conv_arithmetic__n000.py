@@ -41,7 +41,7 @@ def shares_weights(jacobian: np.ndarray, k: int) -> bool:
 
 
 @claim(
-    "conv_arithmetic/weight-sharing-is-one-kernel-at-every-position",
+    "conv_arithmetic/weight-sharing-is-a-receptive-field-sharing-one-output",
     sources=["S000-29"],
     says="Each value of the feature map corresponds to a receptive field; conversely, the pixel values of this "
     "receptive field share one value of the feature map, and that is weight sharing (反过来说，就是这个感受野中的像素值"
@@ -53,6 +53,7 @@ def shares_weights(jacobian: np.ndarray, k: int) -> bool:
     "kernel's weights are applied at every position (the Jacobian's rows are shifts of one row), which divides "
     "the weights by the number of positions and makes the layer translation equivariant.",
     scope={"length": 16, "kernel": 3, "inputs": "x ~ N(0, 1); layers without bias"},
+    aliases=["conv_arithmetic/weight-sharing-is-one-kernel-at-every-position"],
 )
 def _weight_sharing(scope) -> Evidence:
     n, k = scope["length"], scope["kernel"]

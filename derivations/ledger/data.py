@@ -133,7 +133,7 @@ def _standardising_speeds_up(scope, rtol, atol) -> Evidence:
 
 
 @claim(
-    "data/standardising-does-not-change-the-least-squares-fit",
+    "data/standardising-makes-the-model-more-accurate",
     sources=["S002-01"],
     says="It puts features of different units on the same numerical scale, reduces the influence of "
     "high-variance features and makes the model more accurate (使不同量纲的特征处于同一数值量级，减少方差大的特征的"
@@ -144,6 +144,7 @@ def _standardising_speeds_up(scope, rtol, atol) -> Evidence:
     "absorb). Scaling changes the result only when something else depends on the scale: a penalty such "
     "as ridge's ||w||^2, a distance (k-NN, RBF kernels), or a training run stopped early.",
     scope={"penalties": [5.0, 50.0], "n_train": 200, "n_test": 2000, "models": ["ridge (penalised)", "least squares"]},
+    aliases=["data/standardising-does-not-change-the-least-squares-fit"],
 )
 def _standardising_same_fit(scope, rtol) -> Evidence:
     x_all, y_all = _features(scope["n_train"] + scope["n_test"], seed=3)
@@ -259,7 +260,7 @@ def _zscore_moments(scope, rtol, atol) -> Evidence:
 
 
 @claim(
-    "data/z-score-does-not-make-data-normal",
+    "data/z-score-makes-data-standard-normal",
     sources=["S002-02"],
     says="After z-score processing the data follow the standard normal distribution, i.e. mean 0 and standard "
     "deviation 1 (经过处理后符合标准正态分布，即均值为0，标准差为1).",
@@ -268,6 +269,7 @@ def _zscore_moments(scope, rtol, atol) -> Evidence:
     "Skewness and kurtosis are unchanged, so exponential data stay exponential; only data that were normal "
     "come out standard normal.",
     scope={"distributions": ["exponential", "uniform", "lognormal", "normal"], "n": 100_000, "p_value": 1e-3},
+    aliases=["data/z-score-does-not-make-data-normal"],
 )
 def _zscore_not_normal(scope, rtol) -> Evidence:
     invariant = skewness_is_affine_invariant()

@@ -42,7 +42,7 @@ def _at(eq, rate: float, unit: float) -> float:
 
 
 @claim(
-    "dropout/test-time-factor-is-the-keep-probability",
+    "dropout/test-time-weights-are-multiplied-by-p",
     sources=["S001-10"],
     says="'In training, for each mini-batch, each neuron is dropped (失活) with probability p%, ... and at test time "
     "each neuron's parameters are multiplied in advance by the probability p, to make up for the neuron having "
@@ -62,6 +62,7 @@ def _at(eq, rate: float, unit: float) -> float:
         "convention": "p = drop probability (the note's first clause, nnx.Dropout's rate)",
     },
     tolerance=MONTE_CARLO,
+    aliases=["dropout/test-time-factor-is-the-keep-probability"],
 )
 def _test_factor(scope) -> Evidence:
     expectation = training_expectations()[0]

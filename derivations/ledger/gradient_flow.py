@@ -253,7 +253,7 @@ def _sigmoid_bound(scope, rtol) -> Evidence:
 
 
 @claim(
-    "gradient_flow/relu-alone-does-not-stop-vanishing-gradients",
+    "gradient_flow/relu-solves-vanishing-gradients-by-not-saturating",
     sources=["S001-33"],
     says="How does relu solve vanishing gradient? The function is linear and does not saturate.",
     expected="qualified",
@@ -265,6 +265,7 @@ def _sigmoid_bound(scope, rtol) -> Evidence:
            "kept_band": [0.1, 10.0], "far_less_factor": 1e6},
     tolerance="per-layer log growth of ||dL/dh_l||^2 (mean of 49 layer ratios) within z_max standard errors of "
     "log(n sigma_w^2 / 2); 'kept' means the first layer's gradient within kept_band of the last's",
+    aliases=["gradient_flow/relu-alone-does-not-stop-vanishing-gradients"],
 )
 def _relu_vanishing(scope) -> Evidence:
     law, kept, rows = [], {}, {}

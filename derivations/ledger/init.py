@@ -283,7 +283,7 @@ def _outputs(graph, state, x):
 
 
 @claim(
-    "init/zero-init-sigmoid-trains-but-hidden-units-stay-identical",
+    "init/zero-initialised-network-cannot-train",
     sources=["S002-19"],
     says="If the network is initialised with zero weights, can it train normally? No: because the initial "
     "weights are 0, every input gives the same result, and the network cannot update.",
@@ -292,6 +292,7 @@ def _outputs(graph, state, x):
     "outputs come to depend on the input. What fails is symmetry breaking: every hidden unit receives the "
     "same gradient, so all hidden units stay identical forever and the hidden layer acts as one unit.",
     scope={**ZERO_SCOPE, "activations": ["sigmoid"], "probe_inputs": 5},
+    aliases=["init/zero-init-sigmoid-trains-but-hidden-units-stay-identical"],
 )
 def _zero_sigmoid(scope) -> Evidence:
     moved, depends, identical, rows = [], [], [], {}

@@ -351,7 +351,7 @@ def _logistic_race(scope) -> Evidence:
 
 
 @claim(
-    "losses/cross-entropy-does-not-cancel-hidden-sigmoid-derivatives",
+    "losses/cancelling-the-sigmoid-derivative-prevents-vanishing-gradients",
     sources=["S001-29"],
     says="\"when the derivative of sigmoid term is cancelled, learning is faster and prevents vanishing gradient "
     "problem\" (S001-29).",
@@ -361,6 +361,7 @@ def _logistic_race(scope) -> Evidence:
     "confidently wrong output; the vanishing gradient of deep sigmoid stacks is untouched.",
     scope={"hidden_preactivations": [0.0, 5.0, 10.0, 20.0], "output_logit": -5.0, "label": 1.0,
            "vanishes_below": 1e-6},
+    aliases=["losses/cross-entropy-does-not-cancel-hidden-sigmoid-derivatives"],
 )
 def _hidden_layer(scope) -> Evidence:
     w1, w2, b1, b2, x = sp.symbols("w1 w2 b1 b2 x", real=True)
@@ -394,7 +395,7 @@ _two_class_softmax_ce = jax.jit(lambda zz, yy: optax.softmax_cross_entropy(jnp.s
 
 
 @claim(
-    "losses/binary-log-loss-is-binary-cross-entropy",
+    "losses/log-loss-overfits-where-cross-entropy-does-not",
     sources=["S004-02"],
     says="\"使用logloss作为损失函数，容易产生拟合，cross_entropy则不会\" (with logloss as the loss function it easily "
     "overfits; with cross_entropy it does not).",
@@ -403,6 +404,7 @@ _two_class_softmax_ce = jax.jit(lambda zz, yy: optax.softmax_cross_entropy(jnp.s
     "(and two-class softmax cross-entropy is the same function of the logit difference), so they give "
     "identical gradients and identical training runs: neither overfits more than the other.",
     scope={"p_range": [0.01, 0.99], "logit_std": 4.0, "points": 256, "sgd": {"learning_rate": 0.1, "steps": 20}},
+    aliases=["losses/binary-log-loss-is-binary-cross-entropy"],
 )
 def _log_loss(scope, rtol) -> Evidence:
     log_loss = bernoulli_log_loss()

@@ -528,7 +528,7 @@ def _learned(scope, rtol) -> Evidence:
 
 
 @claim(
-    "normalization/eval-mode-freezes-the-statistics-not-gamma-beta",
+    "normalization/without-eval-mode-testing-changes-gamma-and-beta",
     sources=["S000-21"],
     says="model.eval(): 'at inference it uses the mean and variance produced on the training set, i.e. it keeps "
     "the mean and variance in the BN layer unchanged; without it, testing would change BN's scale and shift "
@@ -539,6 +539,7 @@ def _learned(scope, rtol) -> Evidence:
     "and beta, the scale and shift, change only when an optimizer step is taken, in either mode: a training-mode "
     "pass leaves them bit-identical.",
     scope={"batch_sizes": [1, 2, 32], "momentum": [0.9, 0.99], "test_passes": 3},
+    aliases=["normalization/eval-mode-freezes-the-statistics-not-gamma-beta"],
 )
 def _eval_mode(scope) -> Evidence:
     rng = np.random.default_rng(4)

@@ -40,7 +40,7 @@ def _layers(scope: dict) -> dict[str, nnx.Module]:
 
 
 @claim(
-    "normalization/being-a-module-does-not-make-a-layer-trainable",
+    "normalization/bn-is-trainable-because-it-is-a-module",
     sources=["S000-19"],
     says="In PyTorch BN's parent class is nn.Module, which shows that it is trainable (pytorch中的BN操作的父类是"
     "nn.Module，说明他是可以训练的).",
@@ -49,6 +49,7 @@ def _layers(scope: dict) -> dict[str, nnx.Module]:
     "why: dropout (and pooling, activations, containers) are Modules too and hold no parameter at all. A layer is "
     "trainable when it holds parameters the loss depends on.",
     scope={"features": 4, "rate": 0.5, "batch": 8, "library": "flax.nnx (nnx.Module is PyTorch's nn.Module)"},
+    aliases=["normalization/being-a-module-does-not-make-a-layer-trainable"],
 )
 def _module_is_not_trainable(scope) -> Evidence:
     layers = _layers(scope)

@@ -134,7 +134,7 @@ def _premise_lrn(rtol) -> object:
 
 
 @claim(
-    "normalization/lrn-does-not-make-the-largest-response-relatively-larger",
+    "normalization/lrn-makes-the-larger-responses-relatively-larger",
     sources=["S001-08"],
     says="AlexNet's LRN creates a competition between the activities of local neurons, making the larger responses "
          "relatively larger (使得其中响应比较大的值变得相对更大).",
@@ -147,6 +147,7 @@ def _premise_lrn(rtol) -> object:
                "larger; what LRN does is suppress the neighbours of a large response (see "
                "normalization/lrn-suppresses-the-neighbours-of-a-large-response).",
     scope=LRN_SCOPE,
+    aliases=["normalization/lrn-does-not-make-the-largest-response-relatively-larger"],
 )
 def _lrn_relative(scope, rtol) -> Evidence:
     rows = lrn_contrasts(scope)

@@ -137,7 +137,7 @@ def _l1_reason(scope) -> Evidence:
 
 
 @claim(
-    "regularization/l2-norm-has-a-square-root",
+    "regularization/l2-norm-is-the-sum-of-squares",
     sources=["S003-08"],
     says="||W||_2 = w_1^2 + w_2^2 + w_3^2 + ... + w_n^2 ... for L2 regularisation, in the same way, "
     "L(w, lambda) = J(w) + lambda ||W||_2.",
@@ -146,6 +146,7 @@ def _l1_reason(scope) -> Evidence:
     "difference matters: the unsquared norm has a kink at W = 0 and zeroes the whole vector when ||a|| <= "
     "lambda (minimiser max(0, 1 - lambda/||a||) a), while the squared penalty only shrinks (a / (1 + 2 lambda)).",
     scope={"vectors": 200, "length": 12, "problems": 50, "dimension": 3, "lambda": 1.0, "perturbations": 200},
+    aliases=["regularization/l2-norm-has-a-square-root"],
 )
 def _l2_norm_square_root(scope, rtol) -> Evidence:
     rng = np.random.default_rng(2)

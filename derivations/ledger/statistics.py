@@ -180,7 +180,7 @@ def _bias_variance(scope) -> Evidence:
 
 
 @claim(
-    "statistics/bias-is-not-the-gap-between-prediction-and-label",
+    "statistics/bias-is-the-gap-between-prediction-and-label",
     sources=["S004-07"],
     says="Bias: how far the predicted values deviate from the labels; variance: the effect of fluctuations of "
     "the data on the error (偏差：预测值偏离标签程度; 方差：数据波动对误差的影响).",
@@ -190,6 +190,7 @@ def _bias_variance(scope) -> Evidence:
     "the label noise to bias^2: it measures the bias only for a rigid model whose bias dominates; a flexible "
     "model can have almost no bias and still miss its labels badly.",
     scope={"degrees": [1, 3, 9], "noise": 0.3, "n_train": 50, "training_sets": 400, "dominates_by": 2.0},
+    aliases=["statistics/bias-is-not-the-gap-between-prediction-and-label"],
 )
 def _bias_definition(scope) -> Evidence:
     rng = np.random.default_rng(5)

@@ -15,7 +15,7 @@ X_TEST = np.linspace(0.05, 0.95, 40)
 
 
 @claim(
-    "statistics/bagging-does-not-fix-an-underfitting-learner",
+    "statistics/bagging-weak-learners-fixes-underfitting",
     sources=["S004-04"],
     says="Against underfitting: a low-capacity model may hardly fit the training set; use ensemble methods such "
     "as bagging, bagging several weak learners (使用集成学习方法，如Bagging ,将多个弱学习器Bagging).",
@@ -26,6 +26,7 @@ X_TEST = np.linspace(0.05, 0.95, 40)
     "the one that lowers it.",
     scope={"sets": 200, "n_train": 50, "noise": 0.3, "replicates": 20, "rounds": 100, "shrinkage": 0.1,
            "learner": "regression stump", "lower_by_at_least": 0.5},
+    aliases=["statistics/bagging-does-not-fix-an-underfitting-learner"],
 )
 def _bagging_bias(scope) -> Evidence:
     rng = np.random.default_rng(11)
