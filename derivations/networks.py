@@ -36,14 +36,12 @@ from derivations.conv_arithmetic import (
     conv_macs,
     conv_output_size,
     conv_params,
-    evaluate_integer,
     receptive_field_step,
-    taps_in_bounds_expr,
+    taps_in_bounds,
 )
 from derivations.conv_arithmetic import d as dilation_sym
 from derivations.conv_arithmetic import j as jump_sym
 from derivations.conv_arithmetic import k as kernel_sym
-from derivations.conv_arithmetic import n as n_sym
 from derivations.conv_arithmetic import p as padding_sym
 from derivations.conv_arithmetic import r as field_sym
 from derivations.conv_arithmetic import s as stride_sym
@@ -181,20 +179,6 @@ def _pads(padding, kernel: tuple[int, int], stride: tuple[int, int], hw: tuple[i
 
 
 @functools.cache
-def _taps_expr() -> sp.Expr:
-    return taps_in_bounds_expr()
-
-
-@functools.cache
-def _taps_in_bounds(n: int, kernel: int, stride: int, padding: int) -> int:
-    """conv_arithmetic's taps_in_bounds (the (output, tap) pairs along one axis that read the image), its
-    expression built once; memoised per geometry."""
-    conv_output_size(n, kernel, stride, padding)  # validates the window as taps_in_bounds does
-    return evaluate_integer(_taps_expr(), {n_sym: n, kernel_sym: kernel, stride_sym: stride, padding_sym: padding,
-                                           dilation_sym: 1})
-
-
-@functools.cache
 def _cached(formula, *args, **kwargs) -> int:
     """``formula(*args, **kwargs)``, one of conv_arithmetic's integer formulas, computed once per argument tuple."""
     return formula(*args, **kwargs)
@@ -210,9 +194,9 @@ def _window(name, kind, state, kernel, stride, padding, *, c_in, c_out, groups=1
     if contracts and state.counts:
         params = _cached(conv_params, kernel, kernel, c_in, c_out, groups, bias)
         macs = _cached(conv_macs, kernel, kernel, c_in, c_out, ho, wo, groups)
-        # conv_macs_in_bounds's product: taps on the image along each axis times the (c_in/G) c_out channel
-        # pairs, with conv_arithmetic's in-bounds sum built once (taps_in_bounds rebuilds it on every call).
-        bounded = _taps_in_bounds(h, kernel, stride, padding) * _taps_in_bounds(w, kernel, stride, padding) * (
+        # conv_macs_in_bounds's product: taps on the image along each axis times the (c_in/G) c_out channel pairs.
+        bounded = _cached(taps_in_bounds, h, kernel, stride, padding) * _cached(taps_in_bounds, w, kernel, stride,
+                                                                                 padding) * (
             c_in // groups) * c_out  # fmt: skip
     else:
         params = macs = bounded = 0
