@@ -6,7 +6,7 @@ roofline measured in the same run (``benchmarks/roofline.py``).
 Least bytes of a forward + backward (8 x the size of x): the forward reads x for the statistics and again
 for y, and writes y; the backward reads x and dy for the two sums (sum dy, sum dy x_hat), reads them again
 for dx, and writes dx. The forward cannot be one pass (y needs the statistics of the whole batch), nor the
-backward (dx needs both sums). y and dx are new arrays (the allocation-aware roof counts their first touch)."""
+backward (dx needs both sums)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def run() -> list[dict]:
         )  # fmt: skip
         measured = rates(row["extra"], x.nbytes)
         for side in ("baseline", "candidate"):
-            row["extra"].update(place(row[f"{side}_s"], 8 * x.nbytes, 2 * x.nbytes, measured,
+            row["extra"].update(place(row[f"{side}_s"], 8 * x.nbytes, measured,
                                       row["extra"][f"{side}_xla_flops"], None, prefix=f"{side}_"))  # fmt: skip
         row["extra"].update(measured)
         results.append(row)

@@ -5,6 +5,8 @@ roofline measured in the same run (``benchmarks/roofline.py``):
   multiply-adds of ``models.blocks.depthwise_conv2d``, at stride 1 and stride 2. Least bytes: read x and
   write y (forward); read x and dy, write dx (backward); the kernel read and its gradient written;
 * forward + backward, plain autodiff of the same shifted sum vs the kernel's custom JVP (what the rules add);
+* the two halves of the fast kernel's backward on their own: dkernel (least bytes: read x and dy) vs dx
+  (read dy, write dx);
 * forward mode (``jax.jvp``: y and y_dot), grouped vs fast. Least bytes: read x and x_dot, write y and y_dot;
 * forward, the dense 3x3 conv C -> C (256x the flops) vs each depthwise implementation, batch 8 and 1, and
   each depthwise implementation vs the small dense conv C = 16 (the same flops);
@@ -46,15 +48,14 @@ def forward_mode(f):
     return step
 
 
-def _placed(result: dict, least: float, fresh: float, nbytes: int, peak: float) -> dict:
+def _placed(result: dict, least: float, nbytes: int, peak: float) -> dict:
     """``result`` with both sides placed on the roofline measured in its rounds (copies of ``nbytes``)."""
     extra = result["extra"]
     measured = rates(extra, nbytes)
     for side in ("baseline", "candidate"):
-        extra.update(place(result[f"{side}_s"], least, fresh, measured, extra[f"{side}_xla_flops"], peak,
+        extra.update(place(result[f"{side}_s"], least, measured, extra[f"{side}_xla_flops"], peak,
                            prefix=f"{side}_"))  # fmt: skip
-    extra.update({**measured, "peak_flops_per_s": peak, "minimum_bytes": least,
-                  "copy_bandwidth_bytes_per_s": measured["streaming_bandwidth_bytes_per_s"]})  # fmt: skip
+    extra.update({**measured, "peak_flops_per_s": peak, "minimum_bytes": least})
     return result
 
 
@@ -82,7 +83,7 @@ def _forward_comparisons(batch: int, peak: float) -> list[dict]:
         # Least bytes: x read, y written, the kernel read (the dense one is 256x the depthwise one).
         measured = rates(row["extra"], x.nbytes)
         for side, kernel in (("baseline", k_dense), ("candidate", k_dw)):
-            row["extra"].update(place(row[f"{side}_s"], 2 * x.nbytes + kernel.nbytes, x.nbytes, measured,
+            row["extra"].update(place(row[f"{side}_s"], 2 * x.nbytes + kernel.nbytes, measured,
                                       row["extra"][f"{side}_xla_flops"], peak, prefix=f"{side}_"))  # fmt: skip
         row["extra"].update({**measured, "peak_flops_per_s": peak})
         out.append(row)
@@ -96,13 +97,34 @@ def _forward_comparisons(batch: int, peak: float) -> list[dict]:
             companions={**copies(x.nbytes), **copies(x_small.nbytes, "small_")},
         )  # fmt: skip
         measured, small = rates(row["extra"], x.nbytes), rates(row["extra"], x_small.nbytes, "small_")
-        row["extra"].update(place(row["baseline_s"], 2 * x.nbytes + k_dw.nbytes, x.nbytes, measured,
+        row["extra"].update(place(row["baseline_s"], 2 * x.nbytes + k_dw.nbytes, measured,
                                   row["extra"]["baseline_xla_flops"], peak, prefix="baseline_"))  # fmt: skip
-        row["extra"].update(place(row["candidate_s"], 2 * x_small.nbytes + k_small.nbytes, x_small.nbytes,
-                                  small, row["extra"]["candidate_xla_flops"], peak, prefix="candidate_"))
+        row["extra"].update(place(row["candidate_s"], 2 * x_small.nbytes + k_small.nbytes, small,
+                                  row["extra"]["candidate_xla_flops"], peak, prefix="candidate_"))  # fmt: skip
         row["extra"].update({**measured, "peak_flops_per_s": peak})
         out.append(row)
     return out
+
+
+def _gradient_parts(x, kernel, dy, peak: float) -> dict:
+    """Where the fast kernel's backward goes: dkernel alone (the scan over x and dy; least bytes: x and dy
+    read) against dx alone (the flipped kernel's correlation of dy; least bytes: dy read, dx written)."""
+    dkernel = lambda a, k, d: jax.vjp(lambda b: depthwise_conv2d(a, b), k)[1](d)  # noqa: E731
+    dx = lambda a, k, d: jax.vjp(lambda v: depthwise_conv2d(v, k), a)[1](d)  # noqa: E731
+    row = side_by_side(
+        f"depthwise3x3_kernel_gradient_vs_input_gradient_{'x'.join(map(str, x.shape))}",
+        ("dkernel of models.blocks.depthwise_conv2d (jax.vjp in the kernel)", dkernel),
+        ("dx of models.blocks.depthwise_conv2d (jax.vjp in x)", dx),
+        (x, kernel, dy), runs=7, warmup=2, companions=copies(x.nbytes),
+        unit_note="seconds per pullback, float32 NHWC, median of 7 alternating runs",
+    )  # fmt: skip
+    measured = rates(row["extra"], x.nbytes)
+    row["extra"].update(place(row["baseline_s"], 2 * x.nbytes, measured, row["extra"]["baseline_xla_flops"], peak,
+                              prefix="baseline_"))  # fmt: skip
+    row["extra"].update(place(row["candidate_s"], 2 * x.nbytes + kernel.nbytes, measured,
+                              row["extra"]["candidate_xla_flops"], peak, prefix="candidate_"))  # fmt: skip
+    row["extra"].update({**measured, "peak_flops_per_s": peak})
+    return row
 
 
 def _channels_of_eight(peak: float) -> dict:
@@ -138,7 +160,7 @@ def run() -> list[dict]:
     both = copies(x.nbytes)
     size = "x".join(map(str, SHAPE))
     # Least bytes, forward + backward: x read, y written; x and dy read, dx written; kernel read, dkernel written.
-    least, fresh = 5 * x.nbytes + 2 * k_dw.nbytes, 2 * x.nbytes
+    least = 5 * x.nbytes + 2 * k_dw.nbytes
     fb = side_by_side(
         f"depthwise3x3_forward_backward_{size}",
         ("lax grouped conv (feature_group_count=C)", forward_backward(depthwise_conv2d_grouped)),
@@ -146,7 +168,7 @@ def run() -> list[dict]:
         (x, k_dw, dy), runs=5, warmup=1, companions=both,
         unit_note="seconds per forward+backward (y, dx, dkernel), float32 NHWC, median of 5 alternating runs",
     )  # fmt: skip
-    rows = [_placed(fb, least, fresh, x.nbytes, peak)]
+    rows = [_placed(fb, least, x.nbytes, peak)]
     vjp = side_by_side(
         f"depthwise3x3_autodiff_vs_custom_jvp_forward_backward_{size}",
         ("jax.vjp of the shifted sum (plain autodiff)", forward_backward(_shifted_sum)),
@@ -154,7 +176,7 @@ def run() -> list[dict]:
         (x, k_dw, dy), runs=7, warmup=2, companions=both,
         unit_note="seconds per forward+backward (y, dx, dkernel), float32 NHWC, median of 7 alternating runs",
     )  # fmt: skip
-    rows.append(_placed(vjp, least, fresh, x.nbytes, peak))
+    rows.append(_placed(vjp, least, x.nbytes, peak))
     dy2 = dy[:, ::2, ::2]
     strided = side_by_side(
         f"depthwise3x3_stride2_forward_backward_{size}",
@@ -163,8 +185,8 @@ def run() -> list[dict]:
         (x, k_dw, dy2), runs=5, warmup=1, companions=both,
         unit_note="seconds per forward+backward (y, dx, dkernel), stride 2 'SAME', float32 NHWC, median of 5",
     )  # fmt: skip
-    rows.append(_placed(strided, 2 * x.nbytes + 3 * dy2.nbytes + 2 * k_dw.nbytes, x.nbytes + dy2.nbytes,
-                        x.nbytes, peak))  # fmt: skip
+    rows.append(_gradient_parts(x, k_dw, dy, peak))
+    rows.append(_placed(strided, 2 * x.nbytes + 3 * dy2.nbytes + 2 * k_dw.nbytes, x.nbytes, peak))
     jvp = side_by_side(
         f"depthwise3x3_forward_mode_jvp_{size}",
         ("jax.jvp of the lax grouped conv", forward_mode(depthwise_conv2d_grouped)),
@@ -172,7 +194,7 @@ def run() -> list[dict]:
         (x, k_dw, x_dot, k_dot), runs=5, warmup=1, companions=both,
         unit_note="seconds per jax.jvp (y, y_dot), float32 NHWC, median of 5 alternating runs",
     )  # fmt: skip
-    rows.append(_placed(jvp, 4 * x.nbytes + 2 * k_dw.nbytes, 2 * x.nbytes, x.nbytes, peak))
+    rows.append(_placed(jvp, 4 * x.nbytes + 2 * k_dw.nbytes, x.nbytes, peak))
     rows += [r for batch in BATCHES for r in _forward_comparisons(batch, peak)]
     rows.append(_channels_of_eight(peak))
     return rows

@@ -17,6 +17,8 @@ from typing import Any
 
 import jax
 
+from benchmarks import allocator
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -118,7 +120,7 @@ def write_results(results: Sequence[dict[str, Any]], directory: Path = RESULTS_D
     path = Path(directory) / f"{backend()}.json"
     old = json.loads(path.read_text(encoding="utf-8"))["results"] if path.is_file() else []
     merged = {r["name"]: r for r in old}
-    merged.update({r["name"]: r for r in results})
+    merged.update({r["name"]: {**r, "allocator": allocator.description()} for r in results})
     document = {
         "backend": backend(),
         "device": jax.devices()[0].device_kind,

@@ -1,20 +1,20 @@
 """The roofline of the machine a benchmark runs on, measured in the same run, and where a kernel sits on it.
 
-Two memory figures, both on an array of the size the kernel moves:
+Two memory figures, both on an array of the size the kernel moves, under the benchmarks' allocator
+(``benchmarks/allocator.py``: freed memory is kept, so a new array is not page-faulted in again):
 
-* the **streaming bandwidth**: ``x + 1`` written into its own (donated) buffer, one read and one write per
-  element, pages already mapped. No kernel moves its bytes faster; the roofline's slanted line.
-* the **first-touch cost**: ``x + 1`` into a *new* array, minus the streaming time, per byte written. A
-  kernel that returns a new array pays it on every call where the allocator hands back memory the operating
-  system must map and zero again (on Linux/glibc: any buffer past the mmap threshold, 32 MiB at most, is
-  returned to the system when freed and faulted in again, one 4 KiB page at a time, when next written).
+* the **copy bandwidth**: ``x + 1`` into a *new* array, one read and one write per element. This is the roof
+  of a kernel whose outputs are new arrays, as every output of a jitted function is: a write into memory that is
+  not in the cache first reads the line (write-allocate), for the copy and the kernel alike. A kernel's
+  fraction of it is ``least bytes / time / copy bandwidth``, the figure the kernels' targets are set in.
+* the **in-place bandwidth**: ``x + 1`` into its own (donated) buffer, pages mapped and lines read anyway: the
+  most the memory system gives on this machine, a roof for a kernel that updated its operands in place.
 
 Both copies are timed in the same alternating rounds as the kernels they are compared with (the
 ``companions`` of ``harness.side_by_side``), so that a roof sees the same load as the kernel on a shared
-machine. A kernel's **least bytes** are what it must read and write at the least (the bench module says how it counts
-them); its fraction of the roofline is ``least bytes / time / streaming bandwidth``, and its fraction of the
-*allocation-aware* roof is ``(least bytes / streaming bandwidth + fresh output bytes x first-touch cost) / time``.
-For compute-bound kernels, the **peak FLOP/s** is that of a large float32 matmul measured in the same run.
+machine. A kernel's **least bytes** are what it must read and write at the least (the bench module says how it
+counts them). For compute-bound kernels, the **peak FLOP/s** is that of a large float32 matmul measured in the
+same run.
 """
 
 from __future__ import annotations
@@ -56,18 +56,17 @@ def copies(nbytes: int, prefix: str = "") -> dict[str, object]:
 
 
 def rates(extra: dict, nbytes: int, prefix: str = "") -> dict[str, float]:
-    """Streaming bandwidth and first-touch cost from the companion times in ``extra`` (see :func:`copies`)."""
-    streaming_s, fresh_s = extra[f"{prefix}streaming_copy_s"], extra[f"{prefix}fresh_copy_s"]
+    """Copy and in-place bandwidth from the companion times in ``extra`` (see :func:`copies`)."""
+    in_place_s, fresh_s = extra[f"{prefix}streaming_copy_s"], extra[f"{prefix}fresh_copy_s"]
     return {
         "array_bytes": float(nbytes),
-        "streaming_bandwidth_bytes_per_s": 2 * nbytes / streaming_s,
-        "fresh_copy_bandwidth_bytes_per_s": 2 * nbytes / fresh_s,
-        "first_touch_s_per_byte": max(fresh_s - streaming_s, 0.0) / nbytes,
+        "copy_bandwidth_bytes_per_s": 2 * nbytes / fresh_s,
+        "in_place_bandwidth_bytes_per_s": 2 * nbytes / in_place_s,
     }
 
 
 def memory_rates(nbytes: int, runs: int = RUNS) -> dict[str, float]:
-    """Streaming bandwidth and first-touch cost on their own, the two copies timed alternately."""
+    """Copy and in-place bandwidth on their own, the two copies timed alternately."""
     calls = copies(nbytes)
     for call in calls.values():
         jax.block_until_ready(call())
@@ -88,16 +87,13 @@ def peak_flops(n: int = 2048, runs: int = 5) -> float:
     return 2 * n**3 / _median_time(matmul, (a, a), runs)
 
 
-def place(seconds: float, least_bytes: float, fresh_output_bytes: float, rates: dict[str, float],
-          flops: float | None = None, peak: float | None = None, prefix: str = "") -> dict[str, float | None]:
-    """A kernel's figures on the roofline: its least bytes, its fraction of the streaming bandwidth, of the
-    allocation-aware roof, and (given ``flops`` and ``peak``) of the compute roof."""  # fmt: skip
-    beta = rates["streaming_bandwidth_bytes_per_s"]
-    roof_s = least_bytes / beta + fresh_output_bytes * rates["first_touch_s_per_byte"]
+def place(seconds: float, least_bytes: float, rates: dict[str, float], flops: float | None = None,
+          peak: float | None = None, prefix: str = "") -> dict[str, float | None]:  # fmt: skip
+    """A kernel's figures on the roofline: its least bytes, its fraction of the copy bandwidth and of the
+    in-place bandwidth, and (given ``flops`` and ``peak``) of the compute roof."""
     return {
         f"{prefix}least_bytes": float(least_bytes),
-        f"{prefix}fresh_output_bytes": float(fresh_output_bytes),
-        f"{prefix}bandwidth_fraction": least_bytes / seconds / beta,
-        f"{prefix}allocation_aware_fraction": roof_s / seconds,
+        f"{prefix}bandwidth_fraction": least_bytes / seconds / rates["copy_bandwidth_bytes_per_s"],
+        f"{prefix}in_place_fraction": least_bytes / seconds / rates["in_place_bandwidth_bytes_per_s"],
         f"{prefix}compute_fraction": (flops / seconds / peak) if flops and peak else None,
     }

@@ -8,6 +8,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from benchmarks import allocator
 from benchmarks.harness import write_results
 
 HERE = Path(__file__).resolve().parent
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(available)}", file=sys.stderr)
         return 2
+    allocator.reexec_with_kept_memory("benchmarks.run", names)
+    print(f"allocator: {allocator.description()}")
     results = []
     for name in names:
         for r in importlib.import_module(f"benchmarks.bench_{name}").run():

@@ -10,6 +10,7 @@
 """
 
 import functools
+import platform
 
 import jax
 import jax.numpy as jnp
@@ -266,16 +267,19 @@ def test_batchnorm_keeps_at_most_half_the_residuals_of_autodiff():
 
 
 def test_roofline_places_a_kernel_at_the_roof_and_below_it():
-    from benchmarks.roofline import place
+    from benchmarks.roofline import place, rates
 
-    measured = {"streaming_bandwidth_bytes_per_s": 1e10, "first_touch_s_per_byte": 1e-9}
-    at_roof = place(1e-2 + 1e6 * 1e-9, 1e8, 1e6, measured, flops=2e8, peak=1e11)
-    assert at_roof["allocation_aware_fraction"] == pytest.approx(1.0)
-    assert at_roof["bandwidth_fraction"] == pytest.approx(1e-2 / (1e-2 + 1e-3))
-    assert at_roof["compute_fraction"] == pytest.approx(2e8 / (1.1e-2) / 1e11)
+    # 1e8 bytes copied (read + write) in 1e-2 s into a new array, in 5e-3 s in place
+    measured = rates({"fresh_copy_s": 1e-2, "streaming_copy_s": 5e-3}, 5e7)
+    assert measured["copy_bandwidth_bytes_per_s"] == pytest.approx(1e10)
+    assert measured["in_place_bandwidth_bytes_per_s"] == pytest.approx(2e10)
+    at_roof = place(1e-2, 1e8, measured, flops=2e8, peak=1e11)
+    assert at_roof["bandwidth_fraction"] == pytest.approx(1.0)
+    assert at_roof["in_place_fraction"] == pytest.approx(0.5)
+    assert at_roof["compute_fraction"] == pytest.approx(2e8 / 1e-2 / 1e11)
     # negative control: twice the time is half the fraction, and no flops means no compute fraction
-    slow = place(2 * (1e-2 + 1e-3), 1e8, 1e6, measured)
-    assert slow["allocation_aware_fraction"] == pytest.approx(0.5) and slow["compute_fraction"] is None
+    slow = place(2e-2, 1e8, measured)
+    assert slow["bandwidth_fraction"] == pytest.approx(0.5) and slow["compute_fraction"] is None
 
 
 def test_side_by_side_keeps_its_name_with_companions():
@@ -285,3 +289,26 @@ def test_side_by_side_keeps_its_name_with_companions():
     row = side_by_side("row", ("a", lambda v: v + 1), ("b", lambda v: v * 2), (x,), runs=1, warmup=0,
                        companions={"other": lambda: x + 3})  # fmt: skip
     assert row["name"] == "row" and row["extra"]["other_s"] > 0
+
+
+def test_benchmarks_allocator_settings_are_named_and_left_out_of_a_users_environment(monkeypatch):
+    from benchmarks import allocator
+
+    for name, value in allocator.KEEP_FREED_MEMORY.items():
+        monkeypatch.setenv(name, value)
+    assert allocator.applies() == (platform.libc_ver()[0] == "glibc")
+    assert not set(allocator.KEEP_FREED_MEMORY) & set(allocator.default_environment())
+    if allocator.applies():
+        assert "MALLOC_ARENA_MAX=1" in allocator.description()
+    # negative control: one setting missing and the process does not count as running under them
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert not allocator.applies() and allocator.description() == "the C library's defaults"
+
+
+def test_bench_refuses_an_unknown_benchmark_before_restarting_itself(monkeypatch, capsys):
+    from benchmarks import allocator, run
+
+    restarted = []
+    monkeypatch.setattr(allocator, "reexec_with_kept_memory", lambda *a: restarted.append(a))
+    assert run.main(["no_such_bench"]) == 2
+    assert "unknown benchmark(s) no_such_bench" in capsys.readouterr().err and not restarted

@@ -292,11 +292,10 @@ def _fast_depthwise(scope) -> Evidence:
                  "forward_mode_ratio": forward_mode["ratio"],
                  "fast_bandwidth_fraction": extra["candidate_bandwidth_fraction"],
                  "grouped_bandwidth_fraction": extra["baseline_bandwidth_fraction"],
-                 "fast_allocation_aware_fraction": extra["candidate_allocation_aware_fraction"],
-                 "grouped_allocation_aware_fraction": extra["baseline_allocation_aware_fraction"],
-                 "streaming_bandwidth": extra["streaming_bandwidth_bytes_per_s"],
-                 "first_touch_s_per_byte": extra["first_touch_s_per_byte"],
-                 "copy_bandwidth": extra["copy_bandwidth_bytes_per_s"], "minimum_bytes": extra["minimum_bytes"]},
+                 "fast_in_place_fraction": extra["candidate_in_place_fraction"],
+                 "in_place_bandwidth": extra["in_place_bandwidth_bytes_per_s"],
+                 "copy_bandwidth": extra["copy_bandwidth_bytes_per_s"], "minimum_bytes": extra["minimum_bytes"],
+                 "allocator": fb.get("allocator", "the C library's defaults")},
     )
 
 
