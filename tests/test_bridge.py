@@ -67,3 +67,26 @@ def test_identity_sympy_cannot_decide_rests_on_numbers_and_says_so():
 def test_numeric_evidence_rejects_a_near_identity():
     proof = prove_identity(sp.erf(x) + sp.erfc(x), 1 + x / 10**6, [x])
     assert not proof.proved and not proof.holds
+
+
+def test_a_refuted_identity_never_reaches_the_slow_rewrites(monkeypatch):
+    def slow(e):
+        raise AssertionError("simplify was tried on an identity the numbers refute")
+
+    monkeypatch.setattr(bridge, "_REWRITES", [bridge._REWRITES[0], ("simplify", slow)])
+    proof = prove_identity(sp.sin(x) ** 2 + sp.cos(x) ** 2, 1 + x**2 / 100, [x])
+    assert not proof.proved and not proof.holds and "slower rewrites not tried" in proof.how
+    # negative control: a true identity that only the slow rewrite decides still gets there
+    with pytest.raises(AssertionError, match="simplify was tried"):
+        prove_identity(sp.sin(x) ** 2 + sp.cos(x) ** 2, sp.Integer(1), [x])
+
+
+def test_a_displayed_equation_a_sampled_point_refutes_is_not_simplified(monkeypatch):
+    from derivations import displayed
+
+    calls, simplify = [], sp.simplify
+    monkeypatch.setattr(displayed.sp, "simplify", lambda e: calls.append(e) or simplify(e))
+    assert displayed._holds(sp.Eq(sp.sin(x) ** 2 + sp.cos(x) ** 2, 1 + x**2 / 100)) is None and not calls
+    # negative control: the true one is simplified, and proved
+    assert displayed._holds(sp.Eq(sp.sin(x) ** 2 + sp.cos(x) ** 2, 1)) == "identity proved by SymPy after doit()"
+    assert calls
