@@ -19,6 +19,7 @@ from benchmarks.roofline import copies, place, rates
 from models.normalization import BatchNorm
 
 SIZES = ((64, 32, 32, 64), (128, 32, 32, 128))
+LEAST_READS, LEAST_WRITES = 6, 2  # arrays of x's size, forward + backward (the module docstring's count)
 
 
 def _apply(module: nnx.Module):
@@ -80,8 +81,33 @@ def run() -> list[dict]:
         )  # fmt: skip
         measured = rates(row["extra"], x.nbytes)
         for side in ("baseline", "candidate"):
-            row["extra"].update(place(row[f"{side}_s"], 8 * x.nbytes, measured,
+            row["extra"].update(place(row[f"{side}_s"], (LEAST_READS + LEAST_WRITES) * x.nbytes, measured,
                                       row["extra"][f"{side}_xla_flops"], None, prefix=f"{side}_"))  # fmt: skip
         row["extra"].update(measured)
         results.append(row)
+    results.append(_two_sums_in_one_pass(x, dy))
     return results
+
+
+def _two_sums_in_one_pass(x: jax.Array, dy: jax.Array) -> dict:
+    """The backward's two sums (sum dy, sum dy x over N, H, W) as two reductions, as the kernel computes them,
+    against the ways of asking XLA for both in one pass: one variadic ``lax.reduce`` (the candidate), and, timed
+    in the same rounds, the two packed into one complex sum and into one reduction of a concatenated operand."""
+    axes, c = (0, 1, 2), x.shape[-1]
+    zero = jnp.zeros((), x.dtype)
+
+    def variadic(a, d):
+        return jax.lax.reduce((d, d * a), (zero, zero), lambda p, q: (p[0] + q[0], p[1] + q[1]), axes)
+
+    packed = jax.jit(lambda a, d: jnp.sum(jax.lax.complex(d, d * a), axes)).lower(x, dy).compile()
+    stacked = jax.jit(lambda a, d: jnp.sum(jnp.concatenate([d.reshape(-1, c), (d * a).reshape(-1, c)], 1), 0))
+    stacked = stacked.lower(x, dy).compile()
+    return side_by_side(
+        f"batchnorm_backward_sums_two_passes_vs_one_{'x'.join(map(str, x.shape))}",
+        ("sum dy and sum dy x, two reductions", lambda a, d: (jnp.sum(d, axes), jnp.sum(d * a, axes))),
+        ("one variadic lax.reduce of (dy, dy x)", variadic),
+        (x, dy), runs=7, warmup=1,
+        unit_note="seconds per call, float32 NHWC, median of 7 alternating runs; complex_sum_s and "
+        "concatenated_sum_s (extra): the two other one-pass forms, timed in the same rounds",
+        companions={"complex_sum": lambda: packed(x, dy), "concatenated_sum": lambda: stacked(x, dy)},
+    )  # fmt: skip

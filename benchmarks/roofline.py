@@ -7,8 +7,11 @@ Two memory figures, both on an array of the size the kernel moves, under the ben
   of a kernel whose outputs are new arrays, as every output of a jitted function is: a write into memory that is
   not in the cache first reads the line (write-allocate), for the copy and the kernel alike. A kernel's
   fraction of it is ``least bytes / time / copy bandwidth``, the figure the kernels' targets are set in.
-* the **in-place bandwidth**: ``x + 1`` into its own (donated) buffer, pages mapped and lines read anyway: the
-  most the memory system gives on this machine, a roof for a kernel that updated its operands in place.
+* the **in-place bandwidth**: ``x + 1`` into its own (donated) buffer, pages mapped and lines read anyway: no
+  write-allocate read, the roof of a kernel that updated its operands in place.
+
+With write-allocate the copy moves three arrays' worth for the two it is counted as, so a kernel that reads R
+arrays and writes W can reach up to 1.5 (R + W) / (R + 2W) of the copy bandwidth (1.5 when it only reads).
 
 Both copies are timed in the same alternating rounds as the kernels they are compared with (the
 ``companions`` of ``harness.side_by_side``), so that a roof sees the same load as the kernel on a shared

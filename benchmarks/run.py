@@ -23,15 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     allocator.reexec_with_kept_memory("benchmarks.run", names)
     print(f"allocator: {allocator.description()}")
-    results = []
-    for name in names:
-        for r in importlib.import_module(f"benchmarks.bench_{name}").run():
+    for name in names:  # each module's rows are written when it ends: a later failure keeps them
+        results = importlib.import_module(f"benchmarks.bench_{name}").run()
+        for r in results:
             extra = r["extra"]
             print(f"{r['name']}: {r['baseline_s'] * 1e3:.2f} ms / {r['candidate_s'] * 1e3:.2f} ms, "
                   f"ratio {r['ratio']:.2f}; temp bytes {extra.get('baseline_temp_bytes')} / "
                   f"{extra.get('candidate_temp_bytes')}")  # fmt: skip
-            results.append(r)
-    print(f"wrote {write_results(results)}")
+        print(f"wrote {write_results(results)}")
     return 0
 
 

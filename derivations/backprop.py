@@ -47,12 +47,12 @@ def explicit(expr: sp.Expr) -> sp.Expr:
 
 def sigmoid_derivative_is_s_times_one_minus_s() -> bool:
     v = sp.Symbol("v", real=True)
-    return sp.simplify(sp.diff(explicit(sigma(v)), v) - explicit(sigma(v).diff(v))) == 0
+    return bridge.vanishes(sp.diff(explicit(sigma(v)), v) - explicit(sigma(v).diff(v)))
 
 
 def is_zero(expr: sp.Expr) -> bool:
     """SymPy decides expr == 0: by expansion (enough for chain-rule products), else by simplify."""
-    return sp.expand(expr) == 0 or sp.simplify(expr) == 0
+    return sp.expand(expr) == 0 or bridge.vanishes(expr)
 
 
 def two_two_one_forward() -> dict[sp.Symbol, sp.Expr]:

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -205,6 +206,44 @@ def reduces_to_zero(difference: sp.Expr, *, quick_only: bool = False) -> str | N
 # counterexample no float64 round-off produces: SymPy's slower rewrites (which can run for minutes on a wrong
 # formula) are not tried on that identity.
 _COUNTEREXAMPLE = 1e-6
+
+
+def refuted_at_a_point(expr: sp.Expr, points: int = 4) -> bool:
+    """Whether ``expr`` (meant to be 0) is clearly not 0 at one of ``points`` random rational points of its
+    symbols' domains, evaluated to 30 digits: more than 1e-6 of its largest term there. No rounding does that,
+    so a false identity is refuted without asking SymPy to simplify it (which on a wrong formula can run for
+    minutes). False whenever it cannot tell (symbols that are not plain Symbols, a pole at every point)."""
+    expr = sp.sympify(expr)
+    symbols = sorted(expr.free_symbols, key=str)
+    if any(not isinstance(s, sp.Symbol) for s in symbols):
+        return False
+    rng = random.Random(0)
+    terms = expr.args if isinstance(expr, sp.Add) else (expr,)
+    for _ in range(points):
+        point = {s: _rational_draw(s, rng) for s in symbols}
+        try:
+            value = complex(sp.N(expr.subs(point), 30))
+            scale = max(abs(complex(sp.N(t.subs(point), 30))) for t in terms)
+        except (TypeError, ValueError, ZeroDivisionError):  # not a number there (a pole, a free function)
+            continue
+        if np.isfinite(value) and np.isfinite(scale) and abs(value) > 1e-6 * max(scale, 1.0):
+            return True
+    return False
+
+
+def _rational_draw(symbol: sp.Symbol, rng: random.Random) -> sp.Expr:
+    """A point of the symbol's domain: integers in [1, 6] or [-4, 6]; positive reals in (0.05, 0.95); other
+    reals in (-3, 3); as exact rationals."""
+    positive = symbol.is_positive or symbol.is_nonnegative
+    if symbol.is_integer:
+        return sp.Integer(rng.randint(1 if positive else -4, 6))
+    low, high = (0.05, 0.95) if positive else (-3.0, 3.0)
+    return sp.Rational(round(rng.uniform(low, high), 6)).limit_denominator(10**6)
+
+
+def vanishes(expr: sp.Expr) -> bool:
+    """``sp.simplify(expr) == 0``, unless a random point refutes it first (:func:`refuted_at_a_point`)."""
+    return not refuted_at_a_point(expr) and sp.simplify(expr) == 0
 
 
 def prove_identity(

@@ -25,6 +25,7 @@ from typing import Any
 import sympy as sp
 from sympy.core.relational import Relational
 
+from derivations.bridge import _rational_draw as _draw
 from derivations.bridge import fingerprint
 from derivations.claims import derivations_for
 
@@ -77,18 +78,20 @@ def how_verified(item: Any, evaluated: frozenset[str]) -> str | None:
         return "evaluated by a claim"
     if not isinstance(item, Relational):
         return None
+    sides = [side for side in (item.lhs, item.rhs) if not is_name(side)]
+    # A definition (an equation one side of which names a quantity: y, eta(t), dL/dw) is verified by the claim
+    # that evaluated its other side; SymPy cannot prove it (the name is not defined to it), so it is not asked
+    # to. An inequality with a name on one side is still checked by _holds first. A bare number
+    # (0, 36928) matches any 0 a claim evaluated: such a definition counts only when the equation itself was
+    # evaluated (bridge.value(eq) records it).
+    definition = len(sides) == 1 and not getattr(sides[0], "is_number", False) and fingerprint(sides[0]) in evaluated
+    if definition and isinstance(item, sp.Equality):
+        return "a definition whose right-hand side a claim evaluated"
     try:
         proof = _holds(item)
     except (TypeError, ValueError, AttributeError, NotImplementedError):  # lhs - rhs undefined (a set, a shape)
         proof = None
-    if proof:
-        return proof
-    sides = [side for side in (item.lhs, item.rhs) if not is_name(side)]
-    # A bare number (0, 36928) matches any 0 a claim evaluated: such a definition counts only when the
-    # equation itself was evaluated (bridge.value(eq) records it).
-    if len(sides) == 1 and not getattr(sides[0], "is_number", False) and fingerprint(sides[0]) in evaluated:
-        return "a definition whose right-hand side a claim evaluated"
-    return None
+    return proof or ("a definition whose right-hand side a claim evaluated" if definition else None)
 
 
 def is_name(expr: Any) -> bool:
@@ -158,16 +161,6 @@ def _numerically(relation: Relational, lhs: Any, rhs: Any) -> str | None:
 
 def _free(expr: Any) -> set:
     return set(expr.free_symbols) if hasattr(expr, "free_symbols") else set()
-
-
-def _draw(symbol: sp.Symbol, rng: random.Random) -> sp.Expr:
-    """Integers in [1, 6] (or [-4, 6]); positive reals in (0.05, 0.95), so probabilities stay probabilities;
-    other reals in (-3, 3)."""
-    positive = symbol.is_positive or symbol.is_nonnegative
-    if symbol.is_integer:
-        return sp.Integer(rng.randint(1 if positive else -4, 6))
-    low, high = (0.05, 0.95) if positive else (-3.0, 3.0)
-    return sp.Rational(round(rng.uniform(low, high), 6)).limit_denominator(10**6)
 
 
 def _magnitude(expr: Any, point: dict, *, signed: bool = False) -> Any:

@@ -49,7 +49,7 @@ def bernoulli_log_loss(prob: sp.Expr = p, label: sp.Expr = y) -> sp.Expr:
 def is_binary_cross_entropy(expr: sp.Expr) -> bool:
     """SymPy decides ``expr == binary_cross_entropy(p)``. ``expand_log(force=True)`` splits log(a b) and
     log(a^b), which is valid here because p and 1 - p are positive."""
-    return sp.simplify(sp.expand_log(expr - binary_cross_entropy(p), force=True)) == 0
+    return bridge.vanishes(sp.expand_log(expr - binary_cross_entropy(p), force=True))
 
 
 def squared_error(prediction: sp.Expr, label: sp.Expr = y) -> sp.Expr:

@@ -78,7 +78,7 @@ def derivation(chapter: str, name: str) -> Markdown:
             require_passing([], checks)
             how = sorted({d["verified_by"] for d in checks})
             note = f"\n\n<small>Verified when the claims ran: {escape('; '.join(how))}.</small>" if how else ""
-            return Markdown(f"**{escape(doc)}** (`{chapter}.{name}()`)\n\n{math(step.func())}{note}")
+            return Markdown(f"**{_docstring(doc)}** (`{chapter}.{name}()`)\n\n{math(step.func())}{note}")
     raise ValueError(f"chapter {chapter!r} has no derivation {name!r}")
 
 
@@ -139,7 +139,7 @@ def evidence(claim_id: str) -> Markdown:
         lines += ["", f"**Tolerance:** rtol {tol['rtol']:g}, atol {tol['atol']:g}"
                   + (f" — {escape(tol['reason'])}" if tol["reason"] else "")]
     if e["correction"]:
-        lines += ["", f"**Correction:** {escape(e['correction'])}"]
+        lines += ["", f"**Correction:** {prose(e['correction'])}"]
     lines += [":::"]
     return Markdown("\n".join(lines))
 
@@ -211,7 +211,7 @@ def ledger() -> Markdown:
             f'<td data-label="seeds">{" ".join(c["sources"])}</td>'
             f'<td data-label="the note says">{_html(c["says"])}</td>'
             f'<td data-label="verdict" data-value="{c["verdict"]}">{badge(c["verdict"])}</td>'
-            f'<td data-label="correction">{_html(c["correction"] or "—")}</td>'
+            f'<td data-label="correction">{_emphasis_html(_html(c["correction"] or "—"))}</td>'
             f'<td data-label="evidence">{_html(c["summary"])}</td></tr>'
         )
     html += ["</tbody></table>", "</div>"]
@@ -229,7 +229,7 @@ def corrections() -> Markdown:
         out.append(f"## {chapter.replace('_', ' ').capitalize()}\n")
         for c in mine:
             out.append(f"- {badge(c['verdict'], claim_url(c['id'], ''))} "
-                       f"**{escape(c['says'])}** ({', '.join(c['sources'])}) → {escape(c['correction'])}\n")
+                       f"**{escape(c['says'])}** ({', '.join(c['sources'])}) → {prose(c['correction'])}\n")
     return Markdown("\n".join(out))
 
 
@@ -262,6 +262,31 @@ def escape(text: str) -> str:
 
 
 _escape = escape
+
+# *word* or *a few words* as emphasis: the opening star after a space or an opening bracket (so b*h*w stays a
+# product), the closing one before a space or punctuation.
+_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+
+
+def prose(text: str) -> str:
+    """Like :func:`escape`, but the text's ``*emphasis*`` stays emphasis (the corrections are written so)."""
+    text, out, last = " ".join(str(text).split()), [], 0
+    mark = lambda piece: _MARKDOWN_SPECIAL.sub(r"\\\1", piece)  # noqa: E731
+    for m in _EMPHASIS.finditer(text):
+        out += [mark(text[last:m.start()]), "*" + mark(m.group(1)) + "*"]
+        last = m.end()
+    return "".join([*out, mark(text[last:])])
+
+
+def _docstring(text: str) -> str:
+    """A docstring's one line for Markdown: its ``literals`` as code, the rest escaped."""
+    pieces = re.split(r"``(.+?)``", " ".join(str(text).split()))
+    return "".join(f"`{p}`" if k % 2 else _MARKDOWN_SPECIAL.sub(r"\\\1", p) for k, p in enumerate(pieces))
+
+
+def _emphasis_html(text: str) -> str:
+    """``*emphasis*`` in already-escaped HTML as <em>."""
+    return _EMPHASIS.sub(r"<em>\1</em>", text)
 
 
 # --- the notes, annotated ------------------------------------------------------------------------------

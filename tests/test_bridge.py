@@ -90,3 +90,15 @@ def test_a_displayed_equation_a_sampled_point_refutes_is_not_simplified(monkeypa
     # negative control: the true one is simplified, and proved
     assert displayed._holds(sp.Eq(sp.sin(x) ** 2 + sp.cos(x) ** 2, 1)) == "identity proved by SymPy after doit()"
     assert calls
+
+
+def test_vanishes_refutes_a_wrong_formula_at_a_point_before_simplify(monkeypatch):
+    y = sp.Symbol("y", positive=True)
+    wrong = sp.diff(sum(d / (2 * h + 1) for d, h in ((x, y), (y, x))), y) - sp.Integer(2)
+    calls, simplify = [], sp.simplify
+    monkeypatch.setattr(bridge.sp, "simplify", lambda e: calls.append(e) or simplify(e))
+    assert bridge.refuted_at_a_point(wrong) and not bridge.vanishes(wrong) and not calls
+    # negative controls: a true identity is not refuted and simplify proves it; an Indexed one is left to simplify
+    true = sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1
+    assert not bridge.refuted_at_a_point(true) and bridge.vanishes(true) and calls
+    assert not bridge.refuted_at_a_point(sp.IndexedBase("v")[1] - 1)

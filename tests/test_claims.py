@@ -192,3 +192,15 @@ def test_breaking_a_displayed_equation_of_a_chapter_makes_it_unchecked(monkeypat
     assert [d["ok"] for d in checks if d["derivation"] == "warmup_cosine_slopes"] == [False, False, False]
     assert all(d["ok"] for d in checks if d["derivation"] != "warmup_cosine_slopes")
     assert schedules.warmup_cosine_slopes()  # the library itself is untouched
+
+
+def test_a_corrections_emphasis_renders_and_a_product_stays_a_product():
+    from derivations.pages import _emphasis_html, _html, prose
+
+    text = "One ReLU *unit* is not a layer; b*h*w values, 2 * 3 and x_1 are text"
+    assert prose(text) == r"One ReLU *unit* is not a layer; b\*h\*w values, 2 \* 3 and x\_1 are text"
+    assert _emphasis_html(_html(text)) == "One ReLU <em>unit</em> is not a layer; b*h*w values, 2 * 3 and x_1 are text"
+    # a docstring's ``literal`` is code in a derivation's title, the rest plain text
+    from derivations.pages import _docstring
+
+    assert _docstring("the jump of ``conv_arithmetic``, x_1 * 2") == r"the jump of `conv_arithmetic`, x\_1 \* 2"

@@ -291,24 +291,38 @@ def test_side_by_side_keeps_its_name_with_companions():
     assert row["name"] == "row" and row["extra"]["other_s"] > 0
 
 
-def test_benchmarks_allocator_settings_are_named_and_left_out_of_a_users_environment(monkeypatch):
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+def test_benchmarks_allocator_settings_keep_a_large_buffer_off_mmap():
+    import subprocess
+    import sys
+
     from benchmarks import allocator
 
-    for name, value in allocator.KEEP_FREED_MEMORY.items():
-        monkeypatch.setenv(name, value)
-    assert allocator.applies() == (platform.libc_ver()[0] == "glibc")
+    probe = ("from benchmarks import allocator as a; print(a.mmapped_large_buffer(), a.in_force(), "
+             "repr(a.description()))")  # fmt: skip
+    kept = {**allocator.default_environment(), **allocator.KEEP_FREED_MEMORY}
+    out = subprocess.run([sys.executable, "-c", probe], env=kept, capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("False True") and "is not mmapped" in out.stdout
+    # negative control: under the defaults glibc maps a 64 MiB buffer, and no row claims the settings
+    out = subprocess.run([sys.executable, "-c", probe], env=allocator.default_environment(), capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.startswith("True False") and "the C library's defaults" in out.stdout
     assert not set(allocator.KEEP_FREED_MEMORY) & set(allocator.default_environment())
-    if allocator.applies():
-        assert "MALLOC_ARENA_MAX=1" in allocator.description()
-    # negative control: one setting missing and the process does not count as running under them
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
-    assert not allocator.applies() and allocator.description() == "the C library's defaults"
 
 
 def test_bench_refuses_an_unknown_benchmark_before_restarting_itself(monkeypatch, capsys):
+    import types
+
     from benchmarks import allocator, run
 
     restarted = []
     monkeypatch.setattr(allocator, "reexec_with_kept_memory", lambda *a: restarted.append(a))
     assert run.main(["no_such_bench"]) == 2
     assert "unknown benchmark(s) no_such_bench" in capsys.readouterr().err and not restarted
+    # positive control: a known name restarts (here: records the restart) and then runs that module only
+    ran = []
+    fake = types.SimpleNamespace(run=lambda: ran.append("roofline") or [])
+    monkeypatch.setattr(run.importlib, "import_module", lambda name: fake)
+    monkeypatch.setattr(run, "write_results", lambda results: "results.json")
+    assert run.main(["roofline"]) == 0
+    assert restarted == [("benchmarks.run", ["roofline"])] and ran == ["roofline"]

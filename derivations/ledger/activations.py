@@ -37,7 +37,7 @@ from derivations.activations import (
     upper,
     z,
 )
-from derivations.bridge import instantiate, prove_identity, to_jax, value
+from derivations.bridge import instantiate, prove_identity, to_jax, value, vanishes
 from derivations.claims import Evidence, claim, compared, core, evidence, proved, scoped
 from derivations.compare import compare, elementwise_grad, sample_points
 from derivations.harness import EXTREME_ATOL, EXTREMES, xla_cost
@@ -106,7 +106,7 @@ def _leaky_relu_derivative(scope, rtol) -> Evidence:
         core(
             "the note's form takes its z <= 0 branch at z = 0: SymPy's derivative there is alpha "
             "(a non-zero slope on the whole closed negative side)",
-            sp.simplify(kink - alpha) == 0,
+            vanishes(kink - alpha),
             at_zero=str(kink),
         )
     )
@@ -331,7 +331,7 @@ def _relu_saturation(scope) -> Evidence:
         ),
         core(
             "Leaky ReLU has f'(-oo) = alpha != 0 (the variant that does not saturate)",
-            sp.simplify(table["LeakyReLU"][0] - alpha) == 0 and table["LeakyReLU"][1] == 1,
+            vanishes(table["LeakyReLU"][0] - alpha) and table["LeakyReLU"][1] == 1,
         ),
         details={n: {"minus_infinity": str(a), "plus_infinity": str(b)} for n, (a, b) in table.items()},
     )
@@ -468,7 +468,7 @@ def _tanh_range(scope) -> Evidence:
 )
 def _tanh_zero_centred(scope) -> Evidence:
     rescaled = prove_identity(tanh_note(), 2 * sigmoid(2 * z) - 1, [z])
-    odd = sp.simplify(tanh_note().subs(z, -z) + tanh_note()) == 0
+    odd = vanishes(tanh_note().subs(z, -z) + tanh_note())
     sigmoid_mean = sp.simplify(sigmoid(z) + sigmoid(-z))  # sigma(z) + sigma(-z) = 1: sigma is centred on 1/2
     # Why centring matters: a unit's weight gradient is delta * h; with all-positive inputs h every component has
     # delta's sign. Measured on the Flax functions' outputs for symmetric pre-activations of two scales: the

@@ -49,7 +49,7 @@ from derivations.beyond import (
     temperature_softmax_gradient,
     value_at_optimal_discriminator,
 )
-from derivations.bridge import instantiate, prove_identity, to_jax, value
+from derivations.bridge import instantiate, prove_identity, to_jax, value, vanishes
 from derivations.claims import Evidence, claim, compared, core, evidence, proved, scoped
 from derivations.compare import compare
 from derivations.harness import xla_cost
@@ -358,7 +358,7 @@ GAN_SCOPE = {"points": [2, 8, 64], "rivals": 2000, "pairs": "random, nearly disj
 )
 def _optimal_discriminator(scope) -> Evidence:
     d_star_eq, curvature_eq = optimal_discriminator()
-    stationary = sp.simplify(sp.diff(gan_pointwise_value(), disc).subs(disc, d_star_eq.rhs)) == 0
+    stationary = vanishes(sp.diff(gan_pointwise_value(), disc).subs(disc, d_star_eq.rhs))
     optimum, curvature = to_jax(d_star_eq, (p_data, p_gen)), to_jax(curvature_eq, (p_data, p_gen))
     ulps, rivals_n = scope["ulps"], scope["rivals"]
 

