@@ -2,6 +2,7 @@
 
 jupyter-cache keys a page on its cells only, so an edit under derivations/ or models/ (or of the annotated
 notes) would otherwise leave stale outputs. The hash is the report's source hash plus the annotations.
+It also creates the cache's database, so that the parallel build's workers do not race to create it.
 Run before `sphinx-build`: `python book/cache_guard.py`.
 """
 
@@ -28,16 +29,26 @@ def pages_hash() -> str:
     return digest.hexdigest()
 
 
+def create_cache_database() -> None:
+    """Create the jupyter-cache database now, before `sphinx -j auto` starts: its parallel workers would each
+    find it missing and create its tables at the same time (sqlite3: "table settings already exists")."""
+    from jupyter_cache import get_cache
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    get_cache(CACHE).db  # noqa: B018  (the property creates the database file and its tables)
+
+
 def main() -> None:
     current = pages_hash()
     if HASH_FILE.is_file() and HASH_FILE.read_text().strip() == current:
         print("cache_guard: sources unchanged, notebook cache kept")
-        return
-    for folder in (CACHE, DOCTREES):
-        shutil.rmtree(folder, ignore_errors=True)
-    BUILD.mkdir(parents=True, exist_ok=True)
-    HASH_FILE.write_text(current + "\n")
-    print("cache_guard: sources changed, notebook cache cleared")
+    else:
+        for folder in (CACHE, DOCTREES):
+            shutil.rmtree(folder, ignore_errors=True)
+        BUILD.mkdir(parents=True, exist_ok=True)
+        HASH_FILE.write_text(current + "\n")
+        print("cache_guard: sources changed, notebook cache cleared")
+    create_cache_database()
 
 
 if __name__ == "__main__":
