@@ -124,16 +124,21 @@ def _holds(relation: Relational) -> str | None:
 def _refuted(lhs: Any, rhs: Any) -> bool:
     """Whether lhs and rhs, finite at one of the ``POINTS`` random points, differ there by more than 1e-6 of
     max(|rhs|, 1): at ``DIGITS`` digits no rounding does that."""
-    symbols = sorted(_free(lhs) | _free(rhs), key=str)
-    if any(not isinstance(s, sp.Symbol) for s in symbols):
-        return False
-    rng = random.Random(0)
-    for _ in range(POINTS):
-        point = {s: _draw(s, rng) for s in symbols}
+    for point in _points(lhs, rhs) or ():
         gap, scale = _magnitude(lhs - rhs, point), _magnitude(rhs, point)
         if gap is not None and scale is not None and gap > sp.Float(10) ** -6 * max(scale, sp.Float(1)):
             return True
     return False
+
+
+def _points(lhs: Any, rhs: Any) -> list[dict] | None:
+    """``POINTS`` random points of the two sides' symbols (the same points on every call), or None when a
+    free symbol is not a plain Symbol (an indexed name, a matrix symbol)."""
+    symbols = sorted(_free(lhs) | _free(rhs), key=str)
+    if any(not isinstance(s, sp.Symbol) for s in symbols):
+        return None
+    rng = random.Random(0)
+    return [{s: _draw(s, rng) for s in symbols} for _ in range(POINTS)]
 
 
 def _small(expr: Any) -> bool:
@@ -142,12 +147,10 @@ def _small(expr: Any) -> bool:
 
 def _numerically(relation: Relational, lhs: Any, rhs: Any) -> str | None:
     """Both sides at ``POINTS`` random points of the symbols' domains, to ``DIGITS`` digits."""
-    symbols = sorted(_free(lhs) | _free(rhs), key=str)
-    if any(not isinstance(s, sp.Symbol) for s in symbols):
+    points = _points(lhs, rhs)
+    if points is None:
         return None
-    rng = random.Random(0)
-    for _ in range(POINTS):
-        point = {s: _draw(s, rng) for s in symbols}
+    for point in points:
         if isinstance(relation, sp.Equality):
             gap, scale = _magnitude(lhs - rhs, point), _magnitude(rhs, point)
             if gap is None or scale is None or gap > _ZERO * max(scale, sp.Float(1)):
@@ -156,7 +159,7 @@ def _numerically(relation: Relational, lhs: Any, rhs: Any) -> str | None:
             left, right = _magnitude(lhs, point, signed=True), _magnitude(rhs, point, signed=True)
             if left is None or right is None or not bool(relation.func(left, right)):
                 return None
-    return f"holds at {POINTS} random points ({DIGITS} digits)" if symbols else "holds (evaluated exactly)"
+    return f"holds at {POINTS} random points ({DIGITS} digits)" if points[0] else "holds (evaluated exactly)"
 
 
 def _free(expr: Any) -> set:
