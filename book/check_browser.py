@@ -10,15 +10,24 @@ must resolve, the ledger's filters must work from the URL and by typing, the boo
 chapter holding the claim first for a question id and for a claim id, the index must list every claim,
 and quiz mode must fold the claim boxes (from the address) and a click reveal one. Full-page screenshots go to
 book/_build/screenshots/<page>.png (and <page>-420.png). Prints one line per page; exits 1 if any check failed.
+
+The pages are checked in one browser per core (``BROWSER_CHECK_JOBS`` to change it), the largest first, and
+reported in the order given; the ledger, search and quiz checks run beside them in the main process's browser.
 """
 
+import concurrent.futures
+import contextlib
 import json
+import multiprocessing
+import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from playwright.sync_api import BrowserContext, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = "/usr/bin/chromium"
 DEFAULT_PAGES = ["index.html", "chapters/activations.html", "ledger.html"]
@@ -33,6 +42,9 @@ FLAGS = [
     "--disable-quic",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
+# A full-page screenshot of a long chapter (1280 x 23000 px) takes about 3 s alone; beside another browser on a
+# busy machine it can take several times that, so it gets more than Playwright's default 30 s.
+SCREENSHOT_TIMEOUT_MS = 180_000
 LOCAL_SCHEMES = {"file", "data", "blob", "about"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
@@ -101,13 +113,14 @@ def is_local(url: str) -> bool:
     return parsed.scheme in LOCAL_SCHEMES or parsed.hostname in LOCAL_HOSTS
 
 
-def check_page(context: BrowserContext, html_dir: Path, page: str, shots: Path, anchors: dict,
-               links: list) -> list[str]:
-    """Load one page and return its problems (empty when everything passed); records its ids in ``anchors``
-    and its links with a fragment in ``links``."""
+def check_page(
+    context: BrowserContext, html_dir: Path, page: str, shots: Path, anchors: dict, links: list
+) -> tuple[list[str], str]:
+    """Load one page and return its problems (empty when everything passed) and its summary line; records its
+    ids in ``anchors`` and its links with a fragment in ``links``."""
     path = html_dir / page
     if not path.is_file():
-        return [f"missing {path}"]
+        return [f"missing {path}"], ""
     problems: list[str] = []
     tab = context.new_page()
     tab.on("request", lambda r: None if is_local(r.url) else problems.append(f"external request: {r.url}"))
@@ -123,16 +136,14 @@ def check_page(context: BrowserContext, html_dir: Path, page: str, shots: Path, 
         problems.append("no verdict badge on a page that shows claims")
     shot = shots / Path(page).with_suffix(".png")
     shot.parent.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=shot, full_page=True)
+    tab.screenshot(path=shot, full_page=True, timeout=SCREENSHOT_TIMEOUT_MS)
     tab.set_viewport_size({"width": 420, "height": 900})
     tab.wait_for_timeout(100)
     problems += tab.evaluate(OVERFLOW_JS)
     tab.screenshot(path=shot.with_name(shot.stem + "-420.png"), full_page=False)
     tab.close()
-    if not problems:
-        counts = f"{result['typeset']} formulas typeset, {result['images']} images"
-        print(f"OK   {page}: {counts}, screenshot {shot}")
-    return list(dict.fromkeys(problems))  # a failed load is reported by several events
+    summary = f"{result['typeset']} formulas typeset, {result['images']} images, screenshot {shot}"
+    return list(dict.fromkeys(problems)), summary  # a failed load is reported by several events
 
 
 LEDGER_JS = """
@@ -210,8 +221,11 @@ def check_search(context: BrowserContext, html_dir: Path) -> list[str]:
     problems = []
     tab = context.new_page()
     search = (html_dir / "search.html").resolve().as_uri()
-    for query, pages in [(question, holders), (claims[0]["id"], {claims[0]["chapter"]}),
-                         (claims[-1]["id"], {claims[-1]["chapter"]})]:
+    for query, pages in [
+        (question, holders),
+        (claims[0]["id"], {claims[0]["chapter"]}),
+        (claims[-1]["id"], {claims[-1]["chapter"]}),
+    ]:
         tab.goto(f"{search}?q={query}", wait_until="load")
         hits = tab.evaluate(SEARCH_JS)
         first = hits[0].split("/html/", 1)[-1] if hits else None
@@ -247,14 +261,9 @@ def check_quiz(context: BrowserContext, html_dir: Path, shots: Path) -> list[str
     return problems
 
 
-def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    html_dir = Path(argv[0])
-    pages = argv[1:] or DEFAULT_PAGES
-    shots = html_dir.parent / "screenshots"
-    failed = False
+@contextlib.contextmanager
+def browser() -> Iterator[BrowserContext]:
+    """A headless Chromium with a fresh profile, offline but for the local pages."""
     with tempfile.TemporaryDirectory(prefix="book-chromium-") as profile, sync_playwright() as pw:
         # A persistent context is how Playwright accepts an explicit, fresh --user-data-dir.
         context = pw.chromium.launch_persistent_context(
@@ -264,33 +273,96 @@ def main(argv: list[str]) -> int:
             args=FLAGS,
             viewport={"width": 1280, "height": 900},
         )
-        anchors: dict[str, set[str]] = {}
-        links: list[tuple[str, str]] = []
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def check_pages(html_dir: Path, pages: list[str], shots: Path) -> tuple[dict, dict, list]:
+    """Check ``pages`` in one browser: {page: (problems, summary)}, the anchors and the links they hold."""
+    anchors: dict[str, set[str]] = {}
+    links: list[tuple[str, str]] = []
+    results: dict[str, tuple[list[str], str]] = {}
+    with browser() as context:
         for page in pages:
-            problems = check_page(context, html_dir, page, shots, anchors, links)
-            if problems:
-                failed = True
-                print(f"FAIL {page}: " + "; ".join(problems))
-        dangling = sorted({f"{page} -> {href.split('/html/', 1)[-1]}" for page, href in links
-                           if href.split("#", 1)[0] in anchors and href.split("#", 1)[1]
-                           and unquote(href.split("#", 1)[1]) not in anchors[href.split("#", 1)[0]]})
-        if dangling:
-            failed = True
-            print(f"FAIL anchors: {len(dangling)} links to a missing anchor: " + "; ".join(dangling[:8]))
-        else:
-            print(f"OK   anchors: {len(links)} links with a fragment resolve")
+            try:
+                results[page] = check_page(context, html_dir, page, shots, anchors, links)
+            except PlaywrightError as exc:  # a timeout or a crashed tab fails its page, not the whole check
+                results[page] = [f"{type(exc).__name__}: {str(exc).splitlines()[0]}"], ""
+    return results, anchors, links
+
+
+def _share(html_dir: Path, pages: list[str], jobs: int) -> list[list[str]]:
+    """The pages dealt to ``jobs`` browsers, largest first, so that they finish together."""
+    size = {p: (html_dir / p).stat().st_size if (html_dir / p).is_file() else 0 for p in pages}
+    shares: list[list[str]] = [[] for _ in range(jobs)]
+    load = [0] * jobs
+    for page in sorted(pages, key=lambda p: -size[p]):
+        lightest = load.index(min(load))
+        shares[lightest].append(page)
+        load[lightest] += size[page]
+    return [share for share in shares if share]
+
+
+def _jobs() -> int:
+    value = os.environ.get("BROWSER_CHECK_JOBS", "")
+    if value and not (value.isdigit() and int(value) >= 1):
+        raise SystemExit(f"BROWSER_CHECK_JOBS must be an integer >= 1, got {value!r}")
+    return int(value) if value else len(os.sched_getaffinity(0))
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    html_dir = Path(argv[0])
+    pages = argv[1:] or DEFAULT_PAGES
+    shots = html_dir.parent / "screenshots"
+    failed = False
+    results: dict[str, tuple[list[str], str]] = {}
+    anchors: dict[str, set[str]] = {}
+    links: list[tuple[str, str]] = []
+    spawn = multiprocessing.get_context("spawn")  # Playwright's sync API does not survive a fork
+    shares = _share(html_dir, pages, _jobs())
+    with concurrent.futures.ProcessPoolExecutor(len(shares), mp_context=spawn) as pool, browser() as context:
+        futures = [pool.submit(check_pages, html_dir, share, shots) for share in shares]
+        # The whole-book checks need no page's results, so they run while the pages are checked.
+        extra: list[tuple[str, list[str]]] = []
         if "ledger.html" in pages:
-            problems = check_ledger(context, html_dir, shots)
-            failed = failed or bool(problems)
-            detail = ": " + "; ".join(problems) if problems else ""
-            print(("FAIL" if problems else "OK  ") + " ledger filters" + detail)
+            extra.append(("ledger filters", check_ledger(context, html_dir, shots)))
         if (html_dir / "search.html").is_file() and (html_dir.parent / "claims.json").is_file():
-            for name, problems in [("search and index", check_search(context, html_dir)),
-                                   ("quiz mode", check_quiz(context, html_dir, shots))]:
-                failed = failed or bool(problems)
-                detail = ": " + "; ".join(problems) if problems else ""
-                print(("FAIL" if problems else "OK  ") + f" {name}" + detail)
-        context.close()
+            extra += [
+                ("search and index", check_search(context, html_dir)),
+                ("quiz mode", check_quiz(context, html_dir, shots)),
+            ]
+        for future in futures:
+            found, their_anchors, their_links = future.result()
+            results.update(found)
+            anchors.update(their_anchors)
+            links.extend(their_links)
+    for page in pages:
+        problems, summary = results[page]
+        failed = failed or bool(problems)
+        print(f"FAIL {page}: " + "; ".join(problems) if problems else f"OK   {page}: {summary}")
+    dangling = sorted(
+        {
+            f"{page} -> {href.split('/html/', 1)[-1]}"
+            for page, href in links
+            if href.split("#", 1)[0] in anchors
+            and href.split("#", 1)[1]
+            and unquote(href.split("#", 1)[1]) not in anchors[href.split("#", 1)[0]]
+        }
+    )
+    if dangling:
+        failed = True
+        print(f"FAIL anchors: {len(dangling)} links to a missing anchor: " + "; ".join(dangling[:8]))
+    else:
+        print(f"OK   anchors: {len(links)} links with a fragment resolve")
+    for name, problems in extra:
+        failed = failed or bool(problems)
+        detail = ": " + "; ".join(problems) if problems else ""
+        print(("FAIL" if problems else "OK  ") + f" {name}" + detail)
     return 1 if failed else 0
 
 
