@@ -43,6 +43,7 @@ class DisplayCheck:
     index: int
     text: str
     how: str | None
+    latex: str = ""  # what the page typesets: the book shows the verified item from the report, not a re-derivation
 
     @property
     def ok(self) -> bool:
@@ -50,7 +51,7 @@ class DisplayCheck:
 
     def as_dict(self) -> dict[str, Any]:
         return {"chapter": self.chapter, "derivation": self.derivation, "index": self.index, "item": self.text,
-                "verified_by": self.how, "ok": self.ok}
+                "latex": self.latex, "verified_by": self.how, "ok": self.ok}
 
 
 def items(value: Any) -> list[Any]:
@@ -66,7 +67,7 @@ def verify_chapter(chapter: str, evaluated: Iterable[str]) -> list[DisplayCheck]
     out = []
     for step in derivations_for(chapter):
         for index, item in enumerate(items(step.func())):
-            out.append(DisplayCheck(chapter, step.name, index, _text(item), how_verified(item, seen)))
+            out.append(DisplayCheck(chapter, step.name, index, _text(item), how_verified(item, seen), sp.latex(item)))
     return out
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import sympy as sp
-
 from derivations import bridge, runner
 from derivations.chapters import CHAPTERS
 from derivations.claims import derivations_for
@@ -62,23 +60,22 @@ def require_passing(entries: list[dict[str, Any]], checks: list[dict[str, Any]] 
         raise RuntimeError("claims failed, the book is not built on them:\n" + "\n".join(lines))
 
 
-def math(obj: Any) -> str:
-    """Display math for a SymPy object (or a list of them, one per line)."""
-    items = obj if isinstance(obj, list | tuple) else [obj]
-    return "\n\n".join(f"$$\n{sp.latex(item)}\n$$" for item in items)
-
-
 def derivation(chapter: str, name: str) -> Markdown:
-    """A chapter's derivation, by function name: its title and the SymPy result, typeset, with how each
-    displayed equation was verified when the claims ran."""
+    """A chapter's derivation, by function name: its title and its items as the report holds them (the SymPy
+    objects that were verified when the claims ran, typeset then), with how each was verified. Nothing is
+    derived again for the page, so it shows exactly what was checked."""
     for step in derivations_for(chapter):
         if step.name == name:
             doc = " ".join(line.strip() for line in (step.func.__doc__ or "").strip().splitlines())
-            checks = [d for d in report([chapter])["derivations"] if d["derivation"] == name]
+            checks = sorted((d for d in report([chapter])["derivations"] if d["derivation"] == name),
+                            key=lambda d: d["index"])
+            if not checks:
+                raise ValueError(f"the report holds no displayed item of {chapter}.{name}(); run the claims")
             require_passing([], checks)
             how = sorted({d["verified_by"] for d in checks})
-            note = f"\n\n<small>Verified when the claims ran: {escape('; '.join(how))}.</small>" if how else ""
-            return Markdown(f"**{_docstring(doc)}** (`{chapter}.{name}()`)\n\n{math(step.func())}{note}")
+            note = f"\n\n<small>Verified when the claims ran: {escape('; '.join(how))}.</small>"
+            shown = "\n\n".join(f"$$\n{d['latex']}\n$$" for d in checks)
+            return Markdown(f"**{_docstring(doc)}** (`{chapter}.{name}()`)\n\n{shown}{note}")
     raise ValueError(f"chapter {chapter!r} has no derivation {name!r}")
 
 

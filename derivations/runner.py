@@ -29,7 +29,7 @@ import numpy as np
 
 from derivations.claims import VERDICTS, Claim, Evidence
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPORT = ROOT / "book" / "_build" / "claims.json"
 

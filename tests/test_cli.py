@@ -1,14 +1,15 @@
-"""The command line: its output, its JSON contract (version 2) and its exit codes."""
+"""The command line: its output, its JSON contract (version 3) and its exit codes."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+import sympy as sp
 
 from derivations import claims as registry
-from derivations import runner
-from derivations.claims import Claim, core, evidence
+from derivations import displayed, runner
+from derivations.claims import Claim, core, derivations_for, evidence
 from derivations.cli import main
 
 FAST_CLAIMS = ["schedules/step-decay-matches-its-closed-form", "schedules/warmup-is-rise-flat-fall"]
@@ -40,7 +41,7 @@ def test_check_writes_the_documented_json(tmp_path):
     path = tmp_path / "report.json"
     assert main(["check", *FAST_CLAIMS, "--json", str(path)]) == 0
     report = json.loads(path.read_text())
-    assert report["version"] == 2
+    assert report["version"] == 3
     assert set(report["summary"]) >= SUMMARY_KEYS
     assert [c["id"] for c in report["claims"]] == FAST_CLAIMS
     for entry in report["claims"]:
@@ -60,6 +61,10 @@ def test_a_whole_chapter_verifies_its_displayed_equations(tmp_path):
     report = json.loads(path.read_text())
     assert report["derivations"] and all(d["ok"] for d in report["derivations"])
     assert {d["derivation"] for d in report["derivations"]} >= {"warmup_cosine", "warmup_cosine_slopes"}
+    # The book typesets the report's LaTeX: it must be the derivation's own items, in order.
+    for step in derivations_for("schedules"):
+        shown = [d["latex"] for d in report["derivations"] if d["derivation"] == step.name]
+        assert shown == [sp.latex(item) for item in displayed.items(step.func())]
 
 
 def _without_seconds(report):
