@@ -12,8 +12,10 @@ its derivations display (:mod:`derivations.displayed`) against the SymPy objects
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import dataclasses
+import gc
 import hashlib
 import json
 import math
@@ -122,8 +124,20 @@ def run_chapter(chapter: str, ids: Sequence[str] | None = None,
     return {"claims": entries, "derivations": checks}
 
 
-def _worker(chapter: str, ids: list[str] | None, progress: Any) -> dict[str, Any]:
-    return run_chapter(chapter, ids, on_claim=lambda e: progress.put((e["id"], e["ok"])))
+_PROGRESS: Any = None  # in a worker process: the queue that carries (claim id, ok) to the parent as claims end
+
+
+def _start_worker(progress: Any) -> None:
+    global _PROGRESS
+    _PROGRESS = progress
+    # A worker ends holding SymPy's caches and JAX's programs: millions of objects that the interpreter's last
+    # garbage collection would walk one by one (1-4 s per worker, measured). The objects die with the process
+    # anyway; freezing them first leaves that collection almost nothing to walk.
+    atexit.register(gc.freeze)
+
+
+def _worker(chapter: str, ids: list[str] | None) -> dict[str, Any]:
+    return run_chapter(chapter, ids, on_claim=lambda e: _PROGRESS.put((e["id"], e["ok"])))
 
 
 def run(names: Sequence[str] = (), *, jobs: int | None = None,
@@ -144,17 +158,20 @@ def run(names: Sequence[str] = (), *, jobs: int | None = None,
             results[chapter] = run_chapter(chapter, ids, on_claim=lambda e: on_claim and on_claim(e["id"], e["ok"]))
     else:
         context = multiprocessing.get_context("spawn")  # JAX is not fork-safe once it has started threads
-        with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            progress = manager.Queue()
+        progress = context.Queue()
+        with concurrent.futures.ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_start_worker, initargs=(progress,)
+        ) as pool:
             order = sorted(plan, key=lambda ch: -_cost(ch))
-            futures = {pool.submit(_worker, ch, plan[ch], progress): ch for ch in order}
+            futures = {pool.submit(_worker, ch, plan[ch]): ch for ch in order}
             pending = set(futures)
             while pending:
                 done, pending = concurrent.futures.wait(pending, timeout=0.2)
                 _drain(progress, on_claim)
                 for future in done:
                     results[futures[future]] = future.result()
-            _drain(progress, on_claim)
+        _drain(progress, on_claim)  # the workers have exited, so what they put on the queue has arrived
+        progress.close()
     chapters = [ch for ch in CHAPTERS if ch in results]
     entries = [e for ch in chapters for e in results[ch]["claims"]]
     checks = [d for ch in chapters for d in results[ch]["derivations"]]

@@ -161,10 +161,21 @@ def test_the_module_entry_point_exits_2_on_an_unknown_name():
 
 def test_parallel_workers_give_the_same_report_in_reading_order(tmp_path):
     one, two = tmp_path / "one.json", tmp_path / "two.json"
-    names = ["schedules/exponential-decay-matches-its-closed-form", "schedules/step-decay-matches-its-closed-form"]
+    # Two chapters, so that --jobs 2 really starts two workers (one chapter runs in one).
+    names = ["schedules/step-decay-matches-its-closed-form", "activations/sigmoid-derivative-is-s-times-one-minus-s",
+             "schedules/exponential-decay-matches-its-closed-form"]
     assert main(["check", *names, "--jobs", "1", "--json", str(one)]) == 0
     assert main(["check", *names, "--jobs", "2", "--json", str(two)]) == 0
     assert _without_seconds(json.loads(one.read_text())) == _without_seconds(json.loads(two.read_text()))
+    reading_order = [c.id for c in registry.claims_for(["activations", "schedules"]) if c.id in names]
+    assert [c["id"] for c in json.loads(two.read_text())["claims"]] == reading_order
+
+
+def test_the_workers_report_every_claim_as_it_ends():
+    seen = []
+    names = ["schedules/step-decay-matches-its-closed-form", "activations/sigmoid-derivative-is-s-times-one-minus-s"]
+    report = runner.run(names, jobs=2, on_claim=lambda claim_id, ok: seen.append((claim_id, ok)))
+    assert sorted(seen) == sorted((c["id"], True) for c in report["claims"]) and len(seen) == 2
 
 
 # --- finding, explaining and quizzing (issue 21) ------------------------------------------------------------
