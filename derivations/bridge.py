@@ -140,9 +140,43 @@ def to_jax(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> Callable[..., jax.Arr
 _COMPILED: dict = {}
 
 
+def is_name(expr: Any) -> bool:
+    """A placeholder that names a quantity rather than computing it: ``y``, ``dy/dw``, ``W_1``, ``|dL/dx|``."""
+    if isinstance(expr, sp.Symbol | sp.MatrixSymbol | sp.Indexed | sp.IndexedBase):
+        return True
+    if isinstance(expr, sp.Derivative):
+        return is_name(expr.expr) or isinstance(expr.expr, sp.core.function.AppliedUndef)
+    if isinstance(expr, sp.Abs | sp.Transpose):
+        return is_name(expr.args[0])
+    return isinstance(expr, sp.core.function.AppliedUndef)
+
+
+def _sides_agree(equation: Any, subs: dict, digits: int = 30) -> None:
+    """An ``Eq`` whose left-hand side is itself a formula (``2 P R / (P + R) = F1``, a ``Sum``, a ratio), not a
+    name, is recorded as evaluated when a check evaluates its right-hand side; so the left-hand side is
+    evaluated too, at the same values, and a ValueError is raised when the two disagree. A left-hand side that
+    does not reduce to a number there (a name ``E(...)``, a symbol the values leave free) is a label."""
+    if not isinstance(equation, sp.Equality) or is_name(equation.lhs) or (
+        isinstance(equation.lhs, sp.MatrixBase) and all(is_name(e) for e in equation.lhs)
+    ):
+        return
+    lhs, rhs = (sp.sympify(side).subs(subs).doit() for side in (equation.lhs, equation.rhs))
+    pairs = zip(lhs, rhs, strict=True) if isinstance(lhs, sp.MatrixBase) and isinstance(rhs, sp.MatrixBase) \
+        and lhs.shape == rhs.shape else [(lhs, rhs)]
+    for left, right in pairs:
+        left, right = sp.N(left, digits), sp.N(right, digits)
+        if not (isinstance(left, sp.Expr) and left.is_number and isinstance(right, sp.Expr) and right.is_number):
+            continue
+        if abs(left - right) > sp.Float(10) ** (10 - digits) * max(abs(right), 1):
+            raise ValueError(f"the displayed equation {equation} does not hold at {subs}: left side {left}, "
+                             f"right side {right}")
+
+
 def value(expr: sp.Expr, subs: dict | None = None, *, digits: int = 30) -> float:
     """The float value of ``expr`` (or of an ``Eq``'s right-hand side) with ``subs`` substituted
-    (adaptive-precision ``evalf``), recorded as evaluated."""
+    (adaptive-precision ``evalf``), recorded as evaluated. An ``Eq`` whose left-hand side is a formula must
+    agree there too (:func:`_sides_agree`)."""
+    _sides_agree(expr, dict(subs or {}), digits)
     expr = _definition(expr)
     _record(expr)
     number = sp.sympify(expr).evalf(digits, subs=dict(subs or {}))
@@ -154,7 +188,8 @@ def value(expr: sp.Expr, subs: dict | None = None, *, digits: int = 30) -> float
 def instantiate(expr: Any, subs: dict | None = None) -> Any:
     """``expr`` with ``subs`` substituted and evaluated (``doit``), recorded as evaluated: for a displayed
     formula in placeholder symbols (``W_1``, ``D``) that a check evaluates on concrete matrices. An ``Eq``
-    stands for its right-hand side."""
+    stands for its right-hand side, and a left-hand side that is a formula must agree with it there."""
+    _sides_agree(expr, dict(subs or {}))
     expr = _definition(expr)
     _record(expr)
     out = expr.subs(dict(subs or {})) if subs else expr

@@ -10,7 +10,8 @@ An item of a derivation (a list or tuple is taken item by item) is verified when
 * it is a relation one side of which is a name (a symbol, ``Derivative(y, w)``, a matrix symbol, or its
   absolute value) and the other side, not a bare number, is an object a claim evaluated: the display of
   a definition. (A claim that passes the equation itself to ``bridge.value``/``to_jax``/``instantiate``
-  records the equation, which covers ``Eq(name, number)`` too.)
+  records the equation, which covers ``Eq(name, number)`` too; ``value`` and ``instantiate`` then evaluate a
+  left-hand side that is a formula rather than a name at the same values, and fail when it disagrees.)
 
 Anything else is reported as unchecked, and an unchecked item fails the run like a failing claim.
 """
@@ -26,7 +27,7 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from derivations.bridge import _rational_draw as _draw
-from derivations.bridge import fingerprint
+from derivations.bridge import fingerprint, is_name
 from derivations.claims import derivations_for
 
 POINTS = 8
@@ -93,17 +94,6 @@ def how_verified(item: Any, evaluated: frozenset[str]) -> str | None:
     except (TypeError, ValueError, AttributeError, NotImplementedError):  # lhs - rhs undefined (a set, a shape)
         proof = None
     return proof or ("a definition whose right-hand side a claim evaluated" if definition else None)
-
-
-def is_name(expr: Any) -> bool:
-    """A placeholder that names a quantity rather than computing it: ``y``, ``dy/dw``, ``W_1``, ``|dL/dx|``."""
-    if isinstance(expr, sp.Symbol | sp.MatrixSymbol | sp.Indexed | sp.IndexedBase):
-        return True
-    if isinstance(expr, sp.Derivative):
-        return is_name(expr.expr) or isinstance(expr.expr, sp.core.function.AppliedUndef)
-    if isinstance(expr, sp.Abs | sp.Transpose):
-        return is_name(expr.args[0])
-    return isinstance(expr, sp.core.function.AppliedUndef)
 
 
 def _holds(relation: Relational) -> str | None:

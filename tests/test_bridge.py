@@ -102,3 +102,26 @@ def test_vanishes_refutes_a_wrong_formula_at_a_point_before_simplify(monkeypatch
     true = sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1
     assert not bridge.refuted_at_a_point(true) and bridge.vanishes(true) and calls
     assert not bridge.refuted_at_a_point(sp.IndexedBase("v")[1] - 1)
+
+
+# --- an equation's left-hand side that is a formula is evaluated too -------------------------------------
+
+
+def test_a_formula_on_the_left_must_agree_with_the_right_where_a_check_evaluates_it():
+    p, r = sp.symbols("P R", positive=True)
+    at = {p: sp.Rational(1, 3), r: sp.Rational(3, 4)}
+    f1 = sp.Eq(2 * p * r / (p + r), 2 / (1 / p + 1 / r), evaluate=False)
+    assert bridge.value(f1, at) == pytest.approx(6 / 13, rel=1e-15)
+    with pytest.raises(ValueError, match="does not hold at"):  # the negative control: a wrong label
+        bridge.value(sp.Eq(2 * p * r / (p - r), 2 / (1 / p + 1 / r), evaluate=False), at)
+    with pytest.raises(ValueError, match="does not hold at"):
+        bridge.instantiate(sp.Eq(sp.Sum(p, (sp.Symbol("l"), 0, 2)), 2 * p, evaluate=False), at)
+
+
+def test_a_name_on_the_left_is_a_label_and_is_not_evaluated():
+    p, z = sp.Symbol("p"), sp.Symbol("z", real=True)
+    var = sp.Symbol(r"\operatorname{Var}")
+    # d Var / dp would be 0 as a derivative of a bare symbol; as a name it is a label of the right-hand side.
+    assert bridge.value(sp.Eq(sp.Derivative(var, p), 1 / (1 - p) ** 2), {p: 0}) == 1.0
+    assert bridge.value(sp.Eq(sp.Function("E")(sp.Max(z, 0) ** 2), sp.Rational(1, 2)), {}) == 0.5
+    assert bridge.value(sp.Eq(sp.Symbol("F_1"), 2 * p), {p: 1}) == 2.0

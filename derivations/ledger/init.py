@@ -127,9 +127,15 @@ def _xavier(scope) -> Evidence:
 def _kaiming(scope, rtol) -> Evidence:
     sigma = sp.Symbol("sigma", positive=True)
     moment = relu_second_moment()
+    # The quadrature integrates the displayed left-hand side E(g(z)) itself, g read from the equation, over the
+    # whole line against the N(0, sigma^2) density: a wrong label (say max(z, 0)^3) fails here, not only a
+    # wrong right-hand side.
+    (inner,) = moment.lhs.args
+    (z,) = inner.free_symbols
+    g = sp.lambdify(z, inner, "mpmath")
     quadrature = []
     for s in scope["sigmas"]:
-        exact = float(mpmath.quad(lambda v, s=s: v**2 * mpmath.npdf(v, 0, s), [0, mpmath.inf]))
+        exact = float(mpmath.quad(lambda v, s=s: g(v) * mpmath.npdf(v, 0, s), [-mpmath.inf, 0, mpmath.inf]))
         quadrature.append(abs(value(moment, {sigma: s}) - exact) <= rtol * exact)
     he = kaiming_variance()
     rows, kept = {}, []
