@@ -312,13 +312,17 @@ def _precision_recall_f1(scope, rtol) -> Evidence:
         # Independently, by their definitions: P(y = 1 | predicted 1), P(predicted 1 | y = 1), harmonic mean.
         precision, recall = labels[predictions == 1].mean(), predictions[labels == 1].mean()
         direct += [precision, recall, scipy.stats.hmean([precision, recall])]
+        # The displayed left-hand side 2PR/(P+R) is a formula too: at the measured P and R it is the harmonic mean.
+        from_counts.append(value(shown_f1.lhs, {shown_p.lhs: precision, shown_r.lhs: recall}))
+        direct.append(scipy.stats.hmean([precision, recall]))
     cmp = compare(lambda: jnp.asarray(from_counts), lambda: jnp.asarray(direct), [], rtol=rtol)
     return evidence(
         "measurement",
         compared(
             f"the displayed precision, recall and F1 = 2TP/(2TP+FP+FN) from the counts equal the conditional "
-            f"frequencies and scipy's harmonic mean, for {len(from_counts) // 3} label sets (sizes "
-            f"{scope['sizes']}, accuracies {scope['accuracies']}, positive rates {scope['positive_rates']})",
+            f"frequencies and scipy's harmonic mean, and so does the displayed 2PR/(P+R) at the measured P and R, "
+            f"for {len(from_counts) // 4} label sets (sizes {scope['sizes']}, accuracies {scope['accuracies']}, "
+            f"positive rates {scope['positive_rates']})",
             cmp,
         ),
     )
