@@ -10,6 +10,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import sympy as sp
 
 from derivations.bridge import prove_identity, to_jax, value
@@ -222,7 +223,8 @@ def _norms(scope, rtol) -> Evidence:
 
 WEIGHT_DECAY_SCOPE = {"learning_rates": [1e-3, 1e-2, 0.1], "decays": [1e-4, 1e-2, 0.1, 1.0], "steps": 100,
                       "adam_lr": 1e-3, "adam_decay": 0.1, "adam_steps": 100,
-                      "gradient_scales": [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0], "alike_within": 1.1}
+                      "gradient_scales": [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0], "alike_within": 1.1,
+                      "adam_first_steps": [[1e-3, 100.0, 0.7, 0.1], [1e-3, 0.3, -2.0, 0.4], [1e-2, -5.0, 3.0, 0.01]]}
 
 
 @claim(
@@ -263,10 +265,13 @@ def _weight_decay(scope, rtol, atol) -> Evidence:
     adam_l2, adamw = effect["adam_l2"], effect["adamw"]
     # The first Adam step, from the derivation: with the L2 term inside, the step is eta sign(g + lambda w), so the
     # decay's share of it is normalised away; AdamW's is eta lambda w outside.
-    first = {"eta": 1e-3, "g": 100.0, "w": 1.0, "lambda": 0.1}
+    first = {"eta": 1e-3, "g": 100.0, "w": 0.7, "lambda": 0.1}
     subs = {eta: first["eta"], g: first["g"], w: first["w"], lam: first["lambda"]}
     adam_step, adamw_step = (value(eq, subs) for eq in adam_first_step())
     without = -first["eta"] * np.sign(first["g"])
+    # The derived steps against optax's first update, also where the decay term outweighs the gradient (the L2
+    # step's sign flips) and at w != 1 (where lambda w and lambda / w differ).
+    optax_gap = max(_first_adam_step_gap(*point) for point in scope["adam_first_steps"])
     return evidence(
         "measurement",
         proved("SymPy: one SGD step on L + (lambda/2) w^2 is the decayed step (1 - eta lambda) w - eta g", identity),
@@ -288,8 +293,25 @@ def _weight_decay(scope, rtol, atol) -> Evidence:
         core("the derived first Adam step: with the L2 term inside, a weight with |g| >> lambda w moves by eta "
              "sign(g), exactly as without decay; AdamW adds eta lambda w", adam_step == without
              and abs(adamw_step - (without - first["eta"] * first["lambda"] * first["w"])) <= rtol * abs(adamw_step)),
+        core(f"the derived first steps of Adam + L2 and of AdamW equal optax.adam / optax.adamw's first update "
+             f"(eps = 0) at (eta, g, w, lambda) = {scope['adam_first_steps']}", optax_gap <= rtol,
+             max_rel_err=optax_gap),
         details={"gradient_scales": scales.tolist(), "decay_adam_l2": adam_l2.tolist(), "decay_adamw": adamw.tolist()},
     )
+
+
+def _first_adam_step_gap(eta_, g_, w_, lam_) -> float:
+    """The larger relative difference between the derived first steps (adam_first_step) and optax's first update:
+    Adam on the gradient with the L2 term, g + lambda w, and AdamW on g with weight_decay lambda (eps = 0 in both,
+    as in the derivation)."""
+    adam_step, adamw_step = (value(eq, {eta: eta_, g: g_, w: w_, lam: lam_}) for eq in adam_first_step())
+    params = jnp.asarray([w_])
+    gaps = []
+    for optimizer, gradient, derived in ((optax.adam(eta_, eps=0.0), g_ + lam_ * w_, adam_step),
+                                         (optax.adamw(eta_, eps=0.0, weight_decay=lam_), g_, adamw_step)):
+        update, _ = optimizer.update(jnp.asarray([gradient]), optimizer.init(params), params)
+        gaps.append(abs(float(update[0]) - derived) / abs(derived))
+    return max(gaps)
 
 
 @claim(
