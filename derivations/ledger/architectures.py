@@ -23,6 +23,7 @@ from derivations.architectures import (
     H,
     K,
     L,
+    Layer,
     W,
     _rngs,
     abstract_module,
@@ -154,6 +155,9 @@ def _block_macs(scope) -> Evidence:
         (value(m_bottle_xla, subs), (contraction_flops(lambda s, v: nnx.merge(graph, s).residual(v), state, x)) / 2),
     ]
     ratio = max(r_["macs_every_tap"] / r_["macs_in_bounds"] for r_ in rows)
+    # No block above has a VALID layer; these two exercise the table's VALID count, k (n - k + 1) per axis.
+    valid_layers = [Layer(3, 3, 4, 8, valid=True), Layer(size, size, 4, 10, bias=True, valid=True)]
+    valid = [(int(la.macs(size, size)), im2col_flops([la], size) / 2) for la in valid_layers]
     return evidence(
         "measurement",
         core(f"every tap counted: the block tables' kh kw (Cin/G) Cout H W = half XLA's flops of the same "
@@ -163,7 +167,10 @@ def _block_macs(scope) -> Evidence:
              wrong=len(bounded)),
         core("the displayed formulas (VGG stack, bottleneck, separable: every tap; bottleneck: in bounds), "
              "evaluated, equal the programs' MACs", all(a == b for a, b in displayed)),
-        details={"rows": rows, "displayed": displayed, "every_tap_over_in_bounds_max": ratio, "size": size},
+        core(f"VALID layers (a 3x3, and an {size}x{size} conv on the {size}x{size} map: a dense layer): the table's "
+             "k (n - k + 1) taps per axis = half XLA's im2col + GEMM flops", all(a == b for a, b in valid)),
+        details={"rows": rows, "displayed": displayed, "valid": valid, "every_tap_over_in_bounds_max": ratio,
+                 "size": size},
     )
 
 
