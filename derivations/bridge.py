@@ -161,9 +161,8 @@ def _sides_agree(equation: Any, subs: dict, digits: int = 30) -> None:
     ):
         return
     lhs, rhs = (sp.sympify(side).subs(subs).doit() for side in (equation.lhs, equation.rhs))
-    pairs = zip(lhs, rhs, strict=True) if isinstance(lhs, sp.MatrixBase) and isinstance(rhs, sp.MatrixBase) \
-        and lhs.shape == rhs.shape else [(lhs, rhs)]
-    for left, right in pairs:
+    matrices = isinstance(lhs, sp.MatrixBase) and isinstance(rhs, sp.MatrixBase) and lhs.shape == rhs.shape
+    for left, right in zip(lhs, rhs, strict=True) if matrices else [(lhs, rhs)]:
         left, right = sp.N(left, digits), sp.N(right, digits)
         if not (isinstance(left, sp.Expr) and left.is_number and isinstance(right, sp.Expr) and right.is_number):
             continue

@@ -265,7 +265,7 @@ def _weight_decay(scope, rtol, atol) -> Evidence:
     adam_l2, adamw = effect["adam_l2"], effect["adamw"]
     # The first Adam step, from the derivation: with the L2 term inside, the step is eta sign(g + lambda w), so the
     # decay's share of it is normalised away; AdamW's is eta lambda w outside.
-    first = {"eta": 1e-3, "g": 100.0, "w": 0.7, "lambda": 0.1}
+    first = dict(zip(("eta", "g", "w", "lambda"), scope["adam_first_steps"][0], strict=True))  # |g| >> lambda w
     subs = {eta: first["eta"], g: first["g"], w: first["w"], lam: first["lambda"]}
     adam_step, adamw_step = (value(eq, subs) for eq in adam_first_step())
     without = -first["eta"] * np.sign(first["g"])
