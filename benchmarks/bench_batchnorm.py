@@ -6,7 +6,16 @@ roofline measured in the same run (``benchmarks/roofline.py``).
 Least bytes of a forward + backward (8 x the size of x): the forward reads x for the statistics and again
 for y, and writes y; the backward reads x and dy for the two sums (sum dy, sum dy x_hat), reads them again
 for dx, and writes dx. The forward cannot be one pass (y needs the statistics of the whole batch), nor the
-backward (dx needs both sums)."""
+backward (dx needs both sums).
+
+Where the two passes over x go (the optimised HLO of the closed form, ``jax.jit(step).lower(...).compile()
+.as_text()``): four reductions (sum x, sum x^2; sum dy, sum dy x) and two elementwise loops (y; dx), each its own
+fusion: XLA:CPU fuses no sibling reductions, so the statistics read x twice and the backward sums read dy twice,
+ten arrays in all where eight are needed. Where x is larger than the last-level cache the statistics are taken in
+one scan over cache-sized blocks (``models.normalization._blocked_sums``, nine arrays; the row
+``batchnorm_statistics_two_passes_vs_blocked_*`` times it); the same scan over the two backward sums is no faster
+than the two reductions, which run on both cores where the scan's small reductions run on one, and one variadic
+``lax.reduce``, a complex sum or a concatenated operand is slower still (``batchnorm_backward_sums_*``)."""
 
 from __future__ import annotations
 
@@ -16,7 +25,13 @@ from flax import nnx
 
 from benchmarks.harness import side_by_side
 from benchmarks.roofline import copies, place, rates
-from models.normalization import BatchNorm
+from models.normalization import (
+    STATISTICS_BLOCK_BYTES,
+    BatchNorm,
+    _block_rows,
+    _blocked_sums,
+    last_level_cache_bytes,
+)
 
 SIZES = ((64, 32, 32, 64), (128, 32, 32, 128))
 LEAST_READS, LEAST_WRITES = 6, 2  # arrays of x's size, forward + backward (the module docstring's count)
@@ -85,8 +100,27 @@ def run() -> list[dict]:
                                       row["extra"][f"{side}_xla_flops"], None, prefix=f"{side}_"))  # fmt: skip
         row["extra"].update(measured)
         results.append(row)
+        results.append(_statistics_in_one_pass(x))
     results.append(_two_sums_in_one_pass(x, dy))
     return results
+
+
+def _statistics_in_one_pass(x: jax.Array) -> dict:
+    """The forward's statistics (sum x, sum x^2 over N, H, W) as two reductions, against one scan over blocks of
+    ``STATISTICS_BLOCK_BYTES`` (``models.normalization._blocked_sums``), which reads x from memory once. ``used``
+    (extra): whether the kernel takes the blocked path at this size on this machine (x larger than the last-level
+    cache)."""
+    axes, n = (0, 1, 2), x.size // x.shape[-1]
+    rows = max(1, min(n, STATISTICS_BLOCK_BYTES // (x.shape[-1] * x.dtype.itemsize)))
+    return side_by_side(
+        f"batchnorm_statistics_two_passes_vs_blocked_{'x'.join(map(str, x.shape))}",
+        ("sum x and sum x^2, two reductions", lambda a: (jnp.sum(a, axes), jnp.sum(a * a, axes))),
+        (f"one scan over blocks of {rows} rows", lambda a: _blocked_sums(a, 3, rows)),
+        (x,), runs=9, warmup=2,
+        unit_note="seconds per call, float32 NHWC, median of 9 alternating runs",
+        extra={"used": _block_rows(x, axes, STATISTICS_BLOCK_BYTES) is not None, "x_bytes": x.nbytes,
+               "last_level_cache_bytes": last_level_cache_bytes()},
+    )  # fmt: skip
 
 
 def _two_sums_in_one_pass(x: jax.Array, dy: jax.Array) -> dict:

@@ -319,3 +319,62 @@ def test_custom_vjp_keeps_one_input_sized_residual_and_autodiff_keeps_more():
     assert residual_bytes(nnx.BatchNorm(16, rngs=nnx.Rngs(params=0)), x) > residual_bytes(
         BatchNorm(16, rngs=nnx.Rngs(params=0)), x
     )
+
+
+# --- the one-pass statistics of large inputs (models.normalization._blocked_sums) -------------------------------
+
+
+@pytest.mark.parametrize(("shape", "rows"), [((6, 5, 4, 3), 7), ((6, 5, 4, 3), 1), ((6, 5, 4, 3), 120), ((9, 2), 4)])
+def test_blocked_sums_equal_the_two_plain_sums(shape, rows):
+    """Whole blocks and a tail (120 = 6 * 5 * 4 rows: 7 leaves a tail of 1, 4 of 9 rows a tail of 1)."""
+    from models.normalization import _blocked_sums
+
+    x = jax.random.normal(jax.random.key(3), shape, jnp.float64) * 3 + 2
+    leading = len(shape) - 1
+    total, squares = _blocked_sums(x, leading, rows)
+    axes = tuple(range(leading))
+    np.testing.assert_allclose(total, jnp.sum(x, axes, keepdims=True), rtol=1e-13)
+    np.testing.assert_allclose(squares, jnp.sum(x * x, axes, keepdims=True), rtol=1e-13)
+
+
+def test_block_rows_only_for_leading_axes_larger_than_the_cache(monkeypatch):
+    from models import normalization as mn
+
+    x = jnp.zeros((64, 8, 8, 16), jnp.float32)  # 256 KiB
+    monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 1 << 20)
+    assert mn._block_rows(x, (0, 1, 2), 1 << 12) is None  # fits the cache
+    monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 1 << 16)
+    assert mn._block_rows(x, (0, 1, 2), 1 << 12) == 64  # 4 KiB blocks of 64-byte rows
+    assert mn._block_rows(x, (1, 2), 1 << 12) is None  # not the leading axes (instance norm)
+    assert mn._block_rows(x, (0, 1, 2), 1) == 1
+
+
+def test_batchnorm_on_the_blocked_path_matches_autodiff(monkeypatch):
+    """The module's statistics taken in blocks (cache and block sizes shrunk so that a small input takes the
+    path of a large one) give nnx.BatchNorm's gradients to the precision of the test above."""
+    from models import normalization as mn
+
+    monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 0)
+    monkeypatch.setattr(mn, "STATISTICS_BLOCK_BYTES", 5 * 3 * 8)  # 5 rows a block, 168 rows: a tail of 3
+    jax.clear_caches()
+    try:
+        x, g, b, dy = _case((7, 4, 6, 3), 5)
+        assert mn._block_rows(x, (0, 1, 2), mn.STATISTICS_BLOCK_BYTES) == 5
+        want = norm.autodiff_reference(nnx.BatchNorm, x, g, b, dy)
+        _assert_gradients_close(norm.autodiff_reference(BatchNorm, x, g, b, dy), want, x, g, dy, (0, 1, 2))
+        mean, var = batch_statistics(x, (0, 1, 2))
+        np.testing.assert_allclose(mean, jnp.mean(x, (0, 1, 2), keepdims=True), rtol=1e-13)
+        np.testing.assert_allclose(var, jnp.var(x, (0, 1, 2), keepdims=True), rtol=1e-10)
+    finally:
+        jax.clear_caches()
+
+
+def test_last_level_cache_is_read_from_sysfs(tmp_path):
+    from models.normalization import last_level_cache_bytes
+
+    for name, level, size in (("index0", "1", "32K"), ("index2", "2", "512K"), ("index3", "3", "32768K")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "level").write_text(level + "\n")
+        (tmp_path / name / "size").write_text(size + "\n")
+    assert last_level_cache_bytes(str(tmp_path)) == 32 << 20
+    assert last_level_cache_bytes(str(tmp_path / "missing")) == 32 << 20  # the fallback
