@@ -28,9 +28,10 @@ from benchmarks.roofline import copies, place, rates
 from models.normalization import (
     STATISTICS_BLOCK_BYTES,
     BatchNorm,
-    _block_rows,
     _blocked_sums,
+    _takes_blocks,
     last_level_cache_bytes,
+    rows_per_block,
 )
 
 SIZES = ((64, 32, 32, 64), (128, 32, 32, 128))
@@ -110,15 +111,14 @@ def _statistics_in_one_pass(x: jax.Array) -> dict:
     ``STATISTICS_BLOCK_BYTES`` (``models.normalization._blocked_sums``), which reads x from memory once. ``used``
     (extra): whether the kernel takes the blocked path at this size on this machine (x larger than the last-level
     cache)."""
-    axes, n = (0, 1, 2), x.size // x.shape[-1]
-    rows = max(1, min(n, STATISTICS_BLOCK_BYTES // (x.shape[-1] * x.dtype.itemsize)))
+    axes, rows = (0, 1, 2), rows_per_block(x, 3, STATISTICS_BLOCK_BYTES)
     return side_by_side(
         f"batchnorm_statistics_two_passes_vs_blocked_{'x'.join(map(str, x.shape))}",
         ("sum x and sum x^2, two reductions", lambda a: (jnp.sum(a, axes), jnp.sum(a * a, axes))),
         (f"one scan over blocks of {rows} rows", lambda a: _blocked_sums(a, 3, rows)),
         (x,), runs=9, warmup=2,
         unit_note="seconds per call, float32 NHWC, median of 9 alternating runs",
-        extra={"used": _block_rows(x, axes, STATISTICS_BLOCK_BYTES) is not None, "x_bytes": x.nbytes,
+        extra={"used": _takes_blocks(x, axes), "x_bytes": x.nbytes, "block_rows": rows,
                "last_level_cache_bytes": last_level_cache_bytes()},
     )  # fmt: skip
 

@@ -78,41 +78,46 @@ def last_level_cache_bytes(sysfs: str = "/sys/devices/system/cpu/cpu0/cache") ->
 
 @functools.partial(jax.jit, static_argnums=(1,))  # one compile per shape and axes (eager: one per primitive)
 def _batch_statistics(x, axes):
-    x = jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32))
-    rows = _block_rows(x, axes, STATISTICS_BLOCK_BYTES)
-    if rows is None:
-        total, squares = jnp.sum(x, axis=axes, keepdims=True), jnp.sum(jnp.square(x), axis=axes, keepdims=True)
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    if _takes_blocks(x, axes):
+        total, squares = _blocked_sums(x, len(axes), rows_per_block(x, len(axes), STATISTICS_BLOCK_BYTES), compute)
     else:
-        total, squares = _blocked_sums(x, len(axes), rows)
+        x = x.astype(compute)
+        total, squares = jnp.sum(x, axis=axes, keepdims=True), jnp.sum(jnp.square(x), axis=axes, keepdims=True)
     n = x.size // total.size
     mean = total / n
     return mean, jnp.maximum(0.0, squares / n - jnp.square(mean))
 
 
-def _block_rows(x, axes: tuple[int, ...], block_bytes: int) -> int | None:
-    """Rows per block of :func:`_blocked_sums` (a row: one index of the reduced axes): as many as fit in
-    ``block_bytes``. None (two plain reductions) unless the reduced axes lead, the
-    backend is a CPU and x is larger than its last-level cache: where x fits, the second reduction reads it from
-    the cache anyway, and two reductions, each spread over the cores, beat one scan over blocks, whose reductions
-    are too small to be split (on the 2-core machine of benchmarks/results/cpu.json, 32 MiB cache: the scan was
-    about 5% slower at 64x32x32x64 float32, 16 MiB, and about 7% faster at 128x32x32x128, 64 MiB). On an
-    accelerator XLA fuses sibling reductions itself."""
-    if axes != tuple(range(len(axes))) or jax.default_backend() != "cpu" or x.nbytes <= last_level_cache_bytes():
-        return None
-    rows = math.prod(x.shape[: len(axes)])
-    return max(1, min(rows, block_bytes // (x.nbytes // rows)))
+def _takes_blocks(x, axes: tuple[int, ...]) -> bool:
+    """Whether the statistics are summed by :func:`_blocked_sums`: where the reduced axes lead, the backend is a
+    CPU and x (in its own dtype) is larger than the last-level cache. Where x fits, the second reduction reads it
+    from the cache anyway, and two reductions, each spread over the cores, beat a scan whose per-block reductions
+    are too small to be split (benchmarks/results/cpu.json, rows ``batchnorm_statistics_two_passes_vs_blocked_*``,
+    on a 2-core machine with a 32 MiB cache). On an accelerator XLA fuses sibling reductions itself."""
+    return axes == tuple(range(len(axes))) and jax.default_backend() == "cpu" and x.nbytes > last_level_cache_bytes()
 
 
-def _blocked_sums(x, leading: int, rows: int):
-    """(sum x, sum x^2) over the first ``leading`` axes, keepdims, in one pass over memory: a scan over blocks
-    of ``rows`` rows, each read from memory once and then by both reductions from the cache (the rows left
-    over after the last whole block are summed on their own). The two plain reductions read x from memory
-    twice (S000-20: the statistics pass of the forward)."""
+def rows_per_block(x, leading: int, block_bytes: int) -> int:
+    """Rows (one index of the first ``leading`` axes each) in a block of at most ``block_bytes`` of x, at least 1."""
+    rows = math.prod(x.shape[:leading])
+    return max(1, min(rows, block_bytes // max(1, x.nbytes // max(rows, 1))))
+
+
+def _blocked_sums(x, leading: int, rows: int, compute=None):
+    """(sum x, sum x^2) over the first ``leading`` axes, keepdims, in ``compute`` (x's dtype by default), in one
+    pass over memory: a scan over blocks of ``rows`` rows. Each block is read from memory once, copied (XLA:CPU
+    does not fuse the scan's slice into two reductions; the copy stays in the cache) and read by both sums from
+    the cache; the rows left over after the last whole block are summed on their own. The two plain reductions
+    read x from memory twice (S000-20: the statistics pass of the forward). A block is converted to ``compute``
+    inside the loop, so a bfloat16 x is never copied whole in float32."""
+    compute = x.dtype if compute is None else compute
     features = x.shape[leading:]
     flat = x.reshape(-1, *features)
     blocks = flat.shape[0] // rows
 
     def sums(b):
+        b = b.astype(compute)
         return jnp.sum(b, axis=0), jnp.sum(jnp.square(b), axis=0)
 
     def block(carry, start):

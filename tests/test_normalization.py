@@ -324,6 +324,18 @@ def test_custom_vjp_keeps_one_input_sized_residual_and_autodiff_keeps_more():
 # --- the one-pass statistics of large inputs (models.normalization._blocked_sums) -------------------------------
 
 
+@pytest.fixture
+def blocked(monkeypatch):
+    """Every input takes the blocked path, on any backend: a cache of 0 bytes, and a CPU reported."""
+    from models import normalization as mn
+
+    monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 0)
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    jax.clear_caches()
+    yield mn
+    jax.clear_caches()
+
+
 @pytest.mark.parametrize(("shape", "rows"), [((6, 5, 4, 3), 7), ((6, 5, 4, 3), 1), ((6, 5, 4, 3), 120), ((9, 2), 4)])
 def test_blocked_sums_equal_the_two_plain_sums(shape, rows):
     """Whole blocks and a tail (120 = 6 * 5 * 4 rows: 7 leaves a tail of 1, 4 of 9 rows a tail of 1)."""
@@ -337,44 +349,75 @@ def test_blocked_sums_equal_the_two_plain_sums(shape, rows):
     np.testing.assert_allclose(squares, jnp.sum(x * x, axes, keepdims=True), rtol=1e-13)
 
 
-def test_block_rows_only_for_leading_axes_larger_than_the_cache(monkeypatch):
+def test_blocked_sums_of_bfloat16_are_the_float32_sums():
+    """A bfloat16 x is summed in float32 block by block: the same sums as of x converted whole."""
+    from models.normalization import _blocked_sums
+
+    x = (jax.random.normal(jax.random.key(6), (6, 5, 4, 3), jnp.float32) * 3 + 2).astype(jnp.bfloat16)
+    got = _blocked_sums(x, 3, 7, jnp.float32)
+    want = _blocked_sums(x.astype(jnp.float32), 3, 7)
+    assert all(g.dtype == jnp.float32 for g in got)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_blocks_only_for_leading_axes_larger_than_the_cache(monkeypatch):
     from models import normalization as mn
 
     x = jnp.zeros((64, 8, 8, 16), jnp.float32)  # 256 KiB
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
     monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 1 << 20)
-    assert mn._block_rows(x, (0, 1, 2), 1 << 12) is None  # fits the cache
+    assert not mn._takes_blocks(x, (0, 1, 2))  # fits the cache
     monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 1 << 16)
-    assert mn._block_rows(x, (0, 1, 2), 1 << 12) == 64  # 4 KiB blocks of 64-byte rows
-    assert mn._block_rows(x, (1, 2), 1 << 12) is None  # not the leading axes (instance norm)
-    assert mn._block_rows(x, (0, 1, 2), 1) == 1
+    assert mn._takes_blocks(x, (0, 1, 2))
+    assert not mn._takes_blocks(x, (1, 2))  # not the leading axes (instance norm)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert not mn._takes_blocks(x, (0, 1, 2))
+    assert mn.rows_per_block(x, 3, 1 << 12) == 64  # 4 KiB blocks of 64-byte rows
+    assert mn.rows_per_block(x, 3, 1) == 1
+    assert mn.rows_per_block(x, 3, 1 << 30) == 4096
 
 
-def test_batchnorm_on_the_blocked_path_matches_autodiff(monkeypatch):
+def test_batchnorm_on_the_blocked_path_matches_autodiff(blocked, monkeypatch):
     """The module's statistics taken in blocks (cache and block sizes shrunk so that a small input takes the
-    path of a large one) give nnx.BatchNorm's gradients to the precision of the test above."""
-    from models import normalization as mn
+    path of a large one) give nnx.BatchNorm's gradients to the precision of the tests above."""
+    monkeypatch.setattr(blocked, "STATISTICS_BLOCK_BYTES", 5 * 3 * 8)  # 5 rows a block, 168 rows: a tail of 3
+    x, g, b, dy = _case((7, 4, 6, 3), 5)
+    assert blocked._takes_blocks(x, (0, 1, 2)) and blocked.rows_per_block(x, 3, blocked.STATISTICS_BLOCK_BYTES) == 5
+    want = norm.autodiff_reference(nnx.BatchNorm, x, g, b, dy)
+    _assert_gradients_close(norm.autodiff_reference(BatchNorm, x, g, b, dy), want, x, g, dy, (0, 1, 2))
+    mean, var = batch_statistics(x, (0, 1, 2))
+    np.testing.assert_allclose(mean, jnp.mean(x, (0, 1, 2), keepdims=True), rtol=1e-13)
+    np.testing.assert_allclose(var, jnp.var(x, (0, 1, 2), keepdims=True), rtol=1e-10)
 
-    monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 0)
-    monkeypatch.setattr(mn, "STATISTICS_BLOCK_BYTES", 5 * 3 * 8)  # 5 rows a block, 168 rows: a tail of 3
+
+def test_autodiff_through_the_blocked_statistics(blocked, monkeypatch):
+    """jax.grad through the scan (normalize, which has no custom rule) equals it through two reductions."""
+    monkeypatch.setattr(blocked, "STATISTICS_BLOCK_BYTES", 5 * 3 * 8)
+    x, _, _, dy = _case((7, 4, 6, 3), 6)
+
+    def loss(v):
+        return jnp.sum(normalize(v, (0, 1, 2), norm.EPS) * dy)
+
+    got = jax.grad(loss)(x)
+    monkeypatch.setattr(blocked, "last_level_cache_bytes", lambda: 1 << 40)
     jax.clear_caches()
-    try:
-        x, g, b, dy = _case((7, 4, 6, 3), 5)
-        assert mn._block_rows(x, (0, 1, 2), mn.STATISTICS_BLOCK_BYTES) == 5
-        want = norm.autodiff_reference(nnx.BatchNorm, x, g, b, dy)
-        _assert_gradients_close(norm.autodiff_reference(BatchNorm, x, g, b, dy), want, x, g, dy, (0, 1, 2))
-        mean, var = batch_statistics(x, (0, 1, 2))
-        np.testing.assert_allclose(mean, jnp.mean(x, (0, 1, 2), keepdims=True), rtol=1e-13)
-        np.testing.assert_allclose(var, jnp.var(x, (0, 1, 2), keepdims=True), rtol=1e-10)
-    finally:
-        jax.clear_caches()
+    assert not blocked._takes_blocks(x, (0, 1, 2))
+    np.testing.assert_allclose(got, jax.grad(loss)(x), rtol=1e-10, atol=1e-12)
 
 
 def test_last_level_cache_is_read_from_sysfs(tmp_path):
     from models.normalization import last_level_cache_bytes
 
-    for name, level, size in (("index0", "1", "32K"), ("index2", "2", "512K"), ("index3", "3", "32768K")):
+    for name, level, size in (("index0", "1", "32K"), ("index2", "2", "512K"), ("index3", "3", "16384K")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "level").write_text(level + "\n")
         (tmp_path / name / "size").write_text(size + "\n")
-    assert last_level_cache_bytes(str(tmp_path)) == 32 << 20
+    assert last_level_cache_bytes(str(tmp_path)) == 16 << 20
+    (tmp_path / "index4").mkdir()
+    (tmp_path / "index4" / "level").write_text("4\n")
+    (tmp_path / "index4" / "size").write_text("96M\n")
+    assert last_level_cache_bytes(str(tmp_path)) == 16 << 20  # cached per path
+    last_level_cache_bytes.cache_clear()
+    assert last_level_cache_bytes(str(tmp_path)) == 96 << 20
     assert last_level_cache_bytes(str(tmp_path / "missing")) == 32 << 20  # the fallback
