@@ -224,14 +224,16 @@ def _sigmoid_bound(scope, rtol) -> Evidence:
     x0 = rng.normal(size=n)
     w, b = rng.normal(0, scope["weight_sd"], (depth, n)), rng.normal(0, scope["bias_sd"], (depth, n))
     g = np.abs(np.asarray(grad(x0, *w, *b)))
-    bound = np.asarray(to_jax(displayed[2].rhs, list(ws))(*w))
+    displayed_bound = to_jax(displayed[2].rhs, list(ws))
+    bound = np.asarray(displayed_bound(*w))
     within = bool(np.all(g <= bound * (1 + scope["ulps_margin"])))
-    # Equality: choose b_l so that every pre-activation is 0, where sigma' = 1/4 exactly.
+    # Equality: choose b_l so that every pre-activation is 0, where sigma' = 1/4 exactly; there |dh_L/dx| is the
+    # displayed bound itself (a looser bound, e.g. prod |w_l| * 4^L, would still contain every random chain).
     at_zero, grows = [], []
     for w_eq in scope["all_z_zero_weights"]:
         b_eq = [0.0] + [-wl * 0.5 for wl in w_eq[1:]]
         got = np.asarray(grad(np.zeros(1), *[np.full(1, v) for v in (*w_eq, *b_eq)]))
-        at_zero.append((got[0], float(np.prod(w_eq)) / 4**depth))
+        at_zero.append((got[0], float(np.prod(np.sign(w_eq))) * float(displayed_bound(*w_eq))))
         grows.append(abs(got[0]) > 1 if min(map(abs, w_eq)) > 4 else abs(got[0]) < 1)
     tight = compare(lambda: np.array([a for a, _ in at_zero]), lambda: np.array([e for _, e in at_zero]), [])
     return evidence(
