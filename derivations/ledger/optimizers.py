@@ -6,6 +6,8 @@ stability bound and the hyper-gradient."""
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,7 +17,7 @@ import sympy as sp
 from derivations import bridge
 from derivations import optimizers as opt
 from derivations.bridge import mark_evaluated, prove_identity, to_jax, value
-from derivations.claims import Evidence, claim, compared, core, evidence, proved, scoped
+from derivations.claims import Evidence, claim, compared, core, evidence, premise, proved, scoped
 from derivations.compare import compare
 
 CONVENTIONS = list(opt.CONVENTIONS)
@@ -71,6 +73,8 @@ def _rule_findings(name: str, scope, rtol: float, **extra_hyper) -> list:
     for convention in CONVENTIONS:
         # Where the library takes a weight decay, also with a non-zero one (PyTorch couples it into the
         # gradient, Keras and AdamW decouple it): at the default 0 the two placements cannot be told apart.
+        # Nor can they for plain SGD, where theta - lr (g + wd theta) = theta - lr wd theta - lr g: only momentum
+        # and the adaptive rules, whose state sees the coupled decay, separate them.
         decays = [{}] + (
             [{"weight_decay": scope["weight_decay"]}] if "weight_decay" in opt.DEFAULTS[convention][name] else []
         )
@@ -192,8 +196,8 @@ def _momentum(scope, rtol) -> Evidence:
             closed,
         ),
         compared(
-            "at their defaults (dampening 0) PyTorch's and Keras's momentum give the same iterates "
-            "(a velocity of undamped gradient sums)",
+            "at their defaults (dampening 0) and a constant learning rate, PyTorch's and Keras's momentum give "
+            "the same iterates (a velocity of undamped gradient sums)",
             same,
             role="scope",
         ),
@@ -312,6 +316,19 @@ ADAPTIVE_SCOPE = {
 }
 
 
+_OPTAX_ARGUMENT = {"initial_accumulator": {"adagrad": "initial_accumulator_value", "rmsprop": "initial_scale"}}
+
+
+def _optax_defaults(name: str):
+    """A premise: the defaults the checks call "optax's" (models.optimizers.DEFAULTS) are the defaults of optax's
+    own function (``inspect.signature``), so that the adaptivity findings test optax and not a copy of it."""
+    ours = opt.hyperparameters(name, "optax")
+    parameters = inspect.signature(getattr(optax, name)).parameters
+    theirs = {k: parameters[_OPTAX_ARGUMENT.get(k, {}).get(name, k)].default for k in ours}
+    return premise(f"the optax defaults used are optax.{name}'s own (inspect.signature, optax {optax.__version__})",
+                   ours == theirs, ours=ours, optax=theirs)  # fmt: skip
+
+
 def _adaptive_findings(name: str, scope) -> tuple[list, dict]:
     """Per convention: is the default step within adaptive_ratio of the scale-free step at every scale?"""
     findings, table = [], {}
@@ -372,14 +389,17 @@ def _first_step_findings(name: str, rtol: float) -> list:
     expected="qualified",
     correction="Under PyTorch's defaults (accumulator from 0, eps = 1e-10 outside the root) the step adapts at "
     "every gradient scale 1e-8 ... 1e2. optax and Keras start the accumulator at 0.1 (and put eps = 1e-7 "
-    "inside the root): while the summed squares stay below 0.1 (over 24 steps, gradients of 0.1 and smaller) "
-    "the denominator is about sqrt(0.1) and the step is plain SGD with learning rate lr/sqrt(0.1), not adaptive.",
+    "inside the root): the denominator sqrt(0.1 + sum g^2) stays near sqrt(0.1) until the summed squares "
+    "approach 0.1, for about the first 0.1/g^2 steps, and during those steps the step is plain SGD with learning "
+    "rate lr/sqrt(0.1), not adaptive. The table gives each scale's smallest ratio over 24 steps (the first "
+    "step's): at |g| = 0.1 the phase lasts about 10 steps, at 1e-2 about 1000, below that longer than any run.",
     scope=ADAPTIVE_SCOPE,
 )
 def _adagrad(scope, rtol) -> Evidence:
     adaptive, table = _adaptive_findings("adagrad", scope)
     return evidence(
         "autodiff",
+        _optax_defaults("adagrad"),
         *_rule_findings("adagrad", scope, rtol),
         *_first_step_findings("adagrad", rtol),
         *adaptive,
@@ -405,6 +425,7 @@ def _rmsprop(scope, rtol) -> Evidence:
     adaptive, table = _adaptive_findings("rmsprop", scope)
     return evidence(
         "autodiff",
+        _optax_defaults("rmsprop"),
         *_rule_findings("rmsprop", scope, rtol),
         *_first_step_findings("rmsprop", rtol),
         *adaptive,
@@ -444,6 +465,32 @@ def _adam(scope, rtol) -> Evidence:
     )
 
 
+def _uncorrected_early_steps(scope) -> list:
+    """Adam's steps without bias correction for a constant gradient, from the SymPy rule (optax's convention),
+    over lr: (1 - beta_1^t)/sqrt(1 - beta_2^t) up to eps (1e-8 against sqrt(v_t) >= 0.03 here, a relative 3e-7,
+    hence the rtol of 1e-6 against the closed form)."""
+    found = []
+    t = np.arange(1, scope["steps"] + 1)
+    grads = np.full((scope["steps"], 1), scope["gradient"])
+    for b1, b2 in scope["betas"]:
+        iterates = opt.symbolic_iterates("adam", grads, convention="optax", lr=1.0, params0=np.zeros(1),
+                                         bias_correction=False, b1=b1, b2=b2)  # fmt: skip
+        ratio = np.abs(np.diff(np.asarray(iterates)[:, 0]))
+        closed = (1 - b1**t) / np.sqrt(1 - b2**t)
+        at = {f"step_over_lr_at_{k}": float(ratio[k - 1]) for k in (1, 2, 5, 10) if k <= scope["steps"]}
+        matches = bool(np.allclose(ratio, closed, rtol=1e-6, atol=0))
+        found.append(core(f"beta = ({b1:g}, {b2:g}): without correction the step for a constant gradient is "
+                          f"(1 - beta_1^t)/sqrt(1 - beta_2^t) lr (the SymPy rule, t = 1 ... {scope['steps']}, "
+                          "rtol 1e-6: eps)", matches))  # fmt: skip
+        shrunk = bool(np.all(ratio < 1))
+        if (b1, b2) == (0.9, 0.999):
+            found.append(scoped("at the default betas, without correction the early steps would be shrunk towards "
+                                "0 (below lr), which the correction undoes", shrunk, **at))  # fmt: skip
+        else:
+            found.append(core(f"with beta_1 = {b1:g} (1 - beta_1 < sqrt(1 - beta_2)) they are shrunk", shrunk, **at))
+    return found
+
+
 @claim(
     "optimizers/adam-bias-correction-makes-the-first-step-about-lr",
     sources=["S002-05"],
@@ -455,9 +502,14 @@ def _adam(scope, rtol) -> Evidence:
     "PyTorch) or lr g/(|g| + eps/sqrt(1 - beta_2)) (Keras, whose eps is the paper's eps-hat): about lr only "
     "for |g| >> eps. At |g| = eps = 1e-8 it is lr/2 in optax and PyTorch; Keras's effective eps at step 1 is "
     "1e-7/sqrt(0.001), so its first step is within 10 % of lr only from |g| of about 1e-4 and is under 1 % of "
-    "lr at 1e-8. Without correction it would be (1 - beta_1)/sqrt(1 - beta_2) = 3.16 lr.",
+    "lr at 1e-8. Without correction it would be (1 - beta_1)/sqrt(1 - beta_2) = 3.16 lr. The gloss's 'not shrunk "
+    "towards 0' has the direction wrong at the default betas: without correction m_t is shrunk by "
+    "1 - beta_1^t, but sqrt(v_t) more, by sqrt(1 - beta_2^t), so the early steps would be larger than lr "
+    "(3.16, 4.25, 5.80, 6.53 lr at t = 1, 2, 5, 10 for a constant gradient), the 'much larger initial steps' of "
+    "Kingma & Ba (section 3); they would be shrunk only where 1 - beta_1 < sqrt(1 - beta_2), e.g. beta_1 = 0.99.",
     scope={
         "conventions": CONVENTIONS,
+        "early_steps": {"steps": 10, "betas": [[0.9, 0.999], [0.99, 0.999]], "gradient": 1.0},
         "gradient_scales": ADAPTIVE_SCALES,
         "about_lr": 0.1,
         "monte_carlo": {"runs": 20000, "steps": 10, "gradient": "N(1, 1)", "z_margin": 4.5},
@@ -511,6 +563,8 @@ def _adam_bias(scope, rtol) -> Evidence:
             uncorrected_first_step_over_lr=uncorrected_size,
         ),
         *_first_step_findings("adam", rtol),
+        _optax_defaults("adam"),
+        *_uncorrected_early_steps(scope["early_steps"]),
     ]
     sizes = {}
     for convention in CONVENTIONS:
@@ -663,7 +717,9 @@ def _newton(scope, rtol) -> Evidence:
     says="S004-02: the training loss/accuracy oscillating without falling is caused by too high a learning "
     "rate; lower it. S000-30 lists 'adjust the learning rate' among the fixes for a model that does not converge.",
     expected="holds",
-    scope={"curvatures": [1.0, 10.0], "lr_over_1_over_L": list(opt.STABILITY_FACTORS), "steps": opt.STABILITY_STEPS},
+    scope={"curvatures": [1.0, 10.0], "lr_over_1_over_L": list(opt.STABILITY_FACTORS), "steps": opt.STABILITY_STEPS,
+           "non_quadratic": {"loss": "sqrt(1 + x**2) + 3*x/10", "x0": 1.0, "learning_rates": [1.0, 2.0, 2.5, 3.0],
+                             "steps": 400, "tail": 40, "above_minimum": 0.01}},
 )
 def _stability(scope, rtol) -> Evidence:
     table = opt.stability_table()
@@ -698,8 +754,51 @@ def _stability(scope, rtol) -> Evidence:
             samples=len(table),
             dtype="float64",
         ),
+        *_oscillation_without_falling(scope["non_quadratic"]),
         details=table,
     )
+
+
+def _oscillation_without_falling(scope) -> list:
+    """The note's symptom itself. On a quadratic a too large lr makes the loss grow at every step (it never
+    oscillates); on a loss that flattens away from its minimum GD above 2 / f''(x*) settles into a 2-cycle whose
+    loss alternates between two values above the minimum, and below that lr it converges (optax.sgd, float64)."""
+    xs = sp.Symbol("x", real=True)
+    loss = sp.sympify(scope["loss"], locals={"x": xs})
+    (x_star,) = sp.solve(sp.diff(loss, xs), xs)
+    bound = float(2 / sp.diff(loss, xs, 2).subs(xs, x_star))
+    f, f_star = to_jax(loss, [xs]), float(loss.subs(xs, x_star))
+
+    def losses(lr):
+        sgd = optax.sgd(lr)
+
+        def step(carry, _):
+            x, state = carry
+            update, state = sgd.update(jax.grad(f)(x), state)
+            x = optax.apply_updates(x, update)
+            return (x, state), f(x)
+
+        x0 = jnp.asarray(scope["x0"])
+        return jax.lax.scan(step, (x0, sgd.init(x0)), None, length=scope["steps"])[1]
+
+    rates = np.asarray(scope["learning_rates"])
+    runs = np.asarray(jax.jit(jax.vmap(losses))(jnp.asarray(rates)))
+    tail = runs[:, -scope["tail"] :]
+    turns = np.diff(tail, axis=1)
+    alternates = np.all(turns[:, :-1] * turns[:, 1:] < 0, axis=1)
+    oscillates = alternates & np.all(tail > f_star + scope["above_minimum"], axis=1)
+    converges = np.abs(runs[:, -1] - f_star) <= 1e-9 * f_star
+    below, above = rates < bound, rates > bound
+    ranges = {f"{r:g}": [float(t.min()), float(t.max())] for r, t in zip(rates[above], tail[above], strict=True)}
+    return [
+        core(f"on {scope['loss']}, above lr 2/f''(x*) = {bound:.3f} ({rates[above].tolist()}) the loss oscillates "
+             f"without falling: over the last {scope['tail']} of {scope['steps']} steps it goes up and down in turn "
+             f"and stays above the minimum + {scope['above_minimum']:g}",
+             bool(above.any() and np.all(oscillates[above])),
+             tail_range=ranges, minimum=f_star),
+        core(f"lowered below 2/f''(x*) ({rates[below].tolist()}) it converges to the minimum (to 1e-9)",
+             bool(below.any() and np.all(converges[below]) and not np.any(oscillates[below]))),
+    ]
 
 
 @claim(
