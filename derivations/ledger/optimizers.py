@@ -329,6 +329,25 @@ def _optax_defaults(name: str):
                    ours == theirs, ours=ours, optax=theirs)  # fmt: skip
 
 
+# Keras's own published numbers (keras/src/optimizers: the RMSprop docstring's example, adam_test.py's
+# test_single_step): a check of the keras convention that does not go through this workbook's reading of the docs.
+KERAS_PUBLISHED = {
+    "rmsprop": {"source": "the RMSprop docstring's example", "lr": 0.1, "params0": [10.0], "grad": [10.0],
+                "after": [9.683772], "atol": 5e-7},  # printed to 7 digits
+    "adam": {"source": "adam_test.py, test_single_step", "lr": 0.5, "params0": [1.0, 2.0, 3.0, 4.0],
+             "grad": [1.0, 6.0, 7.0, 2.0], "after": [0.5, 1.5, 2.5, 3.5], "atol": 1e-4},  # the test's own tolerance
+}
+
+
+def _keras_published(name: str):
+    case = KERAS_PUBLISHED[name]
+    got = np.asarray(opt.trajectory(name, np.asarray([case["grad"]]), convention="keras", lr=case["lr"],
+                                    params0=np.asarray(case["params0"]))[1])  # fmt: skip
+    return core(f"keras convention: one step reproduces Keras's own published result ({case['source']}: "
+                f"{case['after']}, to {case['atol']:g})", bool(np.all(np.abs(got - case["after"]) <= case["atol"])),
+                got=got.tolist())  # fmt: skip
+
+
 def _adaptive_findings(name: str, scope) -> tuple[list, dict]:
     """Per convention: is the default step within adaptive_ratio of the scale-free step at every scale?"""
     findings, table = [], {}
@@ -426,6 +445,7 @@ def _rmsprop(scope, rtol) -> Evidence:
     return evidence(
         "autodiff",
         _optax_defaults("rmsprop"),
+        _keras_published("rmsprop"),
         *_rule_findings("rmsprop", scope, rtol),
         *_first_step_findings("rmsprop", rtol),
         *adaptive,
@@ -564,6 +584,7 @@ def _adam_bias(scope, rtol) -> Evidence:
         ),
         *_first_step_findings("adam", rtol),
         _optax_defaults("adam"),
+        _keras_published("adam"),
         *_uncorrected_early_steps(scope["early_steps"]),
     ]
     sizes = {}
