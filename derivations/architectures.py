@@ -136,6 +136,7 @@ def total(layers: list[Layer], what: str, *args, **kwargs) -> sp.Expr:
 
 
 @derivation
+@bridge.cache  # the page and the claims see one object (simplify's form can depend on SymPy's cache)
 def block_parameters() -> list[sp.Eq]:
     """Parameter counts of the classic blocks (BN: 2 per channel; convs before BN have no bias; projection
     shortcut when the channels change): VGG stack of 2, ResNet basic, bottleneck (G groups: ResNeXt),
@@ -151,6 +152,7 @@ def block_parameters() -> list[sp.Eq]:
 
 
 @derivation
+@bridge.cache
 def dense_block_parameters() -> sp.Eq:
     """A DenseNet block of L layers (BN-ReLU-3x3 conv, growth g, c_0 input channels): layer l sees
     c_0 + l g channels, so the count is a sum over l, quadratic in L."""
@@ -160,6 +162,7 @@ def dense_block_parameters() -> sp.Eq:
 
 
 @derivation
+@bridge.cache
 def block_macs() -> list[sp.Eq]:
     """MACs on an H x W map, every tap counted (the notes' convention): VGG stack of 2, bottleneck, depthwise
     separable; and the bottleneck's count with padding taps skipped (what XLA counts, twice)."""
@@ -175,6 +178,7 @@ def block_macs() -> list[sp.Eq]:
 
 
 @derivation
+@bridge.cache
 def separable_ratio() -> sp.Eq:
     """Depthwise separable over standard KxK conv, MACs (S000-17, S002-14): 1/C_out + 1/K^2."""
     separable = Layer(K, K, C_in, C_in, C_in).macs(H, W) + Layer(1, 1, C_in, C_out).macs(H, W)
@@ -183,6 +187,7 @@ def separable_ratio() -> sp.Eq:
 
 
 @derivation
+@bridge.cache
 def stacked_small_kernels() -> sp.Matrix:
     """Stacks of n 3x3 convs (C -> C, no bias) against one kernel of the same receptive field 2n + 1:
     rows n = 2, 3, 5; columns: receptive field, params of the stack, params of the big kernel, their ratio."""
@@ -195,6 +200,7 @@ def stacked_small_kernels() -> sp.Matrix:
 
 
 @derivation
+@bridge.cache
 def add_is_concat_with_shared_kernel() -> sp.Eq:
     """Add then conv = concat then conv with the kernel stacked twice on the input-channel axis (per output
     channel o, one pixel): sum_c k_co (a_c + b_c) = sum_c k_co a_c + sum_c k_co b_c."""
