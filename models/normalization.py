@@ -340,3 +340,10 @@ class BatchNorm(nnx.Module):
         """Used by ``nnx.view``, as in ``nnx.BatchNorm``."""
         if use_running_average is not None:
             self.use_running_average = use_running_average
+
+
+def clear_statistics_caches() -> None:
+    """Drop the compiled programs of this module's jitted functions, e.g. after changing
+    ``STATISTICS_BLOCK_BYTES`` (a module constant, not part of their cache key)."""
+    for f in (_batch_statistics, _normalize, _batchnorm_backward, _batchnorm):
+        f.clear_cache()

@@ -222,7 +222,7 @@ def test_batchnorm_outputs_equal_nnx_batchnorm_with_blocked_statistics(monkeypat
     monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 0)
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")  # the path is CPU-only; take it on any backend
     monkeypatch.setattr(mn, "STATISTICS_BLOCK_BYTES", 7 * 3 * jnp.dtype(dtype).itemsize)
-    jax.clear_caches()
+    mn.clear_statistics_caches()
     try:
         rng = np.random.default_rng(2)
         x = jnp.asarray(rng.normal(1.0, 2.0, (4, 5, 6, 3)), dtype)
@@ -232,7 +232,7 @@ def test_batchnorm_outputs_equal_nnx_batchnorm_with_blocked_statistics(monkeypat
         np.testing.assert_allclose(ours.mean[...], theirs.mean[...], rtol=rtol, atol=atol)
         np.testing.assert_allclose(ours.var[...], theirs.var[...], rtol=rtol, atol=atol)
     finally:
-        jax.clear_caches()
+        mn.clear_statistics_caches()
 
 
 @given(shape=st.sampled_from([(16, 3), (4, 5, 6, 3), (2, 3, 3, 8), (1, 4, 4, 2)]),

@@ -331,9 +331,9 @@ def blocked(monkeypatch):
 
     monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 0)
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    jax.clear_caches()
+    mn.clear_statistics_caches()
     yield mn
-    jax.clear_caches()
+    mn.clear_statistics_caches()
 
 
 @pytest.mark.parametrize(("shape", "rows"), [((6, 5, 4, 3), 7), ((6, 5, 4, 3), 1), ((6, 5, 4, 3), 120), ((9, 2), 4)])
@@ -401,7 +401,7 @@ def test_autodiff_through_the_blocked_statistics(blocked, monkeypatch):
 
     got = jax.grad(loss)(x)
     monkeypatch.setattr(blocked, "last_level_cache_bytes", lambda: 1 << 40)
-    jax.clear_caches()
+    blocked.clear_statistics_caches()
     assert not blocked._takes_blocks(x, (0, 1, 2))
     np.testing.assert_allclose(got, jax.grad(loss)(x), rtol=1e-10, atol=1e-12)
 
