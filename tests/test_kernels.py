@@ -214,25 +214,17 @@ def test_batchnorm_outputs_equal_nnx_batchnorm(shape, dtype, rtol, atol):
 
 
 @pytest.mark.parametrize(("dtype", "rtol", "atol"), [(jnp.float64, 1e-12, 1e-12), (jnp.float32, 2e-5, 2e-5)])
-def test_batchnorm_outputs_equal_nnx_batchnorm_with_blocked_statistics(monkeypatch, dtype, rtol, atol):
+def test_batchnorm_outputs_equal_nnx_batchnorm_with_blocked_statistics(blocked, monkeypatch, dtype, rtol, atol):
     """The same, on the path of an input larger than the last-level cache (the statistics summed in one scan
     over blocks): cache and block shrunk so that 120 rows of 3 features take it, in blocks of 7 and a tail of 1."""
-    from models import normalization as mn
-
-    monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 0)
-    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")  # the path is CPU-only; take it on any backend
-    monkeypatch.setattr(mn, "STATISTICS_BLOCK_BYTES", 7 * 3 * jnp.dtype(dtype).itemsize)
-    mn.clear_statistics_caches()
-    try:
-        rng = np.random.default_rng(2)
-        x = jnp.asarray(rng.normal(1.0, 2.0, (4, 5, 6, 3)), dtype)
-        assert mn._takes_blocks(x, (0, 1, 2)) and mn.rows_per_block(x, 3, mn.STATISTICS_BLOCK_BYTES) == 7
-        theirs, ours = _modules(3, dtype)
-        np.testing.assert_allclose(ours(x), theirs(x), rtol=rtol, atol=atol)
-        np.testing.assert_allclose(ours.mean[...], theirs.mean[...], rtol=rtol, atol=atol)
-        np.testing.assert_allclose(ours.var[...], theirs.var[...], rtol=rtol, atol=atol)
-    finally:
-        mn.clear_statistics_caches()
+    monkeypatch.setattr(blocked, "STATISTICS_BLOCK_BYTES", 7 * 3 * jnp.dtype(dtype).itemsize)
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(1.0, 2.0, (4, 5, 6, 3)), dtype)
+    assert blocked._takes_blocks(x, (0, 1, 2)) and blocked.rows_per_block(x, 3, blocked.STATISTICS_BLOCK_BYTES) == 7
+    theirs, ours = _modules(3, dtype)
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(ours.mean[...], theirs.mean[...], rtol=rtol, atol=atol)
+    np.testing.assert_allclose(ours.var[...], theirs.var[...], rtol=rtol, atol=atol)
 
 
 @given(shape=st.sampled_from([(16, 3), (4, 5, 6, 3), (2, 3, 3, 8), (1, 4, 4, 2)]),

@@ -324,18 +324,6 @@ def test_custom_vjp_keeps_one_input_sized_residual_and_autodiff_keeps_more():
 # --- the one-pass statistics of large inputs (models.normalization._blocked_sums) -------------------------------
 
 
-@pytest.fixture
-def blocked(monkeypatch):
-    """Every input takes the blocked path, on any backend: a cache of 0 bytes, and a CPU reported."""
-    from models import normalization as mn
-
-    monkeypatch.setattr(mn, "last_level_cache_bytes", lambda: 0)
-    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    mn.clear_statistics_caches()
-    yield mn
-    mn.clear_statistics_caches()
-
-
 @pytest.mark.parametrize(("shape", "rows"), [((6, 5, 4, 3), 7), ((6, 5, 4, 3), 1), ((6, 5, 4, 3), 120), ((9, 2), 4)])
 def test_blocked_sums_equal_the_two_plain_sums(shape, rows):
     """Whole blocks and a tail (120 = 6 * 5 * 4 rows: 7 leaves a tail of 1, 4 of 9 rows a tail of 1)."""

@@ -489,7 +489,7 @@ def _uncorrected_early_steps(scope) -> list:
     """Adam's steps without bias correction for a constant gradient, from the SymPy rule (optax's convention),
     over lr: (1 - beta_1^t)/sqrt(1 - beta_2^t) up to eps (1e-8 against sqrt(v_t) >= 0.03 here, a relative 3e-7,
     hence the rtol of 1e-6 against the closed form)."""
-    found = []
+    found, defaults = [], opt.hyperparameters("adam", "optax")
     t = np.arange(1, scope["steps"] + 1)
     grads = np.full((scope["steps"], 1), scope["gradient"])
     for b1, b2 in scope["betas"]:
@@ -503,7 +503,7 @@ def _uncorrected_early_steps(scope) -> list:
                           f"(1 - beta_1^t)/sqrt(1 - beta_2^t) lr (the SymPy rule, t = 1 ... {scope['steps']}, "
                           "rtol 1e-6: eps)", matches))  # fmt: skip
         shrunk = bool(np.all(ratio < 1))
-        if (b1, b2) == (0.9, 0.999):
+        if (b1, b2) == (defaults["b1"], defaults["b2"]):
             found.append(scoped("at the default betas, without correction the early steps would be shrunk towards "
                                 "0 (below lr), which the correction undoes", shrunk, **at))  # fmt: skip
         else:
