@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-pyproject
 HTML := book/_build/html
 
-.PHONY: run test lint pytest fuzz check report book browser-check bench clean
+.PHONY: run test lint pytest fuzz check report book browser-check screenshots bench clean
 
 run: $(STAMP)
 	$(BIN)/python -m derivations check --reuse
@@ -48,10 +48,17 @@ book: report
 	$(BIN)/python book/cache_guard.py
 	$(BIN)/python -m sphinx -b html -W --keep-going -q -j auto -a book $(HTML)
 
+PAGES = index.html ledger.html corrections.html appendix.html references.html $$(cd $(HTML) && ls chapters/*.html notes/*.html)
+
+# Every page checked in Chromium; the screenshots (book/_build/screenshots) show each page's first screen.
 browser-check: $(STAMP)
 	sh book/ensure_chromium.sh
-	$(BIN)/python book/check_browser.py $(HTML) index.html ledger.html corrections.html appendix.html references.html \
-		$$(cd $(HTML) && ls chapters/*.html notes/*.html)
+	$(BIN)/python book/check_browser.py $(HTML) $(PAGES)
+
+# The same checks, with screenshots of every whole page, to read the book by eye.
+screenshots: book
+	sh book/ensure_chromium.sh
+	BROWSER_CHECK_FULL_PAGE=1 $(BIN)/python book/check_browser.py $(HTML) $(PAGES)
 
 # Speed and memory, measured side by side (never asserted in tests): benchmarks/results/<backend>.json.
 bench: $(STAMP)

@@ -8,8 +8,10 @@ inside a word: a `*` or `_` that Markdown ate), no horizontal overflow at a 420 
 phone viewport, verdict badges on the pages that show claims. Then every link to an anchor of a checked page
 must resolve, the ledger's filters must work from the URL and by typing, the book's search must rank a
 chapter holding the claim first for a question id and for a claim id, the index must list every claim,
-and quiz mode must fold the claim boxes (from the address) and a click reveal one. Full-page screenshots go to
-book/_build/screenshots/<page>.png (and <page>-420.png). Prints one line per page; exits 1 if any check failed.
+and quiz mode must fold the claim boxes (from the address) and a click reveal one. Screenshots go to
+book/_build/screenshots/<page>.png (and <page>-420.png): the first screen of each page, or the whole page with
+``BROWSER_CHECK_FULL_PAGE=1`` (``make screenshots``), to read every page by eye. Every check above runs on the whole
+page either way; only the pictures differ. Prints one line per page; exits 1 if any check failed.
 
 The pages are checked in one browser per core (``BROWSER_CHECK_JOBS`` to change it), the largest first, and
 reported in the order given; the ledger, search and quiz checks run beside them in the main process's browser.
@@ -42,8 +44,9 @@ FLAGS = [
     "--disable-quic",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
-# A full-page screenshot of a long chapter (1280 x 23000 px) takes about 3 s alone; beside another browser on a
-# busy machine it can take several times that, so it gets more than Playwright's default 30 s.
+# A full-page screenshot of a long chapter (1280 x 23000 px) takes 3-6 s (a first screen: well under 0.1 s), and
+# more than half of the browser check's time went to them; beside another browser on a busy machine one can take
+# several times that, so it gets more than Playwright's default 30 s.
 SCREENSHOT_TIMEOUT_MS = 180_000
 LOCAL_SCHEMES = {"file", "data", "blob", "about"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -136,7 +139,7 @@ def check_page(
         problems.append("no verdict badge on a page that shows claims")
     shot = shots / Path(page).with_suffix(".png")
     shot.parent.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=shot, full_page=True, timeout=SCREENSHOT_TIMEOUT_MS)
+    tab.screenshot(path=shot, full_page=_full_page(), timeout=SCREENSHOT_TIMEOUT_MS)
     tab.set_viewport_size({"width": 420, "height": 900})
     tab.wait_for_timeout(100)
     problems += tab.evaluate(OVERFLOW_JS)
@@ -305,6 +308,13 @@ def _share(html_dir: Path, pages: list[str], jobs: int) -> list[list[str]]:
     return [share for share in shares if share]
 
 
+def _full_page() -> bool:
+    value = os.environ.get("BROWSER_CHECK_FULL_PAGE", "0")
+    if value not in ("0", "1"):
+        raise SystemExit(f"BROWSER_CHECK_FULL_PAGE must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
 def _jobs() -> int:
     value = os.environ.get("BROWSER_CHECK_JOBS", "")
     if value and not (value.isdigit() and int(value) >= 1):
@@ -317,6 +327,7 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     html_dir = Path(argv[0])
+    _full_page(), _jobs()  # bad settings are refused before a browser starts
     pages = argv[1:] or DEFAULT_PAGES
     shots = html_dir.parent / "screenshots"
     failed = False
