@@ -78,28 +78,60 @@ def minimiser_findings(scope: dict) -> dict:
     return out
 
 
+def relu_rescaling(examples: int, inputs: int, hidden: int, c: float, seed: int) -> dict:
+    """Mean squared errors and parameter norms of a two-layer ReLU network at random parameters and at the
+    same parameters with the hidden layer rescaled (c W1, c b1, W2 / c), and with its units permuted."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(examples, inputs)), rng.normal(size=examples)
+    w1, b1, w2, b2 = rng.normal(size=(inputs, hidden)), rng.normal(size=hidden), rng.normal(size=hidden), 0.1
+
+    def loss(w1, b1, w2):
+        return float(np.mean((np.maximum(x @ w1 + b1, 0.0) @ w2 + b2 - y) ** 2))
+
+    def norm(*params):
+        return float(np.sqrt(sum(np.sum(np.square(q)) for q in params)))
+
+    order = rng.permutation(hidden)
+    return {"loss": loss(w1, b1, w2), "rescaled_loss": loss(c * w1, c * b1, w2 / c),
+            "permuted_loss": loss(w1[:, order], b1[order], w2[order]),
+            "norm": norm(w1, b1, w2), "rescaled_norm": norm(c * w1, c * b1, w2 / c)}
+
+
 @claim(
     "regularization/minimal-loss-parameters-can-differ-widely",
     sources=["S003-08"],
     says="Even when the minimal loss value is reached, the corresponding parameters w and b can differ enormously, "
     "some large, some small (即使达到了最小的损失函数值，其对应的参数w和b也会天差地别).",
     expected="qualified",
-    correction="Only where the minimiser is not unique: with more weights than independent examples (or collinear "
-    "inputs) every w* + v, v in the null space of X, has the same minimal loss, so minimisers of any size exist. "
-    "With full column rank (more independent examples than weights) the least-squares minimiser is unique.",
+    correction="For a network it holds whatever the amount of data: a ReLU unit is positively homogeneous, so "
+    "scaling a hidden layer's incoming weights and bias by c > 0 and its outgoing weights by 1/c gives the same "
+    "function, hence the same loss, for every parameter setting, minimisers included (and permuting hidden "
+    "units changes nothing either). For a linear model it holds only where the minimiser is not unique: with "
+    "more weights than independent examples (or collinear inputs) every w* + v, v in the null space of X, has "
+    "the same minimal loss; with full column rank (more independent examples than weights) the least-squares "
+    "minimiser is unique.",
     scope={"designs": {"over-parameterised": [8, 20], "full column rank": [40, 5]}, "spread": 100.0, "seed": 0,
-           "widely": 10, "loss": "mean squared error of a linear model"},
+           "widely": 10, "loss": "mean squared error of a linear model",
+           "relu_network": {"examples": 400, "inputs": 3, "hidden": 4, "rescale": 100.0}},
     rtol=1e-9, tolerance="the losses compared are equal up to the lstsq rounding, amplified by the spread (100)",
 )
 def _minimisers(scope, rtol) -> Evidence:
     r = minimiser_findings(scope)
     over, full = r["over-parameterised"], r["full column rank"]
+    net = scope["relu_network"]
+    relu = relu_rescaling(net["examples"], net["inputs"], net["hidden"], net["rescale"], scope["seed"])
     return evidence(
         "measurement",
         core("over-parameterised: w* + 100 v (v in the null space of X) has the same minimal loss",
              abs(over["loss1"] - over["loss0"]) <= rtol * max(1.0, over["loss0"]) * scope["spread"],
              loss=over["loss0"], norms=str([round(v, 2) for v in over["norms"]])),
         core("so minimisers of very different size exist there", over["norms"][1] > scope["widely"] * over["norms"][0]),
+        core(f"a two-layer ReLU network on {net['examples']} examples: (c W1, c b1, W2 / c) with c = "
+             f"{net['rescale']:g}, and the hidden units permuted, have the loss of (W1, b1, W2), at any parameters "
+             "and so at a minimiser", abs(relu["rescaled_loss"] - relu["loss"]) <= rtol * relu["loss"]
+             and abs(relu["permuted_loss"] - relu["loss"]) <= rtol * relu["loss"]
+             and relu["rescaled_norm"] > scope["widely"] * relu["norm"],
+             norms=str([round(relu["norm"], 2), round(relu["rescaled_norm"], 2)])),
         scoped("with full column rank another w of the same (minimal) loss exists too",
                full["null"] > 0 and abs(full["loss1"] - full["loss0"]) <= rtol * full["loss0"],
                loss_at_minimum=full["loss0"], loss_elsewhere=full["loss1"]),

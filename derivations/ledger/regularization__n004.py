@@ -54,13 +54,26 @@ def capacity_findings(scope: dict, fitter=polynomial_fit) -> dict:
     "underfitting: too low a complexity, too few features; remedies: more complexity, higher-order features, a "
     "larger capacity; a low-capacity model may hardly fit the training set (S004-04); a simple model may underfit "
     "(S000-01). This claim tests these with polynomial degree as the capacity.",
-    expected="holds",
+    expected="qualified",
+    correction="Up to the interpolation threshold (degree n - 1 = 14 for 15 training points) the classic U holds: "
+    "low capacity underfits, the test error is lowest in between and grows towards the threshold. Past it, more "
+    "capacity can help again: among the many polynomials that fit the training set exactly, least squares "
+    "(the pseudo-inverse, also what gradient descent from zero converges to) returns the one of least norm, "
+    "which gets smoother as the degree grows, and the test error falls back towards the best degree's: "
+    "'double descent' (Belkin et al., 2019). 'More capacity, more overfitting' describes the classical regime "
+    "only; the same curve is seen in wide networks.",
     scope={"max_degree": 13, "n_train": 15, "noise": 0.3, "sets": 400, "underfit_degree": 1, "factor": 2.0,
-           "rounding": 1e-9, "target": "sin(2 pi x) on [0, 1]; Legendre least squares; test MSE against fresh labels"},
+           "rounding": 1e-9, "target": "sin(2 pi x) on [0, 1]; Legendre least squares; test MSE against fresh labels",
+           "past_threshold_degrees": [14, 30, 120, 300]},
     tolerance="the training MSE is non-increasing in the degree up to 1e-9 of its scale (pinv rounding)",
 )
 def _capacity(scope) -> Evidence:
     out = capacity_findings(scope)
+    past = scope["past_threshold_degrees"]
+    _, past_test = capacity_curves(past, scope["sets"], scope["n_train"], scope["noise"], 3)
+    past_median = np.median(past_test, 1)
+    best_test = float(out["median_test"][out["best"]])
+    peak = past.index(scope["n_train"] - 1)
     return evidence(
         "measurement",
         core("more capacity never fits the training set worse: in every training set the training MSE is "
@@ -73,8 +86,18 @@ def _capacity(scope) -> Evidence:
              f"degree's while the test error exceeds {scope['factor']}x the best", out["overfit"],
              train=float(out["mean_train"][-1]), test=float(out["median_test"][-1])),
         core("the test error is lowest at an intermediate capacity", out["interior"], best_degree=out["best"]),
+        core(f"the test error peaks at the interpolation threshold (degree {scope['n_train'] - 1}): its median is "
+             f"above {scope['factor']}x that of every larger degree of {past[1:]}",
+             all(past_median[peak] > scope["factor"] * m for m in past_median[peak + 1:]),
+             threshold_test=float(past_median[peak])),
+        scoped(f"past the threshold more capacity keeps overfitting: at every degree of {past[1:]} the median test "
+               f"error stays above {scope['factor']}x the best degree's", all(m > scope["factor"] * best_test
+                                                                           for m in past_median[peak + 1:]),
+               **{f"test_degree_{d}": float(m) for d, m in zip(past, past_median, strict=True)},
+               best_test=best_test),
         details={"mean training MSE by degree": out["mean_train"].tolist(),
-                 "median test MSE by degree": out["median_test"].tolist()},
+                 "median test MSE by degree": out["median_test"].tolist(),
+                 "median test MSE past the threshold": dict(zip(map(str, past), past_median.tolist(), strict=True))},
     )
 
 
