@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
@@ -592,10 +593,18 @@ def _mse_mae():
     correction="For fitting a constant, argmin sum (y - c)^2 is always the unique mean, and argmin sum |y - c| is "
     "the median: a single point when n is odd, the whole interval between the two middle values when n is even "
     "(every c in it is optimal). So 'multiple solutions' means exactly: n even. It is not unstable there: moving "
-    "every data point by at most eps moves the median (the set) by at most eps, as it moves the mean.",
-    scope={"fit": "a constant c", "n": [2, 5, 6, 7, 8], "perturbation": "1/1000", "draws": 3},
+    "every data point by at most eps moves the median (the set) by at most eps, as it moves the mean. In "
+    "regression the note is right about L1 and wrong about L2: a line y = a x fitted by L1 has as its slope a "
+    "weighted median of the slopes y_i / x_i, which jumps (two points, one moved by 1/1000: the slope goes from 1 "
+    "to 3) where L2's moves by about 1/1000; and L2 has one solution only when the design has full column rank (a "
+    "duplicated feature gives a whole line of minimisers).",
+    scope={"fit": "a constant c; a line y = a x; two identical features", "n": [2, 5, 6, 7, 8],
+           "perturbation": "1/1000", "draws": 3, "line_points": [[1, 1], [1, 3]],
+           "duplicated_feature": {"x": [1, 2, 3], "y": [2, 4, 6]}},
 )
 def _argmins(scope) -> Evidence:
+    line = _line_through_origin_fits(scope["line_points"], Fraction(scope["perturbation"]))
+    duplicated = _duplicated_feature_minimisers(scope["duplicated_feature"])
     rng = np.random.default_rng(4)
     eps = sp.Rational(scope["perturbation"])
     results, stable = [], []
@@ -624,10 +633,42 @@ def _argmins(scope) -> Evidence:
         core("L1's argmin is the median, a whole interval of solutions for every even n",
              all(r["l1_is_a_set"] == (r["n"] % 2 == 0) for r in results)),
         core("the displayed argmins are the mean, the median and the median interval", displayed_ok),
-        scoped(f"L1's solution is unstable: moving the data by at most {eps} moves it by more than that",
-               not all(stable), perturbations=len(stable)),
-        details={"cases": results},
+        scoped(f"fitting a constant, L1's solution is unstable: moving the data by at most {eps} moves it by more "
+               "than that", not all(stable), perturbations=len(stable)),
+        core(f"fitting a line y = a x to two points, moving one point's x by -{eps} and by +{eps} moves L1's slope "
+             f"from {line['l1'][0]} to {line['l1'][1]}, and L2's by less than 10 {eps}",
+             abs(line["l1"][1] - line["l1"][0]) >= 1 and abs(line["l2"][1] - line["l2"][0]) < 10 * eps,
+             l2_slopes=str([float(v) for v in line["l2"]])),
+        scoped("L2 has one solution whatever the design: with a duplicated feature it does too",
+               duplicated["distinct_minimisers"] == 1, minimisers=duplicated["shown"]),
+        details={"cases": results, "line_through_origin": {k: [str(v) for v in vs] for k, vs in line.items()},
+                 "duplicated_feature": duplicated},
     )
+
+
+def _line_through_origin_fits(points: list[list[int]], eps: Fraction) -> dict[str, list[Fraction]]:
+    """Exact L1 and L2 slopes of y = a x through ``points`` with the second point's x (and its y, so that it stays
+    on its line) scaled by 1 - eps and by 1 + eps. L1's minimum sits at one of the slopes y_i / x_i (the objective
+    is piecewise linear in a, with kinks there), so those are tried; L2's is sum x y / sum x^2."""
+    slopes = {"l1": [], "l2": []}
+    for scale in (1 - eps, 1 + eps):
+        pts = [(Fraction(points[0][0]), Fraction(points[0][1])),
+               (Fraction(points[1][0]) * scale, Fraction(points[1][1]) * scale)]
+        candidates = [y / x for x, y in pts]
+        slopes["l1"].append(min(candidates, key=lambda a: sum(abs(y - a * x) for x, y in pts)))
+        slopes["l2"].append(sum(x * y for x, y in pts) / sum(x * x for x, _ in pts))
+    return slopes
+
+
+def _duplicated_feature_minimisers(case: dict) -> dict:
+    """Least squares with two copies of one feature: three different weight vectors and their (equal) losses."""
+    x = np.stack([case["x"], case["x"]], 1).astype(float)
+    y = np.asarray(case["y"], float)
+    shown = [[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]]
+    losses = [float(np.sum((x @ np.asarray(w) - y) ** 2)) for w in shown]
+    least = float(np.sum((x @ np.linalg.lstsq(x, y, rcond=None)[0] - y) ** 2))
+    minimisers = [w for w, loss in zip(shown, losses, strict=True) if loss <= least + 1e-12]
+    return {"shown": str(minimisers), "losses": losses, "distinct_minimisers": len(minimisers)}
 
 
 _hinge_grads = jax.jit(jax.vmap(jax.grad(optax.hinge_loss)))
