@@ -550,6 +550,33 @@ def _outliers(scope, rtol) -> Evidence:
     )
 
 
+@claim(
+    "losses/mse-follows-an-outlier",
+    sources=["S003-05", "S000-12"],
+    says="MSE \"对于离群点比较敏感\" (is rather sensitive to outliers) (S003-05).",
+    expected="holds",
+    scope={"data": [1, 2, 4, 7, 8], "outliers": [8, 80, 800, 8000],
+           "line": "20 points near y = 2x + 1 on x = 0 ... 19; +1000 in y at x = 10; one point added at (100, 0)",
+           "moved_by": 0.1},
+)
+def _mse_outliers(scope) -> Evidence:
+    clean = [sp.Integer(v) for v in scope["data"]]
+    means = [next(iter(squared_error_argmin([*clean[:-1], sp.Integer(o)]))) for o in scope["outliers"]]
+    n = len(clean)
+    line = _line_fits([100.0, 0.0])["l2"]
+    moved = scope["moved_by"]
+    return evidence(
+        "symbolic",
+        core(f"the L2 fit of a constant (the mean) follows one of {n} points by the move / n, from "
+             f"{scope['outliers'][0]} to {scope['outliers'][-1]}", all(
+                 m - means[0] == sp.Rational(o - scope["outliers"][0], n)
+                 for m, o in zip(means, scope["outliers"], strict=True)), mean_at_largest=float(means[-1])),
+        core(f"the L2 line's slope moves by more than {moved} with one outlier in y, and with one point far out in x",
+             abs(line["y_outlier"] - line["clean"]) > moved and abs(line["leverage"] - line["clean"]) > moved,
+             slope_clean=line["clean"], slope_y_outlier=line["y_outlier"], slope_leverage=line["leverage"]),
+    )
+
+
 def l1_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """The least-absolute-deviations line (slope, intercept), exactly: the L1 objective is piecewise linear and
     convex in (a, b), so a minimum sits at a vertex, a line through two of the points; every such line is tried."""
