@@ -144,7 +144,7 @@ def _linear_product(scope, rtol) -> Evidence:
                  "the width-1 stack", chain),
         compared(f"width {WIDTH}, W = s x orthogonal: ||dL/dx|| / ||dL/dy|| = s^L exactly, at every depth and scale "
                  "of the scope", deep, configurations=len(measured)),
-        core("weights below 1 shrink the gradient and weights above 1 grow it, more with depth",
+        core("W = s Q: a scale s below 1 shrinks the gradient and one above 1 grows it, more with depth",
              all(m < 1 for m in small) and all(m > 1 for m in large)
              and all(rows[f"depth {max(scope['depths'])}, s {s}"] < rows[f"depth {min(scope['depths'])}, s {s}"]
                      for s in scope["weight_scales"] if s < 1)),
