@@ -185,13 +185,15 @@ def sgd_trajectories(x: jax.Array, y: jax.Array, *, lr: float, decay: float, ste
 
 
 def momentum_gap(x: jax.Array, y: jax.Array, *, lr: float, decay: float, momentum: float, steps: int,
-                 v0: jax.Array) -> dict[str, float]:
+                 v0: jax.Array, decoupled_decay: float | None = None) -> dict[str, float]:
     """With momentum, after ``steps`` steps: ``gap``, the largest difference between (a) momentum SGD on
     L + (decay/2)||w||^2 and (b) the decoupled step w <- (1 - eta lambda) w - eta m, m the momentum of dL/dw alone
-    (SGDW, Loshchilov and Hutter), relative to the largest |w| of (a); ``written_vs_optax``, the same relative
-    difference between (a) as written here and optax.sgd(lr, momentum) on the penalised loss."""
+    (SGDW, Loshchilov and Hutter; its lambda is ``decoupled_decay``, by default ``decay``), relative to the largest
+    |w| of (a); ``written_vs_optax``, the same relative difference between (a) as written here and
+    optax.sgd(lr, momentum) on the penalised loss."""
+    lam_b = decay if decoupled_decay is None else decoupled_decay
     a, b, c = (np.asarray(t) for t in _momentum_pair(steps)(x, y, np.asarray(lr), np.asarray(decay),
-                                                           np.asarray(momentum), v0))
+                                                           np.asarray(lam_b), np.asarray(momentum), v0))
     scale = float(np.max(np.abs(c)))
     return {"gap": float(np.max(np.abs(a - b))) / scale, "written_vs_optax": float(np.max(np.abs(a - c))) / scale}
 
@@ -199,7 +201,7 @@ def momentum_gap(x: jax.Array, y: jax.Array, *, lr: float, decay: float, momentu
 @functools.cache
 def _momentum_pair(steps: int):
     @jax.jit
-    def pair(x, y, lr, decay, mu, v0):
+    def pair(x, y, lr, decay, decay_b, mu, v0):
         def mse(v):
             return jnp.mean((x @ v - y) ** 2) / 2
 
@@ -211,7 +213,7 @@ def _momentum_pair(steps: int):
         def decoupled(carry, _):
             v, m = carry
             m = mu * m + jax.grad(mse)(v)
-            return ((1 - lr * decay) * v - lr * m, m), None
+            return ((1 - lr * decay_b) * v - lr * m, m), None
 
         zero = jnp.zeros_like(v0)
         a = jax.lax.scan(coupled, (v0, zero), None, length=steps)[0][0]

@@ -100,11 +100,12 @@ def _gradient_ratios(kernels: jax.Array, scales: jax.Array, readout: jax.Array) 
     "the gradient is multiplied by exactly s per layer, so s < 1 makes it vanish and s > 1 explode, as the note "
     "says. But a width-n matrix with Gaussian entries of standard deviation sd has gain about sqrt(n) sd: at "
     "width 64, entries of sd 0.2 (every one of them below 1) multiply the gradient by about 1.6 per layer, "
-    "about 1e10 over 50 layers. What decides is the singular values of the weight matrices (sd below "
-    "1/sqrt(n) for Gaussian entries), which is what Xavier and He initialisation set.",
+    "about 1e10 over 50 layers. What decides is the layers' gain, the root-mean-square singular value sqrt(n) sd "
+    "for Gaussian entries (not the largest singular value, about 2 sqrt(n) sd: at sd 0.1 that is 1.6, yet the "
+    "gradient shrinks), which is what Xavier and He initialisation set.",
     scope={"depths": [10, 50], "weight_scales": [0.5, 0.9, 1.0, 1.1, 1.5], "width": WIDTH,
            "scalar_chain_points": 256, "weights": "W_l = s Q_l, Q_l orthogonal (jax.nn.initializers.orthogonal)",
-           "gaussian_entry_sds": [0.05, 0.2, 0.5]},
+           "gaussian_entry_sds": [0.05, 0.1, 0.2, 0.5]},
     tolerance="s^L over 50 float64 matrix products: rounding grows with depth; 1e-12 relative is ~5000 ulps",
     rtol=1e-12,
 )
@@ -235,10 +236,11 @@ def _w5_input_gradients(inputs: np.ndarray, depth: int) -> np.ndarray:
     correction="The bound |dh_L/dx| <= prod |w_l| / 4^L is exact and attained where every z_l = 0, so it makes "
     "the gradient vanish only while |w| < 4 (Xavier weights are far smaller). With |w| > 4 the bound no longer "
     "forces it: where the units stay near z = 0 the product grows, (|w|/4)^L, and at depth 10 with w = 5 some "
-    "inputs get a gradient above 1. But z = 0 is an unstable point of each layer, so over depth almost every "
-    "input drifts into saturation and the gradient vanishes after all (depth 50, w = 5: median far below 1e-6); "
-    "with large random weights and biases the units saturate and it vanishes too. Growth needs every unit held "
-    "at z = 0, which a sigmoid chain does not do by itself.",
+    "inputs get a gradient above 1. But z = 0 is an unstable fixed point of the layer map z -> 5 sigma(z) - 5/2: "
+    "over depth almost every input settles at one of its stable points z* = +-1.78, where w sigma'(z*) = 0.62 < 1, "
+    "so the gradient shrinks geometrically after all (depth 50, w = 5: median far below 1e-6); with large random "
+    "weights and biases the units saturate and it vanishes too. Growth needs every unit held at z = 0, which a "
+    "sigmoid chain does not do by itself.",
     scope={"depth": DEPTH_SYMBOLIC, "random_chains": 20_000, "weight_sd": 4.0, "bias_sd": 1.0,
            "all_z_zero_weights": [[3.0, -2.0, 5.0, 4.0], [5.0, 5.0, 5.0, 5.0], [0.5, 0.5, 0.5, 0.5]],
            "ulps_margin": 1e-12, "w5_depths": [10, 50], "w5_inputs": 20_000},
@@ -326,8 +328,9 @@ def _relu_draws(init: str, draws: int, depth: int, width: int) -> np.ndarray:
     correction="ReLU's derivative is 1 on active units but 0 on the others (half of them), so backward the "
     "expected squared gradient changes by n sigma_w^2 / 2 per layer: with He initialisation (sigma_w^2 = 2/n) "
     "it is kept in expectation, with Xavier's 1/n it still halves every layer. Kept in expectation is not kept "
-    "in every network: the per-layer factor fluctuates by O(1/n), so at finite width the typical (median) "
-    "gradient still decays with depth even under He (width 16, depth 200: by orders of magnitude). ReLU "
+    "in every network: the per-layer factor fluctuates (by O(1/sqrt(n))), so the log of the product drifts down "
+    "by O(1/n) per layer and at finite width the typical (median) gradient still decays with depth even under "
+    "He (width 16, depth 200: by orders of magnitude). ReLU "
     "removes the sigmoid's 1/4 per layer; the initialisation must do the rest.",
     scope={"depth": DEPTH, "width": WIDTH, "initialisations": ["Xavier", "He"], "draws": 32,
            "expectation_band": 4.0, "kept_band": [0.1, 10.0], "far_less_factor": 1e6,
@@ -449,9 +452,10 @@ def _skip_grid(depths: tuple, activations: tuple, inits: tuple, norms: tuple) ->
     "near the input). [S001-08's ResNet paragraph, answering S000-26 'what problem does ResNet solve'.]",
     expected="qualified",
     correction="Skip connections keep the first layer's gradient from vanishing in every configuration tried, "
-    "but they are neither the only remedy nor a sufficient one: without skips, BatchNorm (every activation "
-    "here, both depths) or He initialisation for ReLU already keep it (tanh with Xavier keeps it at depth 10 "
-    "but falls to 0.05 at depth 50); and without BatchNorm a residual stack of ReLU or tanh blocks makes the "
+    "but they are neither the only remedy nor a sufficient one: without skips, BatchNorm keeps it from "
+    "vanishing for every activation here (though at depth 50 it makes ReLU and tanh stacks explode, ratios 50 "
+    "to 7e3), and He initialisation for ReLU keeps it (tanh with Xavier keeps it at depth 10 but falls to 0.05 "
+    "at depth 50); and without BatchNorm a residual stack of ReLU or tanh blocks makes the "
     "gradient explode at depth 50 (each block adds its branch's variance, so it grows geometrically with "
     "depth), while sigmoid blocks, whose branches carry little gradient, stay near 1. "
     "He et al. (2016) aimed residual learning at the degradation problem (deeper plain nets training worse), "
