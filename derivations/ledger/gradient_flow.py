@@ -132,7 +132,9 @@ def _linear_product(scope, rtol) -> Evidence:
     entry_ratios = np.asarray(_gradient_ratios(gaussian, sds, readout))
     largest_entry = sds * float(jnp.max(jnp.abs(gaussian)))
     gain = sds * np.sqrt(WIDTH)
-    entries = {f"sd {sd:g}": {"largest_entry": float(e), "sqrt_n_sd": float(g), "gradient_ratio": float(r)}
+    top_singular = float(np.mean(np.linalg.svd(np.asarray(gaussian), compute_uv=False)[:, 0]))  # at sd 1
+    entries = {f"sd {sd:g}": {"largest_entry": float(e), "sqrt_n_sd": float(g), "gradient_ratio": float(r),
+                              "mean_largest_singular_value": sd * top_singular}
                for sd, e, g, r in zip(sds, largest_entry, gain, entry_ratios, strict=True)}
     small = [m for (d, s), m in zip(itertools.product(scope["depths"], scope["weight_scales"]), measured, strict=True)
              if s < 1]
@@ -150,7 +152,9 @@ def _linear_product(scope, rtol) -> Evidence:
              and all(rows[f"depth {max(scope['depths'])}, s {s}"] < rows[f"depth {min(scope['depths'])}, s {s}"]
                      for s in scope["weight_scales"] if s < 1)),
         core(f"Gaussian kernels at depth {deepest}: the gradient shrinks where the gain sqrt(n) sd is below 1 and "
-             "grows where it is above 1", all((r < 1) == (g < 1) for r, g in zip(entry_ratios, gain, strict=True))),
+             "grows where it is above 1, whatever the largest singular value",
+             all((r < 1) == (g < 1) for r, g in zip(entry_ratios, gain, strict=True)),
+             largest_singular_value_over_sqrt_n_sd=top_singular / np.sqrt(WIDTH)),
         scoped(f"weights small entry by entry shrink it: Gaussian kernels whose every entry is below 1 in size "
                f"(sd {', '.join(f'{sd:g}' for sd in sds[largest_entry < 1])}) shrink the gradient at depth {deepest}",
                all(r < 1 for r, e in zip(entry_ratios, largest_entry, strict=True) if e < 1),
