@@ -75,6 +75,9 @@ def _l1_vs_l2_closed_form(scope, atol) -> Evidence:
             else:
                 l2_zeros &= bool(np.array_equal(best == 0.0, grid_a == 0.0))
     l2_zero_only_at_zero = sp.solve(sp.Eq(l2_minimiser().rhs, 0), a) == [0]
+    # The form the findings and the page name, a / (1 + 2 lambda), against SymPy's minimiser of the objective: a
+    # changed objective (say (w - a)^2 * 2) would move both the closed form and the grid search together.
+    l2_named = prove_identity(l2_minimiser().rhs, a / (1 + 2 * lam), [a, lam])
     runs = {s: {kind: int(np.sum(np.asarray(penalised_run(kind, s)) == 0.0)) for kind in ("l1-proximal", "l2")}
             for s in scope["strengths"]}
     return evidence(
@@ -83,6 +86,7 @@ def _l1_vs_l2_closed_form(scope, atol) -> Evidence:
           for v, p in zip(LAMBDAS, proofs, strict=True)],
         core(f"both closed forms beat every point of a {len(grid_w)}-point grid, for {len(grid_a)} values of a and "
              f"every lambda of {scope['lambdas']}", optimal),
+        proved("SymPy's minimiser of (w - a)^2/2 + lambda w^2 is a / (1 + 2 lambda)", l2_named),
         core("the L1 minimiser is exactly 0 exactly where |a| <= lambda", l1_zeros),
         core("the L2 minimiser a / (1 + 2 lambda) is 0 only at a = 0 (SymPy solves it; the grid agrees)",
              l2_zero_only_at_zero and l2_zeros),
