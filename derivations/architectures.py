@@ -519,8 +519,11 @@ def im2col_flops(layers: list[Layer], size: int) -> float:
 
 def fit_identity(factory, seeds, x: jax.Array, *, steps: int, lr, shortcut: bool = True) -> list[tuple]:
     """Plain gradient descent on ``mean((H(x) - x)^2)`` over a residual block's parameters, from its
-    initialisation with each seed (``factory(rngs)``), BatchNorm in evaluation mode: ``H = F + shortcut``
-    (``shortcut=True``) or ``H = F``, the same layers without the shortcut. Returns, per seed, (initial
+    initialisation with each seed (``factory(rngs)``), BatchNorm in evaluation mode: ``H`` is the block itself,
+    ``relu(F(x) + shortcut(x))`` (``shortcut=True``), or ``relu(F(x))``, the same layers without the shortcut.
+    The block ends in a ReLU, so it can be the identity only on x >= 0 (an input that comes from an earlier
+    ReLU, as in a network); on an x with negative entries its loss cannot fall below mean(min(x, 0)^2). Returns,
+    per seed, (initial
     loss, loss after ``steps`` steps); with a list of learning rates, one such list per rate. One compile
     serves every seed and rate (the initialisation, the rate and the parameters are traced)."""
     abstract = nnx.eval_shape(lambda: factory(nnx.Rngs(params=0)))
@@ -532,7 +535,7 @@ def fit_identity(factory, seeds, x: jax.Array, *, steps: int, lr, shortcut: bool
 
     def loss(p, rest):
         module = nnx.merge(graph, p, rest)
-        out = module.residual(x) + (module.shortcut(x) if shortcut else 0.0)
+        out = module(x) if shortcut else nnx.relu(module.residual(x))
         return jnp.mean((out - x) ** 2)
 
     def run(p, rest, rate):

@@ -112,11 +112,18 @@ def test_se_gradient_harness_rejects_the_gradient_without_the_gate_term():
 
 def test_identity_fit_drives_the_residual_branch_to_zero_and_a_zero_step_does_not():
     factory = lambda rngs: blocks.BasicBlock(2, 2, rngs=rngs, dtype=jnp.float64)  # noqa: E731
-    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 4, 4, 2)))
+    x = jnp.asarray(np.maximum(np.random.default_rng(1).normal(size=(1, 4, 4, 2)), 0.0))  # after a ReLU
     ((start, end),) = arch.fit_identity(factory, [0], x, steps=40, lr=0.5)
     assert end < 0.05 * start
     ((start, end),) = arch.fit_identity(factory, [0], x, steps=40, lr=0.0)  # negative control: nothing learned
     assert end == pytest.approx(start, rel=1e-12)
+
+
+def test_the_block_ends_in_a_relu_so_negative_inputs_keep_a_floor():
+    factory = lambda rngs: blocks.BasicBlock(2, 2, rngs=rngs, dtype=jnp.float64)  # noqa: E731
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 4, 4, 2)))
+    ((_, end),) = arch.fit_identity(factory, [0], x, steps=40, lr=0.5)
+    assert end >= float(jnp.mean(jnp.minimum(x, 0.0) ** 2)) * (1 - 1e-12)
 
 
 def test_fc_as_conv_equals_the_dense_layer_and_rejects_a_transposed_kernel():

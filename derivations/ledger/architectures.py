@@ -248,13 +248,14 @@ def _block_rf(scope) -> Evidence:
     "does not make the model worse: the output is short-cut past the two layers, which amounts to learning an "
     "identity mapping directly.",
     expected="holds",
-    scope={"block": "BasicBlock(3 -> 3), BatchNorm in evaluation mode", "input": (2, 6, 6, 3), "seeds": [0, 1, 2],
+    scope={"block": "BasicBlock(3 -> 3), relu(F(x) + x), BatchNorm in evaluation mode",
+           "input": "relu of N(0, 1), shape (2, 6, 6, 3): what a block sees after an earlier ReLU", "seeds": [0, 1, 2],
            "steps": 60, "lr": 0.5, "plain_lrs": [0.05, 0.2, 1.0, 2.0], "reach": 0.01,
            "compared_with": "the same layers and initialisation without the shortcut (H = F)"},
     aliases=["architectures/residual-jacobian-is-identity-plus-branch"],
 )
 def _residual_identity(scope) -> Evidence:
-    x = np.random.default_rng(3).normal(size=scope["input"])
+    x = np.maximum(np.random.default_rng(3).normal(size=(2, 6, 6, 3)), 0.0)
     factory = lambda rngs: blocks.BasicBlock(3, 3, rngs=rngs, dtype=jnp.float64)  # noqa: E731
     rates = scope["plain_lrs"]
     fits = {"residual": fit_identity(factory, scope["seeds"], x, steps=scope["steps"], lr=[scope["lr"]]),

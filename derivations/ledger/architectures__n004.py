@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from derivations.claims import Evidence, claim, compared, core, evidence
+from derivations.claims import Evidence, claim, compared, core, evidence, scoped
 from derivations.compare import compare
 from models.conv import conv2d
 
@@ -22,10 +22,13 @@ def layer_norm_channels(x: jax.Array, epsilon: float = 0.0) -> jax.Array:
     sources=["S004-21"],
     says="The 1x1 convolution normalises the different features (对不同特征进行归一化操作).",
     expected="refuted",
-    correction="A 1x1 convolution is a dense layer applied at every pixel, y = W x + b: a linear (affine) map of "
-    "the channels. It does not normalise anything: scaling the input scales its output by the same factor and "
-    "its outputs keep whatever mean and spread the weights give them. Normalisation is a separate layer (BN, LN); "
-    "what the 1x1 conv does is mix (fuse) the channels and change their number.",
+    correction="A 1x1 convolution is a dense layer applied at every pixel, y = W x + b: a fixed affine map of the "
+    "channels. It can apply a fixed affine normalisation, one fitted beforehand: BatchNorm in evaluation mode is "
+    "exactly a 1x1 conv with a diagonal W and a bias (BN folding). What it cannot do is normalise, i.e. "
+    "standardise by statistics of its own input as LayerNorm, or BatchNorm in training, does: without the bias "
+    "its output scales with the input, and with it the output keeps whatever mean and spread the weights give "
+    "it. Normalisation is a separate layer; what the 1x1 conv does is mix (fuse) the channels and change their "
+    "number.",
     scope={"scales": [0.01, 1.0, 100.0], "channels": [3, 8], "pixels": 5},
     aliases=["architectures/1x1-conv-is-linear-not-a-normalisation"],
 )
@@ -55,7 +58,23 @@ def _one_by_one(scope, rtol) -> Evidence:
                  f"{scope['channels']} (compared relative to the largest output)",
                  compare(lambda: np.concatenate(scaled), lambda: np.concatenate(expected), [], rtol=rtol,
                          atol=rtol)),
-        core("the 1x1 conv normalises its features: like a normalisation (the channel LayerNorm here, unchanged "
-             "up to rounding under rescaling), its output does not change when the input is rescaled",
-             all(invariant), normalisation_change=max(moments)),
+        core("the 1x1 conv normalises its features: like a normalisation by its input's statistics (the channel "
+             "LayerNorm here, unchanged up to rounding under rescaling), its output does not change when the input "
+             "is rescaled", all(invariant), normalisation_change=max(moments)),
+        scoped("read as a fixed affine normalisation it can: BatchNorm in evaluation mode equals a 1x1 conv with a "
+               "diagonal W and a bias", _folded_batchnorm_gap(cases[0][0]) <= rtol,
+               max_rel_err=_folded_batchnorm_gap(cases[0][0])),
     )
+
+
+def _folded_batchnorm_gap(x: np.ndarray) -> float:
+    """Relative gap between eval-mode BatchNorm (random running statistics, gamma, beta) and the 1x1 conv with
+    W = diag(gamma / sqrt(var + eps)) and b = beta - gamma mean / sqrt(var + eps)."""
+    rng = np.random.default_rng(8)
+    c = x.shape[-1]
+    mean, var, gamma, beta = rng.normal(size=c), rng.uniform(0.5, 2, c), rng.normal(size=c), rng.normal(size=c)
+    eps = 1e-5
+    bn = gamma * (x - mean) / np.sqrt(var + eps) + beta
+    scale = gamma / np.sqrt(var + eps)
+    folded = np.asarray(conv2d(jnp.asarray(x), jnp.asarray(np.diag(scale)[None, None]))) + (beta - mean * scale)
+    return float(np.max(np.abs(folded - bn)) / np.max(np.abs(bn)))

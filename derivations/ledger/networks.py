@@ -79,8 +79,9 @@ RF_TABLE = {
     scope={"networks": list(PUBLISHED), "input": [1, 224, 224, 3], "published": PUBLISHED,
            "parameters": "nnx.Param leaves: kernels, biases, BatchNorm scale and shift (not its running statistics)",
            "resolution": "torchvision's counts are exact; the MobileNet paper's 4.2 million (+-0.05 million) cannot "
-                         "tell biases on the pointwise convolutions (+10,944) or a missing BatchNorm (-21,888): "
-                         "MobileNet's layout is pinned by its 569 million MACs (+-0.5 million, the next claim)"},
+                         "tell biases on the pointwise convolutions (+10,944) or a missing BatchNorm (-21,888), "
+                         "and its 569 million MACs (the next claim) cannot either, as neither changes a MAC: those "
+                         "two details of MobileNet's layout are not settled by a published figure"},
 )
 def _sizes(scope) -> Evidence:
     size = scope["input"][1]
