@@ -78,3 +78,45 @@ def _folded_batchnorm_gap(x: np.ndarray) -> float:
     scale = gamma / np.sqrt(var + eps)
     folded = np.asarray(conv2d(jnp.asarray(x), jnp.asarray(np.diag(scale)[None, None]))) + (beta - mean * scale)
     return float(np.max(np.abs(folded - bn)) / np.max(np.abs(bn)))
+
+
+@claim(
+    "architectures/a-1x1-conv-replaces-only-a-dense-layer-on-a-1x1-map",
+    sources=["S004-21"],
+    says="A 1x1 convolution can replace the fully connected layer, and does not restrict the size of the "
+    "network's input (1x1卷积可以替代全连接层，且不会限制网络输入的大小).",
+    expected="qualified",
+    correction="A dense layer on a 1x1 map (after global pooling, or a classifier's second and third dense layers) is "
+    "a 1x1 convolution, and a network made of convolutions then takes inputs of any size (a larger one gives a "
+    "map of outputs). The first dense layer after the last feature map is not: on a 7x7x512 map it is a 7x7 "
+    "convolution (architectures/fc-on-7x7x512-is-a-7x7-conv-that-slides), since each of its outputs depends on "
+    "every position, while a 1x1 convolution's output at a position depends on that position alone.",
+    scope={"channels_in": 8, "channels_out": 16, "map": 7, "larger_input": 9},
+)
+def _one_by_one_replaces_dense(scope, rtol) -> Evidence:
+    rng = np.random.default_rng(4)
+    c_in, c_out, side = scope["channels_in"], scope["channels_out"], scope["map"]
+    w = rng.normal(size=(c_in, c_out)) / np.sqrt(c_in)
+    pooled = rng.normal(size=(2, 1, 1, c_in))
+    as_dense, as_conv = pooled.reshape(2, c_in) @ w, np.asarray(conv2d(jnp.asarray(pooled), jnp.asarray(w[None, None])))
+    # On a 7 x 7 map: which input positions does output channel 0 depend on (the support of jax.grad)?
+    fmap = jnp.asarray(rng.normal(size=(1, side, side, c_in)))
+    w_first = jnp.asarray(rng.normal(size=(side * side * c_in, c_out)))
+    dense_support = np.asarray(jnp.any(jax.grad(lambda v: (v.reshape(1, -1) @ w_first)[0, 0])(fmap) != 0, -1))[0]
+    centre = side // 2
+    conv_support = np.asarray(jnp.any(jax.grad(lambda v: conv2d(v, jnp.asarray(w[None, None]))[0, centre, centre, 0])(
+        fmap) != 0, -1))[0]
+    larger = conv2d(jnp.asarray(rng.normal(size=(1, scope["larger_input"], scope["larger_input"], c_in))),
+                    jnp.asarray(w[None, None]))
+    return evidence(
+        "autodiff",
+        compared("on a 1x1 map (after global pooling), the dense layer equals the 1x1 convolution with its weights",
+                 compare(lambda: as_conv.reshape(2, c_out), lambda: as_dense, [], rtol=rtol)),
+        core(f"a stack of convolutions takes a larger input: the 1x1 conv on a {scope['larger_input']} x "
+             f"{scope['larger_input']} map gives a {scope['larger_input']} x {scope['larger_input']} map of outputs",
+             larger.shape[1:3] == (scope["larger_input"], scope["larger_input"])),
+        scoped(f"a 1x1 conv replaces the first dense layer too: on a {side} x {side} map, the dense layer's output "
+               f"depends on every position ({int(dense_support.sum())} of {side * side}), a 1x1 conv's output at a "
+               f"position on that position alone ({int(conv_support.sum())})",
+               int(dense_support.sum()) == int(conv_support.sum())),
+    )
