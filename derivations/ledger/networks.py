@@ -112,8 +112,10 @@ def _sizes(scope) -> Evidence:
                            "XLA cost_analysis": "2 flops per multiply-accumulate, taps on padding skipped"}},
     correction="The product counts multiply-accumulates (MACs), every kernel tap including the taps on padding. "
     "Summed over a network it is exactly what torchvision's documentation calls GFLOPS and the MobileNet paper "
-    "Mult-Adds. Floating-point operations as XLA counts them are 2 per MAC, and XLA leaves out the taps on padding: "
-    "a network's convolutions and dense layers cost 2 x (MACs in bounds) flops, about twice the note's figure.",
+    "Mult-Adds. Both conventions are in use: torchvision and fvcore call a MAC a 'FLOP', while counting every "
+    "multiplication and every addition, as XLA's cost model does, gives 2 per MAC; XLA also leaves out the taps on "
+    "padding: a network's convolutions and dense layers cost 2 x (MACs in bounds) flops, about twice the note's "
+    "figure. A published 'FLOPs' figure has to say which it counts.",
 )
 def _flops(scope) -> Evidence:
     size = scope["input"][1]
