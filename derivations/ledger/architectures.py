@@ -212,7 +212,9 @@ RF_CASES = {
     "ResNet basic": (built(blocks.BasicBlock, 2, 2), 2, [(3, 1, 1)] * 2),
     "ResNet bottleneck": (built(blocks.Bottleneck, 2, 2, 4), 2, [(1, 1, 0), (3, 1, 1), (1, 1, 0)]),
     "Inception (5x5 branch widest)": (built(blocks.InceptionModule, 2, c1=1, c3_reduce=1, c3=1, c5_reduce=1, c5=1,
-                                            pool_proj=1), 2, [(1, 1, 0), (5, 1, 2)]),
+                                            pool_proj=1), 2,
+                                      {"branches": [[(1, 1, 0)], [(1, 1, 0), (3, 1, 1)], [(1, 1, 0), (5, 1, 2)],
+                                                    [(3, 1, 1), (1, 1, 0)]]}),
     "DenseNet, 3 layers": (built(blocks.DenseBlock, 2, growth=2, layers=3), 2, [(3, 1, 1)] * 3),
     "depthwise separable 5x5": (built(blocks.DepthwiseSeparable, 2, 2, kernel=5), 2, [(5, 1, 2), (1, 1, 0)]),
     "SE (global pool)": (built(blocks.SEBlock, 4, reduction=2), 4, None),  # the whole input
@@ -230,14 +232,25 @@ RF_CASES = {
 def _block_rf(scope) -> Evidence:
     size = scope["input"]
     measured = block_receptive_fields([(factory, c_in) for factory, c_in, _ in RF_CASES.values()], size)
-    rows = {name: (field, size if path is None else receptive_field(path)[-1][0])
+    rows = {name: (field, _predicted_field(path, size))
             for (name, (_, _, path)), field in zip(RF_CASES.items(), measured, strict=True)}
     return evidence(
         "autodiff",
-        *(core(f"{name}: the support of d(centre output)/d(input) = the recursion over its longest path",
+        *(core(f"{name}: the support of d(centre output)/d(input) = the recursion over its longest path (for "
+               "parallel branches: the largest of the branches' recursions)",
                measured == predicted, measured=measured, predicted=predicted)
           for name, (measured, predicted) in rows.items()),
     )
+
+
+def _predicted_field(path, size: int) -> int:
+    """The recursion's receptive field of a layer path; of parallel branches ({"branches": [...]}), the largest
+    one's (computed, not assumed); the whole input for a block that pools globally (None)."""
+    if path is None:
+        return size
+    if isinstance(path, dict):
+        return max(receptive_field(branch)[-1][0] for branch in path["branches"])
+    return receptive_field(path)[-1][0]
 
 
 @claim(
