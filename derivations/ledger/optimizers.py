@@ -828,10 +828,12 @@ def _oscillation_without_falling(scope) -> list:
     says="S002-46: a learning rate set too large easily causes oscillation; one set too small keeps the model "
     "from converging.",
     expected="qualified",
-    correction="On a quadratic of largest curvature L: for 1/L < lr < 2/L the iterates oscillate but converge; "
-    "above 2/L the oscillation grows geometrically, so the loss diverges rather than merely oscillating. "
-    "A small lr (0 < lr < 1/L) converges monotonically; it is slow (steps grow like 1/(lr * lambda_min)), "
-    "not non-convergent.",
+    correction="On a quadratic of largest curvature L: for 1/L < lr < 2/L the iterates oscillate but converge, "
+    "and the loss itself does not oscillate: it falls at every step (each coordinate's square shrinks by "
+    "(1 - lr lambda)^2); above 2/L the oscillation grows geometrically, so the loss diverges rather than merely "
+    "oscillating. A loss that goes up and down needs a loss that is not quadratic "
+    "(optimizers/gd-converges-iff-lr-below-two-over-curvature). A small lr (0 < lr < 1/L) "
+    "converges monotonically; it is slow (steps grow like 1/(lr * lambda_min)), not non-convergent.",
     scope={
         "curvatures": [1.0, 10.0],
         "lr_over_1_over_L": list(opt.STABILITY_FACTORS),
@@ -856,8 +858,15 @@ def _oscillation(scope) -> Evidence:
             scope["small_lr_steps"],
         )[0]
     )
+    over = np.asarray(opt.gd_losses(1.5 / scope["curvatures"][-1], jnp.diag(jnp.asarray(scope["curvatures"])),
+                                    jnp.ones(2), n)[0])
     return evidence(
         "measurement",
+        scoped(
+            f"and the loss oscillates with it: at 1.5/L the loss does not fall at every one of {n} steps",
+            not bool(np.all(np.diff(over) < 0)),
+            largest_step_change=float(np.max(np.diff(over))),
+        ),
         core(
             "too large a learning rate oscillates: at 1.5/L the stiff coordinate changes sign every step",
             table["1.5/L"]["sign_changes_along_stiff_axis"] == n,
