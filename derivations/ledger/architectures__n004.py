@@ -52,6 +52,7 @@ def _one_by_one(scope, rtol) -> Evidence:
             expected.append(base.ravel() / float(np.abs(base).max()))
             invariant.append(float(np.max(np.abs(conv_a - base))) == 0.0)
             moments.append(float(np.max(np.abs(np.asarray(normed_a) - normed))))
+    folded = _folded_batchnorm_gap(cases[0][0])
     return evidence(
         "measurement",
         compared(f"the 1x1 conv is linear: conv(a x) = a conv(x) for a in {scope['scales']} and C in "
@@ -62,8 +63,7 @@ def _one_by_one(scope, rtol) -> Evidence:
              "LayerNorm here, unchanged up to rounding under rescaling), its output does not change when the input "
              "is rescaled", all(invariant), normalisation_change=max(moments)),
         scoped("read as a fixed affine normalisation it can: BatchNorm in evaluation mode equals a 1x1 conv with a "
-               "diagonal W and a bias", _folded_batchnorm_gap(cases[0][0]) <= rtol,
-               max_rel_err=_folded_batchnorm_gap(cases[0][0])),
+               "diagonal W and a bias", folded <= rtol, max_rel_err=folded),
     )
 
 

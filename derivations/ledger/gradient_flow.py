@@ -308,18 +308,15 @@ def _sigmoid_bound(scope, rtol) -> Evidence:
     )
 
 
-_relu_profile = jax.jit(lambda xs, kernels, readout: layer_profile(
-    xs, kernels, jnp.zeros(kernels.shape[:2], kernels.dtype), readout, activation="relu")[1])
-
-
 def _relu_draws(init: str, draws: int, depth: int, width: int) -> np.ndarray:
     """||dL/dh_l|| of the zero-bias ReLU stack (rows: independent draws of the kernels, columns: layers) at
     ``width`` (the chapter's inputs and readout, first ``width`` coordinates)."""
     xs, readout = (np.asarray(a) for a in _draw_inputs())
     key = jax.random.fold_in(jax.random.key(12), list(INITIALIZERS).index(init) * 1000 + width)
-    init_fn = INIT.glorot_normal() if init == "Xavier" else INIT.he_normal()
-    rows = [np.asarray(_relu_profile(xs[:, :width], stacked_kernels(init_fn, jax.random.fold_in(key, d), depth,
-                                                                    width, jnp.float64), readout[:width]))
+    zeros = jnp.zeros((depth, width))
+    rows = [np.asarray(layer_profile(xs[:, :width], stacked_kernels(INITIALIZERS[init], jax.random.fold_in(key, d),
+                                                                    depth, width, jnp.float64),
+                                     zeros, readout[:width], activation="relu")[1])
             for d in range(draws)]
     return np.stack(rows)
 

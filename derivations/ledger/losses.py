@@ -519,15 +519,10 @@ def _outliers(scope, rtol) -> Evidence:
     mse_formula = to_jax(shown["Derivative((c - y)**2, c)"], [c, y])
     mae_formula = to_jax(shown["Derivative(Abs(c - y), c)"], [c, y])
     clean = [sp.Integer(v) for v in scope["data"]]
-    means, medians = [], []
-    for outlier in scope["outliers"]:
-        data = [*clean[:-1], sp.Integer(outlier)]
-        means.append(next(iter(squared_error_argmin(data))))
-        medians.append(absolute_error_argmin(data))
+    medians = [absolute_error_argmin([*clean[:-1], sp.Integer(o)]) for o in scope["outliers"]]
     n = len(clean)
     # Moving one of n points by d moves the mean by d / n and, while it stays above the middle, not the median.
-    mean_follows = all(m - means[0] == sp.Rational(o - scope["outliers"][0], n)
-                       for m, o in zip(means, scope["outliers"], strict=True))
+    mean_follows, means = _mean_follows_the_outlier(scope)
     return evidence(
         "autodiff",
         compared("the displayed d(c - y)^2/dc = 2 (c - y) equals jax.grad of optax.squared_error at the residuals",
@@ -564,21 +559,27 @@ def _outliers(scope, rtol) -> Evidence:
            "moved_by": 0.1},
 )
 def _mse_outliers(scope) -> Evidence:
-    clean = [sp.Integer(v) for v in scope["data"]]
-    means = [next(iter(squared_error_argmin([*clean[:-1], sp.Integer(o)]))) for o in scope["outliers"]]
-    n = len(clean)
+    mean_follows, means = _mean_follows_the_outlier(scope)
     line = _line_fits([100.0, 0.0])["l2"]
     moved = scope["moved_by"]
     return evidence(
         "symbolic",
-        core(f"the L2 fit of a constant (the mean) follows one of {n} points by the move / n, from "
-             f"{scope['outliers'][0]} to {scope['outliers'][-1]}", all(
-                 m - means[0] == sp.Rational(o - scope["outliers"][0], n)
-                 for m, o in zip(means, scope["outliers"], strict=True)), mean_at_largest=float(means[-1])),
+        core(f"the L2 fit of a constant (the mean) follows one of {len(scope['data'])} points by the move / n, from "
+             f"{scope['outliers'][0]} to {scope['outliers'][-1]}", mean_follows, mean_at_largest=float(means[-1])),
         core(f"the L2 line's slope moves by more than {moved} with one outlier in y, and with one point far out in x",
              abs(line["y_outlier"] - line["clean"]) > moved and abs(line["leverage"] - line["clean"]) > moved,
              slope_clean=line["clean"], slope_y_outlier=line["y_outlier"], slope_leverage=line["leverage"]),
     )
+
+
+def _mean_follows_the_outlier(scope) -> tuple[bool, list]:
+    """The L2 fits (means) of ``scope["data"]`` with its last point moved to each of ``scope["outliers"]``, and
+    whether each moved the mean by exactly the move / n."""
+    clean = [sp.Integer(v) for v in scope["data"]]
+    means = [next(iter(squared_error_argmin([*clean[:-1], sp.Integer(o)]))) for o in scope["outliers"]]
+    follows = all(m - means[0] == sp.Rational(o - scope["outliers"][0], len(clean))
+                  for m, o in zip(means, scope["outliers"], strict=True))
+    return follows, means
 
 
 def l1_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
