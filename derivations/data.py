@@ -124,15 +124,34 @@ def _lstsq(x: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def _features(
-    n: int = 2000, seed: int = 0, *, scales=(2.0, 0.1), means=(3.0, 0.5), correlation: float = 0.3
+    n: int = 2000, seed: int = 0, *, scales=(2.0, 0.1), means=(3.0, 0.5), correlation: float = 0.3,
+    coefficients=(0.7, -4.0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two correlated features (``correlation``) with the given means and standard deviations, and a linear
-    target with noise (by default a mean of 3 and std 2; a mean of 0.5 and std 0.1)."""
+    target 1 + x @ coefficients with noise (by default a mean of 3 and std 2; a mean of 0.5 and std 0.1)."""
     rng = np.random.default_rng(seed)
     base = rng.normal(size=(n, 2))
     base[:, 1] = correlation * base[:, 0] + np.sqrt(1 - correlation**2) * base[:, 1]
     x = base * np.asarray(scales) + np.asarray(means)
-    y = 1.0 + x @ np.array([0.7, -4.0]) + rng.normal(0.0, 0.5, n)
+    y = 1.0 + x @ np.asarray(coefficients, dtype=np.float64) + rng.normal(0.0, 0.5, n)
+    return x, y
+
+
+# Three zero-mean features whose z-scored least-squares Hessian is worse conditioned than the raw one (found by a
+# search over random covariances): z-scoring is a diagonal (Jacobi) rescaling, near the best diagonal scaling but
+# not always better than none (van der Sluis 1969).
+JACOBI_COUNTEREXAMPLE = ((7.88, -2.61, -7.52), (-2.61, 1.33, 2.50), (-7.52, 2.50, 7.29))
+
+
+def features_with_covariance(n: int, covariance, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` zero-mean features whose population covariance is exactly ``covariance`` (Gaussian draws whitened,
+    then coloured by its Cholesky factor), and a linear target with noise."""
+    covariance = np.asarray(covariance, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, covariance.shape[0]))
+    x -= x.mean(axis=0)
+    x = x @ np.linalg.inv(np.linalg.cholesky(np.cov(x.T, bias=True))).T @ np.linalg.cholesky(covariance).T
+    y = 1.0 + x @ np.linspace(0.7, -4.0, covariance.shape[0]) + rng.normal(0.0, 0.5, n)
     return x, y
 
 

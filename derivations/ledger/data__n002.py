@@ -45,8 +45,11 @@ def rise_by_quadrature(upper: float, nodes: int) -> float:
     "y = 1 - e^(-x), which changes noticeably for x in [0, 6] (如y = 1-e^(-x)，在x∈[0, 6]变化较明显). Tested: the "
     "share of the function's whole rise (from 0 to its limit 1) made on [0, 6], and what is left beyond 6; "
     "'noticeably' is read as 'all but a share' of the rise, the share a scope datum.",
-    expected="holds",
-    scope={"interval": [0.0, 6.0], "share": 0.99, "shorter_intervals": [1.0, 2.0, 3.0, 4.0], "nodes": 40},
+    expected="qualified",
+    correction="The function does change noticeably on [0, 6] and hardly beyond, but 6 is a choice of threshold, "
+    "not where the change stops: 99% of the rise is made by x = ln 100 = 4.6, so [0, 5] already leaves less than "
+    "1% undone; [0, 6] leaves e^-6 = 0.25%.",
+    scope={"interval": [0.0, 6.0], "share": 0.99, "shorter_intervals": [1.0, 2.0, 3.0, 4.0, 5.0], "nodes": 40},
 )
 def _one_minus_exp(scope, rtol) -> Evidence:
     upper = scope["interval"][1]
