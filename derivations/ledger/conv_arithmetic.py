@@ -121,6 +121,11 @@ def _output_size(scope) -> Evidence:
     )
 
 
+def uses_keys(uses: dict) -> list[tuple[int, int, int]]:
+    """The (n, k, s) cases of a table keyed by ((n, k, s), padding)."""
+    return sorted({key[0] for key in uses})
+
+
 @claim(
     "conv_arithmetic/same-padding-keeps-the-size",
     sources=["S001-31"],
@@ -128,10 +133,21 @@ def _output_size(scope) -> Evidence:
     "feature map of fixed dimension.",
     expected="qualified",
     correction="Padding d(k-1) in total keeps the size only at stride 1, and an even effective kernel needs "
-    "unequal padding (XLA's SAME puts the extra zero after); at stride s, 'same' padding gives ceil(n/s).",
-    scope={"n": [7, 8, 13], "kernel": [2, 3, 5], "stride": [1, 2, 3], "dilation": [1, 2], "padding": "XLA SAME"},
+    "unequal padding (XLA's SAME puts the extra zero after); at stride s, 'same' padding gives ceil(n/s). The "
+    "boundary half holds: without padding a corner pixel enters one output where a central one enters k^2, and at "
+    "stride > 1 the floor drops whole boundary rows and columns; 'same' padding keeps every pixel in use.",
+    scope={"n": [7, 8, 13], "kernel": [2, 3, 5], "stride": [1, 2, 3], "dilation": [1, 2], "padding": "XLA SAME",
+           "boundary_cases_n_k_s": [[8, 3, 1], [8, 3, 2], [9, 2, 2]]},
 )
 def _same_padding(scope) -> Evidence:
+    uses = {}  # how many outputs each input pixel enters: the gradient of the outputs' sum, all-ones kernel
+    for n_, k_, s_ in scope["boundary_cases_n_k_s"]:
+        for pad in ("VALID", "SAME"):
+            count = jax.grad(lambda v, k_=k_, s_=s_, pad=pad: jnp.sum(conv2d(v, jnp.ones((k_, k_, 1, 1)), stride=s_,
+                                                                              padding=pad)))  # fmt: skip
+            grid = np.asarray(count(jnp.zeros((1, n_, n_, 1))))[0, :, :, 0]
+            uses[(n_, k_, s_), pad] = {"unused": int(np.sum(grid == 0)), "corner": int(grid[0, 0]),
+                                     "most": int(grid.max())}  # fmt: skip
     rows = [
         (n_, k_, s_, d_, flax_output_size(n_, k_, s_, "SAME", d_))
         for n_, k_, s_, d_ in itertools.product(scope["n"], scope["kernel"], scope["stride"], scope["dilation"])
@@ -168,6 +184,18 @@ def _same_padding(scope) -> Evidence:
             of=len(strided),
         ),
         core("at stride s XLA's 'SAME' gives ceil(n/s)", all(got == -(-n_ // s_) for n_, _, s_, _, got in rows)),
+        core("boundary pixels: without padding, at stride > 1 the floor drops whole boundary rows and columns (input "
+             "pixels that reach no output), 'same' padding drops none",
+             all(uses[c, "VALID"]["unused"] > 0 and uses[c, "SAME"]["unused"] == 0
+                 for c in uses_keys(uses) if c[2] > 1),
+             **{f"unused_valid_{'x'.join(map(str, c))}": uses[c, "VALID"]["unused"] for c in uses_keys(uses)}),
+        core("at stride 1 no pixel is dropped even without padding, but a corner pixel enters one output where a "
+             "central one enters k^2; 'same' padding lets it enter more",
+             all(uses[c, "VALID"]["unused"] == 0 and uses[c, "VALID"]["corner"] == 1
+                 and uses[c, "VALID"]["most"] == c[1] ** 2 and uses[c, "SAME"]["corner"] > 1
+                 for c in uses_keys(uses) if c[2] == 1),
+             **{f"corner_uses_{pad.lower()}": uses[c, pad]["corner"] for c in uses_keys(uses) if c[2] == 1
+                for pad in ("VALID", "SAME")}),
         scoped(
             "an even effective kernel keeps the size with equal padding on both sides",
             all(before == after for before, after in even_pads.values()),
@@ -181,8 +209,8 @@ def _same_padding(scope) -> Evidence:
     "conv_arithmetic/transposed-conv-output-size-inverts-the-conv",
     sources=["S001-03", "S002-09"],
     says="Transposed convolution (deconvolution), by padding the input feature map with zeros at intervals and "
-    "then running a standard convolution, makes the output feature map larger than the input (S002-09); it does "
-    "the opposite computation of convolution (S001-03).",
+    "then running a standard convolution, can make the output feature map larger than the input (S002-09: "
+    "可以使得输出feature map的尺寸比输入更大); it does the opposite computation of convolution (S001-03).",
     expected="holds",
     scope={**SIZES, "n": [6, 7], "output_padding": "the rows the conv's floor dropped"},
 )
@@ -217,10 +245,14 @@ def _transpose_size(scope) -> Evidence:
             configurations=len(rows),
         ),
         core(
-            "the output is larger than the input wherever the conv shrinks it",
-            all(r[6] > r[5] for r in rows if r[5] < r[0]),
+            "it can make the output larger than its input: at stride 2 and more every configuration of the grid does",
+            all(r[6] > r[5] for r in rows if r[2] > 1),
+            configurations=sum(r[2] > 1 for r in rows),
         ),
-        details={"rows": [list(map(str, r)) for r in rows], "formula": str(named.rhs)},
+        # "can": not always (at stride 1 with 'same' padding or more the output is not larger); counted, not a
+        # finding, since the note does not say "always".
+        details={"rows": [list(map(str, r)) for r in rows], "formula": str(named.rhs),
+                 "configurations_not_larger": sum(r[6] <= r[5] for r in rows)},
     )
 
 
@@ -279,7 +311,8 @@ def _adjoint(scope, rtol) -> Evidence:
     "conv_arithmetic/transposed-conv-is-zero-insertion-then-conv",
     sources=["S002-09"],
     says="Transposed convolution pads the input feature map with zeros at intervals and then runs a standard "
-    "convolution, making the output feature map larger than the input.",
+    "convolution, which can make the output feature map larger than the input (通过对输入feature map间隔填充0，再进行"
+    "标准的卷积计算，可以使得输出feature map的尺寸比输入更大).",
     expected="holds",
     scope={"cases_n_k_s_p_d": TRANSPOSE_CASES, "channels": [3, 2]},
 )
@@ -1028,10 +1061,12 @@ def _cross_correlation(scope, rtol) -> Evidence:
     "parameters translation equivariant.",
     expected="holds",
     scope={
-        "shifts": [[1, 0], [0, 3], [5, 7], [16, 16]],
+        "shifts": [[1, 0], [0, 3], [5, 7], [15, 1]],
         "input": [1, 16, 16, 3],
         "channels_out": 4,
         "padding": ["circular", "zero"],
+        "unshared": "a different 3x3 kernel at every position (locally connected), circular padding",
+        "broken_above": 0.1,
     },
 )
 def _equivariance(scope, rtol) -> Evidence:
@@ -1047,8 +1082,23 @@ def _equivariance(scope, rtol) -> Evidence:
     zero_pad = equivariance_error(lambda v: conv2d(v, kern, padding=1), x, (1, 0))
     broken_rows = [int(row) for row in np.nonzero((zero_pad > 0).any(axis=1))[0]]
     side = scope["input"][1]
+    # The same windows without the sharing: a kernel per output position, applied to the wrapped patches.
+    kernels = _random((side, side, 9 * scope["input"][3], scope["channels_out"]), 10)
+
+    def unshared(v):
+        patches = lax.conv_general_dilated_patches(jnp.pad(v, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap"),
+                                                   (3, 3), (1, 1), "VALID", dimension_numbers=DIMENSIONS)  # fmt: skip
+        return jnp.einsum("nhwp,hwpo->nhwo", patches, kernels)
+
+    local = float(np.max(equivariance_error(unshared, x, shifts[0])) / np.max(np.abs(np.asarray(unshared(x)))))
     return evidence(
         "measurement",
+        core(
+            f"without the sharing ({scope['unshared']}) the shift {list(shifts[0])} breaks it: the largest error is "
+            f"above {scope['broken_above']} of the largest output",
+            local > scope["broken_above"],
+            relative_error=local,
+        ),
         compared(
             "circular padding: conv(shift x) = shift(conv x) for every shift",
             max(circular, key=lambda c: c.max_abs_err),
