@@ -16,6 +16,7 @@ from pathlib import Path
 
 import sympy as sp
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -134,14 +135,15 @@ def _backend() -> str:
 
 
 def _plain(text: str) -> str:
-    """LaTeX-ish text as readable terminal text: no $ or backslashes, common macros as symbols."""
+    """LaTeX-ish text as readable terminal text: no $ or backslashes, common macros as symbols; square brackets
+    escaped, so that rich prints E[a] instead of reading [a] as a style."""
     for tex, plain in (("\\sigma", "σ"), ("\\gamma", "γ"), ("\\beta", "β"), ("\\alpha", "α"), ("\\eta", "η"),
                        ("\\epsilon", "ε"), ("\\lambda", "λ"), ("\\mu", "μ"), ("\\theta", "θ"), ("\\nabla", "∇"),
                        ("\\partial", "∂"), ("\\sqrt", "√"), ("\\cdot", "·"), ("\\times", "×"), ("\\le", "≤"),
                        ("\\ge", "≥"), ("\\infty", "∞"), ("\\frac", ""), ("\\left", ""), ("\\right", ""),
                        ("\\mathrm", ""), ("\\operatorname", "")):
         text = text.replace(tex, plain)
-    return text.replace("$", "").replace("{", "").replace("}", "").replace("\\", "")
+    return escape(text.replace("$", "").replace("{", "").replace("}", "").replace("\\", ""))
 
 
 def _show(console: Console, name: str) -> int:

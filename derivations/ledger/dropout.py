@@ -101,9 +101,10 @@ def _test_factor(scope) -> Evidence:
 @claim(
     "dropout/training-expectation-equals-the-eval-output",
     sources=["S001-10", "S000-21"],
-    says="'At test time dropout is not used, which can be understood as an ensemble of a huge number of "
-    "sub-networks' (在测试过程中不使用随机失活，可以理解为是对数量巨大的子网络做模型集成), and the test-time scaling "
-    "'restores' what the neuron contributed in training: a gloss, that the training mean equals the eval output.",
+    says="At test time each neuron's parameters are multiplied by the probability p beforehand, 'to restore that in "
+    "training the neuron took part in the forward pass with probability p only' (以恢复在训练中该神经元只有 $p$ 的"
+    "概率被用于整个神经网络的前向传播计算). Tested (a gloss of 'restore'): the training-mode mean output equals the "
+    "eval output.",
     expected="holds",
     scope={
         "rates": [0.0, 0.3, 0.9, 0.99],

@@ -120,12 +120,17 @@ def _no_params(scope, rtol) -> Evidence:
     sources=["S000-22", "S002-35", "S003-10", "S004-18", "S001-05"],
     says="Max pooling: the forward pass records the index of the maximum, and the backward pass passes the error "
     "to that neuron unchanged; the other neurons get 0.",
-    expected="holds",
+    expected="qualified",
+    correction="Without ties, exactly. At a tie (common after a ReLU: an all-zero window) which neuron is 'the' "
+    "maximum is the implementation's choice: nnx.max_pool (XLA's select-and-scatter) passes dy to the first maximum "
+    "only, while a max written with jnp.max (models.pooling.global_max_pool, the spatial pyramid pooling here) "
+    "splits it evenly among the tied neurons. Both are subgradients, and both pass the whole of dy on.",
     scope={
         "cases_size_window_stride": [list(c) for c in BACKWARD_CASES],
         "inputs": ["random normal", "rounded (ties)"],
         "tie": "the first maximum in row-major order (XLA's select-and-scatter)",
         "window_points": 64,
+        "tied_window": "2x2 of zeros; nnx.max_pool and models.pooling.global_max_pool",
     },
 )
 def _max_backward(scope, rtol) -> Evidence:
@@ -142,11 +147,21 @@ def _max_backward(scope, rtol) -> Evidence:
         [jax.device_put(points)],
         rtol=rtol,
     )
+    zeros = jnp.zeros((1, 2, 2, 1))
+    routed = {
+        "nnx.max_pool": np.asarray(jax.grad(lambda v: jnp.sum(max_pool(v, 2, 2)))(zeros)).ravel(),
+        "global_max_pool": np.asarray(jax.grad(lambda v: jnp.sum(global_max_pool(v)))(zeros)).ravel(),
+    }
     return evidence(
         "autodiff",
         _worst(plain, "dy routed to each window's argmax (summed where windows overlap) = jax.vjp(nnx.max_pool)"),
         _worst(tied, "with ties, routed to the first maximum = jax.vjp(nnx.max_pool)"),
         compared("the displayed dy/dx1 (Heaviside of the differences) = jax.grad of the window's max", window_grad),
+        core("every max pooling here passes the whole of dy on at a tie (the gradient sums to 1)",
+             all(abs(g.sum() - 1.0) <= rtol for g in routed.values())),
+        scoped("at a tie every max pooling here passes dy to one neuron and 0 to the others",
+               all(np.count_nonzero(g) == 1 for g in routed.values()),
+               **{k: str(v.tolist()) for k, v in routed.items()}),
     )
 
 
