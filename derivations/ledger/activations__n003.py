@@ -104,9 +104,9 @@ def _relu_positive(scope) -> Evidence:
     ls, lt = r["limits"]
     return evidence(
         "autodiff",
-        core("jax.grad(relu) is exactly 1 at every z in [1e-300, 1e300]", r["relu_one"]),
-        core(f"so a chain of {scope['depth']} active ReLU factors passes the gradient unchanged",
-             r["relu_chain"] == 1.0, relu_chain=r["relu_chain"], sigmoid_chain_at_most=r["sigmoid_chain_bound"]),
+        core(f"jax.grad(relu) is exactly 1 at every z in [1e-300, 1e300], so a chain of {scope['depth']} active ReLU "
+             "factors passes the gradient unchanged (relu_chain: their product)", r["relu_one"],
+             relu_chain=r["relu_chain"], sigmoid_chain_at_most=r["sigmoid_chain_bound"]),
         premise("sigmoid' and tanh' tend to 0 on the positive side (SymPy limits), the comparison the note makes",
                 ls == 0 and lt == 0),
         core(f"at z = {scope['far']:g} jax.grad of sigmoid and tanh is below tiny (1e-14) while ReLU's is 1",

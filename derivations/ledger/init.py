@@ -293,35 +293,49 @@ def _outputs(graph, state, x):
     sources=["S002-19"],
     says="If the network is initialised with zero weights, can it train normally? No: because the initial "
     "weights are 0, every input gives the same result, and the network cannot update.",
-    expected="refuted",
-    correction="With sigmoid hidden units (sigmoid(0) = 1/2 != 0) the weights do update, the loss falls and the "
-    "outputs come to depend on the input. What fails is symmetry breaking: every hidden unit receives the "
-    "same gradient, so all hidden units stay identical forever and the hidden layer acts as one unit.",
-    scope={**ZERO_SCOPE, "activations": ["sigmoid"], "probe_inputs": 5},
+    expected="qualified",
+    correction="The answer is right: a zero-initialised network cannot train normally, because the symmetry is "
+    "never broken. The reasons hold only where the activation is 0 at 0 (ReLU, tanh): there the hidden weights stay "
+    "0 and every input gives the same output (only the output bias learns). With sigmoid hidden units "
+    "(sigmoid(0) = 1/2) the weights do update and the outputs come to depend on the input; what fails is that "
+    "every hidden unit receives the same gradient, so all stay identical and the hidden layer acts as one unit.",
+    scope={**ZERO_SCOPE, "activations": ["relu", "tanh", "sigmoid"], "probe_inputs": 5},
     aliases=["init/zero-init-sigmoid-trains-but-hidden-units-stay-identical"],
 )
 def _zero_sigmoid(scope) -> Evidence:
-    moved, depends, identical, rows = [], [], [], {}
     x = np.random.default_rng(4).normal(size=(scope["probe_inputs"], 4))
-    for lr in scope["learning_rates"]:
-        model, losses, _ = zero_init_run("sigmoid", scope["steps"], lr, hidden=scope["hidden"])
-        kernel = np.asarray(model.hidden.kernel[...])
-        spread = float(np.max(np.abs(kernel - kernel[:, :1])))
-        out_spread = float(np.ptp(np.asarray(model.out.kernel[...])))
-        outputs = np.asarray(_outputs(*nnx.split(model), x))[:, 0]
-        moved.append(float(np.max(np.abs(kernel))))
-        depends.append(float(np.ptp(outputs)))
-        identical.append(spread == 0.0 and out_spread == 0.0)
-        rows[f"lr {lr}"] = {"max_abs_hidden_weight": moved[-1], "output_span": depends[-1],
-                            "column_spread": spread, "loss_first": losses[0], "loss_last": losses[-1]}
+    rows = {}
+    for activation in scope["activations"]:
+        for lr in scope["learning_rates"]:
+            model, losses, _ = zero_init_run(activation, scope["steps"], lr, hidden=scope["hidden"])
+            kernel = np.asarray(model.hidden.kernel[...])
+            outputs = np.asarray(_outputs(*nnx.split(model), x))[:, 0]
+            rows[f"{activation}, lr {lr}"] = {
+                "activation": activation, "max_abs_hidden_weight": float(np.max(np.abs(kernel))),
+                "output_span": float(np.ptp(outputs)), "column_spread": float(np.max(np.abs(kernel - kernel[:, :1]))),
+                "output_weight_spread": float(np.ptp(np.asarray(model.out.kernel[...]))),
+                "loss_first": losses[0], "loss_last": losses[-1]}  # fmt: skip
+
+    def every(activation, test):
+        return all(test(r) for r in rows.values() if r["activation"] == activation)
+
+    reasons = []
+    for activation in scope["activations"]:
+        reasons += [
+            scoped(f"{activation}: the network cannot update (every hidden weight stays 0, at every learning rate)",
+                   every(activation, lambda r: r["max_abs_hidden_weight"] == 0.0),
+                   largest_hidden_weight=max(r["max_abs_hidden_weight"] for r in rows.values()
+                                             if r["activation"] == activation)),
+            scoped(f"{activation}: after training every input still gives the same output",
+                   every(activation, lambda r: r["output_span"] == 0.0),
+                   largest_output_span=max(r["output_span"] for r in rows.values() if r["activation"] == activation)),
+        ]  # fmt: skip
     return evidence(
         "autodiff",
-        core("the network cannot update: every hidden weight stays 0, at every learning rate",
-             all(m == 0.0 for m in moved), smallest_max_abs_weight=min(moved)),
-        core("after training every input still gives the same output", all(d == 0.0 for d in depends),
-             smallest_output_span=min(depends)),
-        scoped("what does hold: all hidden units stay exactly identical (the symmetry is never broken)",
-               all(identical)),
+        core("it cannot train normally: for every activation and learning rate all hidden units stay exactly "
+             "identical (the symmetry is never broken)",
+             all(r["column_spread"] == 0.0 and r["output_weight_spread"] == 0.0 for r in rows.values())),
+        *reasons,
         details=rows,
     )
 

@@ -50,7 +50,8 @@ WARMUP_SCOPE = {"init_value": [0.0, 1e-4], "peak_value": [0.1, 3.0], "warmup_ste
 @claim(
     "schedules/warmup-cosine-matches-its-closed-form",
     sources=["S000-09", "S002-43"],
-    says="Warm-up trains with a small learning rate at first and raises it, then the rate slowly decreases.",
+    says="Warm-up trains with a very small learning rate at first, raises it slowly, and later lowers it slowly "
+    "(在刚刚开始训练时以很小的学习率进行训练……随着训练的进行学习率慢慢变大……学习率再慢慢变小).",
     expected="holds",
     scope=WARMUP_SCOPE,
 )
@@ -89,7 +90,8 @@ def _warmup_cosine(scope, rtol) -> Evidence:
 @claim(
     "schedules/warmup-is-rise-flat-fall",
     sources=["S002-43"],
-    says="With warm-up the learning rate goes up, stays flat at the set rate, then goes down (rise, flat, fall).",
+    says="With warm-up the learning rate goes up, stays flat at the set rate, then goes down "
+    "(学习率变化：上升——平稳——下降).",
     expected="qualified",
     correction="That is one shape (warm-up, hold, decay), built in optax by joining linear, constant and cosine "
     "schedules. optax.warmup_cosine_decay_schedule, the common form, has no flat part: it starts decaying "
@@ -119,7 +121,8 @@ def _rise_flat_fall(scope, rtol) -> Evidence:
 @claim(
     "schedules/step-decay-matches-its-closed-form",
     sources=["S000-09", "S001-20"],
-    says="Step decay multiplies the learning rate by a fixed factor at chosen steps.",
+    says="Learning-rate schedules (S000-09 and S001-20 are headings only: 常见的学习率控制方法有哪些, 学习率lr的设定). "
+    "This claim tests a gloss: step decay multiplies the learning rate by a fixed factor at chosen steps.",
     expected="holds",
     scope={"init_value": [0.1, 2.0], "boundaries_and_scales": [{300: 0.1, 600: 0.1, 800: 0.5}, {1: 0.5},
                                                                {50: 0.0, 60: 3.0}, {100: 2.0, 101: 0.25}],
@@ -145,7 +148,8 @@ def _step_decay(scope, rtol) -> Evidence:
 @claim(
     "schedules/exponential-decay-matches-its-closed-form",
     sources=["S000-09", "S001-20"],
-    says="Exponential decay multiplies the learning rate by gamma every P steps, smoothly or in a staircase.",
+    says="Learning-rate schedules (S000-09 and S001-20 are headings only). This claim tests a gloss: exponential "
+    "decay multiplies the learning rate by gamma every P steps, smoothly or in a staircase.",
     expected="holds",
     scope={"init_value": [0.1, 1.0], "transition_steps": [1, 37, 100], "decay_rate": [0.5, 0.96, 1.5],
            "staircase": [False, True], "steps": STEPS},
