@@ -257,16 +257,22 @@ def _gains(activation: str):
 # --- zero initialisation -------------------------------------------------------------------------------
 
 
+TARGETS = ("linear", "product")
+
+
 def zero_init_run(activation: str, steps: int = 20, lr: float = 0.1, *, hidden_bias_sd: float = 0.0,
-                  hidden: int = 8) -> tuple[TwoLayerMLP, list[float], jax.Array]:
+                  hidden: int = 8, target: str = "linear", random_kernels: bool = False,
+                  ) -> tuple[TwoLayerMLP, list[float], jax.Array]:  # fmt: skip
     """A 4-``hidden``-1 MLP with every weight 0 (and every bias 0, unless ``hidden_bias_sd`` > 0 draws the
-    hidden biases from N(0, sd^2)), trained by SGD on a fixed regression problem; returns the trained model,
-    the loss per step and the targets."""
-    if steps < 1 or lr <= 0 or hidden_bias_sd < 0:
-        raise ValueError(f"steps >= 1, lr > 0 and hidden_bias_sd >= 0 required, got {steps}, {lr}, {hidden_bias_sd}")
+    hidden biases from N(0, sd^2)), trained by SGD on a fixed regression problem (``target``: a linear function of
+    the inputs plus 0.5, or the product x1 x2, which no single hidden unit can fit); returns the trained model,
+    the loss per step and the targets. ``random_kernels``: the control, both kernels drawn N(0, 1/fan_in)."""
+    if steps < 1 or lr <= 0 or hidden_bias_sd < 0 or target not in TARGETS:
+        raise ValueError(f"steps >= 1, lr > 0, hidden_bias_sd >= 0 and target in {TARGETS} required, got {steps}, "
+                         f"{lr}, {hidden_bias_sd}, {target!r}")  # fmt: skip
     rng = np.random.default_rng(3)
     x = rng.normal(size=(64, 4))
-    y = x @ rng.normal(size=(4, 1)) + 0.5
+    y = x @ rng.normal(size=(4, 1)) + 0.5 if target == "linear" else x[:, :1] * x[:, 1:2]
     # Every weight and bias 0 is what Flax's zeros initializer gives: the state is filled from NumPy, not
     # initialised (which would compile a fill per parameter shape).
     abstract = nnx.eval_shape(lambda: TwoLayerMLP(4, hidden, 1, activation=activation,
@@ -277,6 +283,11 @@ def zero_init_run(activation: str, steps: int = 20, lr: float = 0.1, *, hidden_b
     params = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), params)
     if hidden_bias_sd:
         params["hidden"]["bias"][...] = np.random.default_rng(5).normal(0, hidden_bias_sd, hidden)
+    if random_kernels:
+        draw = np.random.default_rng(6)
+        for layer, fan_in in (("hidden", 4), ("out", hidden)):
+            shape = params[layer]["kernel"][...].shape
+            params[layer]["kernel"][...] = draw.normal(0, 1 / np.sqrt(fan_in), shape)
     params, losses = _sgd_run(graph, steps, params, rest, x, y, np.float64(lr))
     return nnx.merge(graph, params, rest), [float(v) for v in np.asarray(losses)], y
 

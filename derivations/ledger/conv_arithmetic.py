@@ -135,9 +135,10 @@ def uses_keys(uses: dict) -> list[tuple[int, int, int]]:
     correction="Padding d(k-1) in total keeps the size only at stride 1, and an even effective kernel needs "
     "unequal padding (XLA's SAME puts the extra zero after); at stride s, 'same' padding gives ceil(n/s). The "
     "boundary half holds: without padding a corner pixel enters one output where a central one enters k^2, and at "
-    "stride > 1 the floor drops whole boundary rows and columns; 'same' padding keeps every pixel in use.",
+    "stride > 1 the floor drops whole boundary rows and columns; 'same' padding keeps them, though no padding "
+    "helps a kernel smaller than its stride, whose windows skip pixels in between.",
     scope={"n": [7, 8, 13], "kernel": [2, 3, 5], "stride": [1, 2, 3], "dilation": [1, 2], "padding": "XLA SAME",
-           "boundary_cases_n_k_s": [[8, 3, 1], [8, 3, 2], [9, 2, 2]]},
+           "boundary_cases_n_k_s": [[8, 3, 1], [8, 3, 2], [9, 2, 2], [9, 2, 3]]},
 )
 def _same_padding(scope) -> Evidence:
     uses = {}  # how many outputs each input pixel enters: the gradient of the outputs' sum, all-ones kernel
@@ -185,10 +186,14 @@ def _same_padding(scope) -> Evidence:
         ),
         core("at stride s XLA's 'SAME' gives ceil(n/s)", all(got == -(-n_ // s_) for n_, _, s_, _, got in rows)),
         core("boundary pixels: without padding, at stride > 1 the floor drops whole boundary rows and columns (input "
-             "pixels that reach no output), 'same' padding drops none",
+             "pixels that reach no output); where the kernel is at least the stride, 'same' padding drops none",
              all(uses[c, "VALID"]["unused"] > 0 and uses[c, "SAME"]["unused"] == 0
-                 for c in uses_keys(uses) if c[2] > 1),
+                 for c in uses_keys(uses) if c[2] > 1 and c[1] >= c[2]),
              **{f"unused_valid_{'x'.join(map(str, c))}": uses[c, "VALID"]["unused"] for c in uses_keys(uses)}),
+        scoped("'same' padding keeps every pixel in use in every case (a kernel smaller than its stride skips pixels "
+               "between windows, whatever the padding)",
+               all(uses[c, "SAME"]["unused"] == 0 for c in uses_keys(uses)),
+               **{f"unused_same_{'x'.join(map(str, c))}": uses[c, "SAME"]["unused"] for c in uses_keys(uses)}),
         core("at stride 1 no pixel is dropped even without padding, but a corner pixel enters one output where a "
              "central one enters k^2; 'same' padding lets it enter more",
              all(uses[c, "VALID"]["unused"] == 0 and uses[c, "VALID"]["corner"] == 1
@@ -482,7 +487,8 @@ def _im2col(x, kernel, stride, padding, dilation):
     sources=["S001-38", "S002-12", "S002-45", "S004-14"],
     says="The forward pass is essentially multiply-accumulates, so FLOPs means the number of multiply-adds; "
     "computed as Kh x Kw x Cin x Cout x H x W = params x H x W (conv) (S002-12); 'No. of FLOPS: input depth x "
-    "output depth x o/p feature map width x o/p feature map height x kernel width x kernel height' (S001-38).",
+    "output depth x o/p feature map width x o/p feature map height x kernel width x kernel height' (S001-38); for "
+    "a fully connected layer Cin x Cout (FC全连接网络, S002-12).",
     expected="qualified",
     correction="The product is the multiply-accumulate (MAC) count in the published convention (torchvision, "
     "fvcore, the papers): every tap, padding taps included, which is what an im2col/GEMM conv executes; a grouped "
@@ -493,9 +499,14 @@ def _im2col(x, kernel, stride, padding, dilation):
         "cases_label_n_k_cin_cout_s_p_d_g": FLOP_CASES,
         "gemm_checked_numerically": [3, 4],
         "conventions": ["every tap (im2col/GEMM, torchvision/fvcore)", "taps in bounds (XLA cost_analysis)"],
+        "fc_cin_cout": [[4096, 1000], [512, 10], [3, 7]],
     },
 )
 def _flops(scope, rtol) -> Evidence:
+    # A fully connected layer's product x W (one example): XLA's flops against 2 Cin Cout.
+    fc = {f"{ci}x{co}": xla_flops(jnp.matmul, jax.ShapeDtypeStruct((1, ci), jnp.float64),
+                                  jax.ShapeDtypeStruct((ci, co), jnp.float64)) / (ci * co)
+          for ci, co in scope["fc_cin_cout"]}  # fmt: skip
     cases = [tuple(c) for c in scope["cases_label_n_k_cin_cout_s_p_d_g"]]
     rows = flop_table(cases)
     gemm = []
@@ -570,6 +581,12 @@ def _flops(scope, rtol) -> Evidence:
             "the 'same' 3x3 count T = 3n - 2 (displayed) matches the summed taps",
             value(same3, {n: cases[0][1]}) == tap_rows[0],
             T=tap_rows[0],
+        ),
+        core(
+            f"fully connected: Cin x Cout is the layer's multiply-accumulates, XLA counting 2 FLOPs per MAC of x W "
+            f"(Cin x Cout in {[tuple(c) for c in scope['fc_cin_cout']]})",
+            all(v == 2.0 for v in fc.values()),
+            **{f"xla_flops_over_cin_cout_{k}": v for k, v in fc.items()},
         ),
         premise(
             "XLA counts the im2col GEMM (every tap) at 2 FLOPs per multiply-accumulate",

@@ -43,9 +43,11 @@ def shares_weights(jacobian: np.ndarray, k: int) -> bool:
 @claim(
     "conv_arithmetic/weight-sharing-is-a-receptive-field-sharing-one-output",
     sources=["S000-29"],
-    says="Each value of the feature map corresponds to a receptive field; conversely, the pixel values of this "
-    "receptive field share one value of the feature map, and that is weight sharing (反过来说，就是这个感受野中的像素值"
-    "共享了一个feature map上的value，也就是权重共享).",
+    says="When the kernel is not sliding, each value of the feature map corresponds to a receptive field, and the "
+    "pixel values of that range are that value's responsibility; conversely, the pixel values of this receptive "
+    "field share one value of the feature map, and that is weight sharing (在卷积核不发生滑动计算的时候，feature map中"
+    "的每一个权值对应一个感受野范围，该范围中的像素值由这个特征值负责，反过来说，就是这个感受野中的像素值共享了一个"
+    "feature map上的value，也就是权重共享).",
     expected="refuted",
     correction="That the pixels of a receptive field all feed one output is local connectivity (every layer has "
     "it in some form); it does not share any weight: a locally connected layer, with a different kernel at each "

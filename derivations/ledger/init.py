@@ -298,11 +298,19 @@ def _outputs(graph, state, x):
     "never broken. The reasons hold only where the activation is 0 at 0 (ReLU, tanh): there the hidden weights stay "
     "0 and every input gives the same output (only the output bias learns). With sigmoid hidden units "
     "(sigmoid(0) = 1/2) the weights do update and the outputs come to depend on the input; what fails is that "
-    "every hidden unit receives the same gradient, so all stay identical and the hidden layer acts as one unit.",
-    scope={**ZERO_SCOPE, "activations": ["relu", "tanh", "sigmoid"], "probe_inputs": 5},
+    "every hidden unit receives the same gradient, so all stay identical and the hidden layer acts as one unit: "
+    "enough for a target one unit can fit (a linear one), not for one that needs several (x1 x2).",
+    scope={**ZERO_SCOPE, "activations": ["relu", "tanh", "sigmoid"], "probe_inputs": 5,
+           "against_random": {"activation": "sigmoid", "steps": 2000, "lr": 0.1, "worse_by": 10.0,
+                              "targets": ["product", "linear"]}},
     aliases=["init/zero-init-sigmoid-trains-but-hidden-units-stay-identical"],
 )
 def _zero_sigmoid(scope) -> Evidence:
+    race = scope["against_random"]
+    final = {(target, random): zero_init_run(race["activation"], race["steps"], race["lr"], hidden=scope["hidden"],
+                                             target=target, random_kernels=random)[1][-1]
+             for target in race["targets"] for random in (False, True)}  # fmt: skip
+    worse = {target: final[target, False] / final[target, True] for target in race["targets"]}
     x = np.random.default_rng(4).normal(size=(scope["probe_inputs"], 4))
     rows = {}
     for activation in scope["activations"]:
@@ -335,6 +343,12 @@ def _zero_sigmoid(scope) -> Evidence:
         core("it cannot train normally: for every activation and learning rate all hidden units stay exactly "
              "identical (the symmetry is never broken)",
              all(r["column_spread"] == 0.0 and r["output_weight_spread"] == 0.0 for r in rows.values())),
+        core(f"so on a target no single unit can fit (y = x1 x2) the zero-initialised {race['activation']} network "
+             f"ends more than {race['worse_by']:g}x above a randomly initialised one ({race['steps']} steps, lr "
+             f"{race['lr']})", worse["product"] > race["worse_by"], loss_ratio=worse["product"],
+             zero_init_loss=final["product", False], random_init_loss=final["product", True]),
+        scoped(f"on the linear target (one unit is enough) it ends more than {race['worse_by']:g}x above the random "
+               "initialisation too", worse["linear"] > race["worse_by"], loss_ratio=worse["linear"]),
         *reasons,
         details=rows,
     )
