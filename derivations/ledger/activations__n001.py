@@ -121,8 +121,10 @@ def leaky_values(grid: np.ndarray, slopes, expr=None) -> np.ndarray:
          "(Leaky ReLU 与 ReLU 的区别在于当 z <= 0 时，其值不为零).",
     expected="qualified",
     correction="For z < 0 yes: alpha z != 0. At z = 0 Leaky ReLU is 0 like ReLU (alpha * 0 = 0): the two differ "
-               "exactly on z < 0, not on z <= 0.",
-    scope={"negative": [-1e3, -1.0, -1e-3, -1e-300], "alphas": [0.01, 0.001, 0.2], "edge": 0.0},
+               "exactly on z < 0, not on z <= 0. In floating point also not where alpha |z| falls below the smallest "
+               "normal number (2.2e-308 in float64): XLA:CPU flushes such subnormal results to 0.",
+    scope={"negative": [-1e3, -1.0, -1e-3, -1e-300], "alphas": [0.01, 0.001, 0.2], "edge": 0.0,
+           "subnormal_probe": {"z": -1e-300, "alpha": 1e-10}},
     aliases=["activations/leaky-relu-is-non-zero-for-negative-z-but-zero-at-zero"],
 )
 def _leaky_nonzero(scope) -> Evidence:
@@ -131,6 +133,8 @@ def _leaky_nonzero(scope) -> Evidence:
     rows = dict(zip(scope["alphas"], values[:, :-1], strict=True))
     at_edge = dict(zip(scope["alphas"], values[:, -1].tolist(), strict=True))
     relu_neg = np.asarray(jax.nn.relu(jnp.asarray(neg)))
+    probe = scope["subnormal_probe"]
+    tiny = float(jax.jit(jax.nn.leaky_relu)(jnp.float64(probe["z"]), probe["alpha"]))
     return evidence(
         "symbolic",
         core("for every z < 0 tried Leaky ReLU's value alpha z is non-zero while ReLU's is 0",
@@ -138,6 +142,8 @@ def _leaky_nonzero(scope) -> Evidence:
              points=len(neg) * len(rows)),
         scoped("at z = 0 (the edge of the note's z <= 0) Leaky ReLU's value is non-zero",
                all(v != 0 for v in at_edge.values()), value_at_zero=max(abs(v) for v in at_edge.values())),
+        scoped(f"jax.nn.leaky_relu (jit, float64) is non-zero at z = {probe['z']:g} with alpha = {probe['alpha']:g} "
+               "too (alpha z = -1e-310 is subnormal)", tiny != 0.0, value=tiny),
         details={"values": {str(a): v.tolist() for a, v in rows.items()}},
     )
 

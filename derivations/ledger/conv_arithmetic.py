@@ -43,7 +43,6 @@ from derivations.conv_arithmetic import (
     receptive_field_recursion,
     s,
     same_padding_keeps_the_size,
-    t,
     taps_in_bounds_formula,
     transpose_output_size,
 )
@@ -545,11 +544,14 @@ def _flops(scope, rtol) -> Evidence:
     # The displayed per-axis tap count, evaluated: T = sum_t tau(t), tau from the output-size formula.
     T, tau, same3 = taps_in_bounds_formula()
     per_tap = instantiate(tau, {sp.Symbol("n_{out}"): output_size()[0].rhs})
-    mark_evaluated([T])  # the sum over t = 0 .. k - 1, added up term by term below
-    tap_rows = [
-        sum(evaluate_integer(per_tap, {n: n_, k: k_, s: s_, p: p_, d: d_, t: tap}) for tap in range(k_))
-        for label, n_, k_, ci, co, s_, p_, d_, groups in cases
-    ]
+    mark_evaluated([T])  # the displayed sum, added up term by term below over its own bounds
+    (index, first, last), = T.rhs.limits
+
+    def taps(n_, k_, s_, p_, d_):
+        bounds = range(evaluate_integer(first, {k: k_}), evaluate_integer(last, {k: k_}) + 1)
+        return sum(evaluate_integer(per_tap, {n: n_, k: k_, s: s_, p: p_, d: d_, index: tap}) for tap in bounds)
+
+    tap_rows = [taps(n_, k_, s_, p_, d_) for label, n_, k_, ci, co, s_, p_, d_, groups in cases]
     xla_in_bounds = all(
         row["xla_flops"] == 2 * tb * tb * (c[3] // c[8]) * c[4]
         for row, tb, c in zip(rows, tap_rows, cases, strict=True)
