@@ -76,7 +76,7 @@ def test_a_shrunk_lasso_is_not_the_constrained_solution():
 
 
 def test_ridge_in_place_of_lasso_never_lands_on_a_vertex():
-    scope = dict(_scope("regularization/l1-ball-is-a-square-l2-ball-a-circle"), problems=20)
+    scope = dict(_scope("regularization/l1-solutions-often-land-on-a-vertex"), problems=20)
     r = reg.ball_findings(scope, solve=reg.ridge)
     assert r["vertex_share"] == 0
 

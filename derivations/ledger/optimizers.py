@@ -6,6 +6,7 @@ stability bound and the hyper-gradient."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import jax
@@ -822,6 +823,25 @@ def _oscillation_without_falling(scope) -> list:
     ]
 
 
+@functools.partial(jax.jit, static_argnums=3)
+def _momentum_loss_rises(curvatures, lr, beta, steps):
+    """Steps at which the loss sum(c x^2)/2 rises under optax.sgd(lr, momentum=beta) from x = 1."""
+    tx = optax.sgd(lr, momentum=beta)
+
+    def loss(x):
+        return 0.5 * jnp.sum(curvatures * x**2)
+
+    def step(carry, _):
+        x, state = carry
+        updates, state = tx.update(jax.grad(loss)(x), state, x)
+        x = optax.apply_updates(x, updates)
+        return (x, state), loss(x)
+
+    x0 = jnp.ones_like(curvatures)
+    _, values = jax.lax.scan(step, (x0, tx.init(x0)), None, length=steps)
+    return jnp.sum(jnp.diff(jnp.concatenate([loss(x0)[None], values])) > 0)
+
+
 @claim(
     "optimizers/too-large-a-lr-oscillates-too-small-never-converges",
     sources=["S002-46", "S004-02"],
@@ -831,10 +851,13 @@ def _oscillation_without_falling(scope) -> list:
     correction="On a quadratic of largest curvature L: for 1/L < lr < 2/L the iterates oscillate but converge, "
     "and the loss itself does not oscillate: it falls at every step (each coordinate's square shrinks by "
     "(1 - lr lambda)^2); above 2/L the oscillation grows geometrically, so the loss diverges rather than merely "
-    "oscillating. A loss that goes up and down needs a loss that is not quadratic "
-    "(optimizers/gd-converges-iff-lr-below-two-over-curvature). A small lr (0 < lr < 1/L) "
-    "converges monotonically; it is slow (steps grow like 1/(lr * lambda_min)), not non-convergent.",
+    "oscillating. Under plain GD a loss that goes up and down needs a loss that is not quadratic "
+    "(optimizers/gd-converges-iff-lr-below-two-over-curvature); with momentum a quadratic loss goes up and down "
+    "at learning rates far below 2/L, so there the oscillation is not a sign of too large a rate. A small lr "
+    "(0 < lr < 1/L) converges monotonically; it is slow (steps grow like 1/(lr * lambda_min)), not non-convergent.",
     scope={
+        "optimizer": "plain full-batch GD (optax.sgd, no momentum); the momentum finding: optax.sgd(momentum=0.9)",
+        "momentum": {"beta": 0.9, "lr_over_1_over_L": 0.1, "steps": 200},
         "curvatures": [1.0, 10.0],
         "lr_over_1_over_L": list(opt.STABILITY_FACTORS),
         "steps": opt.STABILITY_STEPS,
@@ -860,8 +883,17 @@ def _oscillation(scope) -> Evidence:
     )
     over = np.asarray(opt.gd_losses(1.5 / scope["curvatures"][-1], jnp.diag(jnp.asarray(scope["curvatures"])),
                                     jnp.ones(2), n)[0])
+    heavy = scope["momentum"]
+    rises = _momentum_loss_rises(jnp.asarray(scope["curvatures"]), heavy["lr_over_1_over_L"] / scope["curvatures"][-1],
+                                 heavy["beta"], heavy["steps"])  # fmt: skip
     return evidence(
         "measurement",
+        scoped(
+            f"with momentum {heavy['beta']} the loss on the quadratic falls at every step at "
+            f"{heavy['lr_over_1_over_L']}/L too, far below the stability bound ({heavy['steps']} steps)",
+            int(rises) == 0,
+            steps_where_the_loss_rises=int(rises),
+        ),
         scoped(
             f"and the loss oscillates with it: at 1.5/L the loss does not fall at every one of {n} steps",
             not bool(np.all(np.diff(over) < 0)),

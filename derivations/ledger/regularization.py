@@ -386,12 +386,13 @@ def _first_adam_step_gap(eta_, g_, w_, lam_) -> float:
     "overfit, and training can be stopped then (S002-04); early stopping: compare the training and validation "
     "loss curves, the smallest validation loss gives the best number of iterations (S002-22).",
     expected="qualified",
-    correction="On every run the validation minimum lies where the training loss is still falling and the "
-    "validation loss then rises, and stopping there beats training to the end by a wide margin. But the "
-    "validation minimum is an estimate from a finite validation set: on some runs the step it picks is clearly "
-    "worse on fresh data than the best step; and 'stop when the validation loss no longer falls', with a finite "
-    "patience, can stop on a plateau long before the validation minimum.",
-    scope={"seeds": [0, 1, 2, 3], "learning_rates": [0.003, 0.01, 0.03], "degree": 15, "steps": 5000,
+    correction="Where the validation loss stops falling before the end, its minimum lies where the training loss "
+    "is still falling and the validation loss then rises, and stopping there is never worse on fresh data than "
+    "training to the end; usually much better, but on some runs the rise within the budget is small (the "
+    "evidence counts them). The validation minimum is an estimate from a finite validation set: on some runs the "
+    "step it picks is clearly worse on fresh data than the best step; and 'stop when the validation loss no "
+    "longer falls', with a finite patience, can stop on a plateau long before the validation minimum.",
+    scope={"seeds": list(range(12)), "learning_rates": [0.003, 0.01, 0.03], "degree": 15, "steps": 5000,
            "train_points": 20, "validation_points": 200, "test_points": 2000, "patience": 200,
            "near_best": 1.05, "overfit_factor": 1.5},
     tolerance="'best' means a test MSE within near_best of the best step's; 'overfits' and 'beats the end' mean a "
@@ -419,10 +420,18 @@ def _early_stopping(scope) -> Evidence:
     worst_patience = max(rows, key=lambda n: rows[n]["test_at_patience_stop_over_best"])
     return evidence(
         "measurement",
-        core(f"in all {len(names)} runs the validation minimum is interior, the training loss keeps falling after it "
-             "and the validation loss rises", all(interior) and all(overfits)),
-        core("stopping at the validation minimum beats training to the end on fresh test data, in every run",
-             all(beats_end), smallest_gain=min(r["test_last_over_validation_min"] for r in rows.values())),
+        core(f"in every one of the {len(names)} runs whose validation minimum is interior, the training loss keeps "
+             "falling after it and the validation loss rises",
+             all(train[i, -1] < train[i, b] and val[i, -1] > val[i, b]
+                 for i, b in enumerate(int(np.argmin(v)) for v in val) if interior[i]),
+             interior_runs=int(sum(interior))),
+        core("stopping at the validation minimum is no worse than training to the end on fresh test data, in every "
+             "run", all(r["test_last_over_validation_min"] >= 1 for r in rows.values()),
+             smallest_gain=min(r["test_last_over_validation_min"] for r in rows.values())),
+        scoped(f"every run overfits within the budget and stopping beats the end by {scope['overfit_factor']:g}x "
+               "(validation and test)", all(interior) and all(overfits) and all(beats_end),
+               runs_off=int(len(names) - sum(i and o and b for i, o, b in zip(interior, overfits, beats_end,
+                                                                               strict=True)))),
         scoped(f"the validation minimum is the best step on fresh data (within {scope['near_best']:g}x) in every run",
                all(near), runs_off=int(len(near) - sum(near)),
                worst_ratio=rows[worst]["test_at_validation_min_over_best"], at=worst),
