@@ -401,11 +401,13 @@ def residual_bytes(f, *args) -> int:
 
 
 def recording_forward(f):
-    """The forward pass that records: ``f``'s value together with the residuals its vjp keeps."""
+    """The forward pass that records: ``f``'s value together with the residuals its vjp keeps beyond the arguments
+    (those the caller holds anyway; returning them would count the inputs as recorded)."""
 
     def forward(*args):
         out, backward = jax.vjp(f, *args)
-        return out, jax.tree.leaves(backward)
+        given = {id(leaf) for leaf in jax.tree.leaves(args)}
+        return out, [leaf for leaf in jax.tree.leaves(backward) if id(leaf) not in given]
 
     return forward
 

@@ -310,8 +310,8 @@ WRONG_START, ZERO_START = -3.0, 0.0
 
 
 @bridge.cache
-def _race_data() -> tuple[jax.Array, jax.Array, jax.Array]:
-    rng = np.random.default_rng(0)
+def _race_data(seed: int = 0) -> tuple[jax.Array, jax.Array, jax.Array]:
+    rng = np.random.default_rng(seed)
     x = jnp.asarray(rng.normal(size=(256, 2)))
     direction = jnp.asarray([2.0, -1.0])
     return x, (x @ direction > 0).astype(jnp.float64), direction
@@ -319,11 +319,12 @@ def _race_data() -> tuple[jax.Array, jax.Array, jax.Array]:
 
 @bridge.cache
 def logistic_race(start: float = WRONG_START, learning_rates: tuple[float, ...] = (1.0,),
-                  steps: int = LOGISTIC_STEPS) -> dict[str, np.ndarray]:
+                  steps: int = LOGISTIC_STEPS, seed: int = 0) -> dict[str, np.ndarray]:
     """Training accuracy after each full-batch SGD step, shape (len(learning_rates), steps), for BCE and for
     sigmoid + MSE on the same separable 2-D problem (256 points), from weights ``start`` times the true
-    direction (-3: confidently wrong, the sigmoid saturated on the wrong side; 0: undecided)."""
-    x, targets, direction = _race_data()
+    direction (-3: confidently wrong, the sigmoid saturated on the wrong side; 0: undecided); ``seed`` draws the
+    points."""
+    x, targets, direction = _race_data(seed)
     kernel, bias, rates = start * direction, jnp.zeros(()), jnp.asarray(learning_rates, dtype=jnp.float64)
     return {loss: np.asarray(accuracy_curves(kernel, bias, x, targets, loss=loss, learning_rates=rates, steps=steps))
             for loss in ("bce", "sigmoid_mse")}
