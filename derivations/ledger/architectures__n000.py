@@ -61,7 +61,7 @@ def _widest_pair(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 )
 def _factored_features(scope, rtol) -> Evidence:
     rng = np.random.default_rng(0)
-    same_map, ranks, full_ranks, residuals, cases, wide = [], [], [], [], [], []
+    same_map, ranks, full_ranks, residuals, cases, wide, narrower = [], [], [], [], [], [], []
     for c in scope["channels"]:
         row, column = rng.normal(size=(1, 3, c, c)), rng.normal(size=(3, 1, c, c))
         x = rng.normal(size=(2, scope["input"], scope["input"], c))
@@ -72,6 +72,7 @@ def _factored_features(scope, rtol) -> Evidence:
         full_ranks.append(kernel_rank(general, scope["rank_relative"]))
         residuals.append(best_factored_residual(general, c))
         wide.append((x, *_widest_pair(general), general))
+        narrower.append(best_factored_residual(general, 3 * c - 1))
     # Every width in one program: the pair of convs and the composite 3x3.
     maps = run_once(lambda cs: [(conv2d(conv2d(x, row), column), conv2d(x, k)) for x, row, column, k in cs], cases)
     for pair, whole in maps:
@@ -95,4 +96,6 @@ def _factored_features(scope, rtol) -> Evidence:
         scoped("with a middle of 3C channels (18C^2 weights, twice the 3x3's) a 1x3-then-3x1 pair built from the "
                "kernel's SVD computes the random 3x3 conv itself (outputs within 1e-12 of the largest)",
                wide_miss < 1e-12, largest_relative_difference=wide_miss),
+        core("and no narrower middle does: with 3C - 1 channels the nearest pair misses the random kernel by at "
+             "least 1e-3 (relative)", min(narrower) >= 1e-3, smallest_miss=min(narrower)),
     )

@@ -926,8 +926,9 @@ def _rare_share(gamma_value: float, rare_easy: bool, scope, alpha: float | None 
     "the gradient rises. When the rare class is the easy one, focal loss lowers its share further. That is the "
     "alpha-free form (optax's default alpha=None). The form Lin et al. use in their experiments (their eq. 5) also "
     "weights the positives by alpha and the negatives by 1 - alpha, which does reweight by class: an easy rare "
-    "class's share grows with alpha (with alpha = 0.25, the value the paper pairs with gamma = 2, it is lowest), "
-    "though at gamma = 2 even alpha = 0.9 leaves it just below its cross-entropy share in this population.",
+    "class's share grows with alpha (with alpha = 0.25, the value the paper pairs with gamma = 2, it is lowest). "
+    "Whether alpha = 0.9 lifts it above its cross-entropy share depends on how easy and how spread the rare class "
+    "is: in the population of the scope it stays just below.",
     scope={"cases": [["0", 1], ["1/2", 1], ["2", 1], ["2", 0]], "p_grid": [0.01, 0.99, 99],
            "share_gammas": [0.5, 1.0, 2.0, 5.0], "alphas": [0.25, 0.9],
            "imbalance": {"majority": 1000, "minority": 20, "easy_logit": 3.0, "hard_logit": 0.0, "spread": 1.0}},

@@ -314,24 +314,30 @@ def _balls(scope, atol) -> Evidence:
     says="L1-regularised parameters often land on a vertex of the diamond, which lies on an axis, so the other "
     "coordinates of w are 0 (L1正则化的参数往往落在一个菱形的顶点处，而这个顶点处往往处于某一条轴上).",
     expected="qualified",
-    correction="How often the L1 solution lands on a vertex depends on the penalty's strength: often for a strong "
-    "penalty, rarely for a weak one, where the solution stays near the unpenalised least-squares point, off the "
-    "axes.",
-    scope={"c": 2.0, "problems": 200, "n": 10, "lambda": 20.0, "weaker_lambdas": [1.0, 5.0], "seed": 0,
+    correction="How often the L1 solution lands on a vertex depends on the penalty's strength, and peaks in "
+    "between: a weak penalty leaves the solution near the unpenalised least-squares point, off the axes; a strong "
+    "one sends it to the origin, both coordinates 0, which is not a vertex either. Often only at intermediate "
+    "strengths.",
+    scope={"c": 2.0, "problems": 200, "n": 10, "lambda": 20.0, "weaker_lambdas": [1.0],
+           "stronger_lambdas": [100.0, 1000.0], "seed": 0,
            "often": 0.25, "loss": "J(w) = ||X w - y||^2, X 10 x 2 Gaussian",
            "often_means": "in at least a quarter of the problems"},
 )
 def _vertices(scope) -> Evidence:
-    r = ball_findings({**scope, "lambdas": [*scope["weaker_lambdas"], scope["lambda"]]})
+    r = ball_findings({**scope, "lambdas": [*scope["weaker_lambdas"], scope["lambda"], *scope["stronger_lambdas"]]})
     weak = {lam: r["vertex_share_by_lambda"][lam] for lam in scope["weaker_lambdas"]}
+    strong = {lam: r["vertex_share_by_lambda"][lam] for lam in scope["stronger_lambdas"]}
     return evidence(
         "measurement",
         core(f"at lambda = {scope['lambda']:g} the exact L1 solution lands on a vertex (one coordinate exactly 0) in "
              "at least a quarter of random least-squares problems", r["vertex_share"] >= scope["often"],
              vertex_share=r["vertex_share"]),
-        scoped(f"at the weaker penalties lambda = {scope['weaker_lambdas']} too",
+        scoped(f"at the weaker penalty lambda = {scope['weaker_lambdas']} too",
                all(v >= scope["often"] for v in weak.values()),
                **{f"vertex_share_at_{lam:g}": v for lam, v in weak.items()}),
+        scoped(f"at the stronger penalties lambda = {scope['stronger_lambdas']} too",
+               all(v >= scope["often"] for v in strong.values()),
+               **{f"vertex_share_at_{lam:g}": v for lam, v in strong.items()}),
         premise("the L2 solution of the same problems never has a zero coordinate (the comparison)",
                 r["l2_zero"] == 0),
     )
