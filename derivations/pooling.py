@@ -120,7 +120,7 @@ def evaluate_at(expr: sp.Expr | sp.Eq, values: dict[sp.Symbol, float]) -> float:
 
 def gradient_sums(pool, x: jax.Array, dy: jax.Array) -> tuple[float, float]:
     """(sum of dy, sum of dL/dx) through ``pool``."""
-    total_dy, total_dx = jax.jit(functools.partial(gradient_sums_traced, pool))(x, dy)
+    total_dy, total_dx = _gradient_sums(pool, x, dy)  # compiled once per pooling function and shape
     return float(total_dy), float(total_dx)
 
 
@@ -128,6 +128,9 @@ def gradient_sums_traced(pool, x: jax.Array, dy: jax.Array) -> tuple[jax.Array, 
     """:func:`gradient_sums` as traceable arrays, for a check that puts several poolings in one program."""
     _, pullback = jax.vjp(pool, x)
     return jnp.sum(dy), jnp.sum(pullback(dy)[0])
+
+
+_gradient_sums = jax.jit(gradient_sums_traced, static_argnums=0)
 
 
 def relative_change(before: jax.Array, after: jax.Array) -> float:
