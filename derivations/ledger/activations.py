@@ -891,7 +891,7 @@ DYING = {
     "gentle_rate": 0.01,
     "gentle_steps": 150,
     "sizeable": 0.2,
-    "long_run": {"depth": 1, "steps": 3000},
+    "long_run": {"depth": 1, "steps": 1000},
 }
 
 
@@ -1057,8 +1057,8 @@ def _revived_by_the_layer_below() -> dict:
     "Irreversibly only in the first hidden layer, whose inputs are the fixed data (there it is true by "
     "construction: zero gradient and unchanged inputs); in deeper networks a few dead units of later layers come "
     "back as the layers below keep training (the evidence counts them against the dead ones). And training does "
-    "not fail: the one-layer networks that lost most of their units still fit far better than the mean, though "
-    "the lost capacity shows: trained as long, they end with a higher loss than those trained at the small rate.",
+    "not fail: trained on, the one-layer networks that lost most of their units still fit far better than "
+    "predicting the mean.",
     scope=DYING,
 )
 def _learning_rate_kills(scope) -> Evidence:

@@ -33,7 +33,9 @@ from derivations.harness import xla_flops
     "batching/mean-loss-gradient-is-mean-of-per-example-gradients",
     sources=["S000-18"],
     says="A batch is propagated forward and each example's loss is computed; for backpropagation the batch's "
-    "losses are summed over the examples and divided by the batch size, and that is backpropagated.",
+    "losses, per example, are summed (over the sample's feature dimension) and divided by the batch size, and that "
+    "is backpropagated (一组batch数据前向传播，计算每一个样本对应的loss，反向传播的时候将整个batch求出的loss"
+    "以样本为单位，在样本的特征维度上求和之后除以batch，然后进行反向传播).",
     expected="holds",
     scope={"batch": [1, 3, 32], "model": "MLP(5-16-1), tanh", "seed": 0, "displayed_batch": 3},
 )
@@ -86,7 +88,9 @@ def _mean_of_gradients(scope, rtol) -> Evidence:
     "batching/minibatch-gradient-is-unbiased",
     sources=["S002-18"],
     says="With large amounts of data, stochastic gradient descent speeds up the computation of the gradient; "
-    "each update uses only a randomly chosen sample, so each learning step is very fast and can be done online.",
+    "each update uses only a randomly chosen sample, so each learning step is very fast and can be done online "
+    "(使用随机梯度下降法能够加快梯度的计算；每次只随机选取一个样本来更新模型参数，因此每次的学习是非常快速的，并且可以进行"
+    "在线更新).",
     expected="holds",
     scope={"examples": 256, "batch": [1, 8], "draws": 4000, "standard_errors": 4.5, "cost_ratio_band": [0.9, 1.1]},
     tolerance="Monte-Carlo: the mean of the drawn minibatch gradients must lie within 4.5 standard errors of the "
@@ -130,7 +134,8 @@ def _unbiased(scope) -> Evidence:
     "batching/gradient-variance-falls-as-one-over-batch-size",
     sources=["S001-34", "S002-30"],
     says="Within a reasonable range, a larger batch size gives a more accurate descent direction and less "
-    "oscillation; when the batch size is 1, gradient descent is very random.",
+    "oscillation (在合理的范围之内，越大的 batch size 使下降方向越准确，震荡越小); when the batch size is 1, 'the "
+    "gradient descent is very random' (S001-34).",
     expected="holds",
     scope={"examples": ENUMERATED, "batch": list(range(1, ENUMERATED + 1)), "sampling": "without replacement"},
 )
