@@ -20,6 +20,7 @@ from derivations.claims import Evidence, claim, compared, core, evidence, premis
 from derivations.compare import compare
 from derivations.conv_arithmetic import (
     _branches_and_identities,
+    _centre_supports,
     _random,
     _rf,
     a,
@@ -938,6 +939,14 @@ def _dilation_growth(scope) -> Evidence:
         for name, net in (("plain", plain), ("dilated", dilated), ("pooled", pooled)):
             nets[f"{name}, depth {depth}"] = net
     fields = dict(zip(nets, measured_receptive_fields(list(nets.values()), size), strict=True))
+    # The effective field: how the gradient spreads inside the support, its weighted width (standard deviation of
+    # |d out / d x| along a row) - the same compiled program as the supports above.
+    key = tuple(tuple(tuple(int(v) for v in layer) for layer in net) for net in nets.values())
+    widths = {}
+    for name, grad in zip(nets, np.asarray(_centre_supports(key, size)), strict=True):
+        weight = grad.sum(0) / grad.sum()
+        centre = float(weight @ np.arange(size))
+        widths[name] = float(np.sqrt(weight @ (np.arange(size) - centre) ** 2))
     for name, net in nets.items():
         out = size
         for kk, ss, pp, dd in net:
@@ -961,6 +970,14 @@ def _dilation_growth(scope) -> Evidence:
             rows[f"dilated, depth {depths[-1]}"][0] - rows[f"plain, depth {depths[-1]}"][0]
             > rows[f"dilated, depth {depths[0]}"][0] - rows[f"plain, depth {depths[0]}"][0],
         ),
+        core(
+            "the effective field too (the gradient-weighted width, std of |d out/d x|): the dilated stack's is the "
+            "wider at every depth, and the gap grows with depth",
+            all(widths[f"dilated, depth {q}"] > widths[f"plain, depth {q}"] for q in depths)
+            and widths[f"dilated, depth {depths[-1]}"] - widths[f"plain, depth {depths[-1]}"]
+            > widths[f"dilated, depth {depths[0]}"] - widths[f"plain, depth {depths[0]}"],
+            **{f"width_{name.replace(', ', '_').replace(' ', '_')}": round(w, 3) for name, w in widths.items()
+               if not name.startswith("pooled")}),
         details={nm: {"field": f, "output": o} for nm, (f, o) in rows.items()},
     )
 
