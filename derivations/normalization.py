@@ -12,6 +12,7 @@ re-exports it here as ``derivations.normalization.batchnorm_backward``. Run
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -321,9 +322,17 @@ def closed_form_vs_models(
         dx, dg, db = batchnorm_backward(jnp.stack(cols[:n], 1), cols[-2], jnp.stack(cols[n : 2 * n], 1), epsilon, (1,))
         return jnp.concatenate([dx, dg[:, None], db[:, None]], axis=1)
 
-    tol = conditioned_rtol(rtol, jax.device_put(xs.T), (0,), epsilon, ulps)
-    reference = np.asarray(numeric(*inputs))
-    return compare(symbolic, numeric, inputs, rtol=tol, atol=(tol - rtol) * float(np.max(np.abs(reference))))
+    # Each batch (point) is compared with its own conditioned tolerance: one nearly equal pair would otherwise set
+    # the tolerance, relative and absolute, of every other point (at N = 2 its absolute part would be a few percent
+    # of a typical dx).
+    got, reference = np.asarray(symbolic(*inputs)), np.asarray(numeric(*inputs))
+    per_point = []
+    for i in range(points):
+        tol = conditioned_rtol(rtol, jax.device_put(xs[i][:, None]), (0,), epsilon, ulps)
+        per_point.append(compare(lambda i=i: got[i], lambda i=i: reference[i], [], rtol=tol,
+                                 atol=(tol - rtol) * float(np.max(np.abs(reference[i])))))  # fmt: skip
+    worst = max(per_point, key=lambda c: c.max_rel_err)
+    return dataclasses.replace(worst, samples=points, ok=all(c.ok for c in per_point))
 
 
 @bridge.cache
