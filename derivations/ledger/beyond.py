@@ -246,7 +246,8 @@ def _attention_and_backwards(q, k, v, d_out, scale):
     says=_S002_50 + "This claim tests a gloss, the mechanism that finds the relevant input: softmax-weighted "
     "dot products, and its closed-form backward pass.",
     expected="holds",
-    scope={"shapes": [(2, 7, 3, 8), (1, 1, 1, 4), (1, 5, 2, 16)], "scales": [None, 0.05]},
+    scope={"shapes": [(2, 7, 3, 8), (1, 1, 1, 4), (1, 5, 2, 16)], "scales": [None, 0.05],
+           "unequal_q_k_v_dy_shapes": [[(1, 5, 2, 4), (1, 11, 2, 4), (1, 11, 2, 4), (1, 5, 2, 4)]]},
 )
 def _attention_backward(scope, rtol) -> Evidence:
     product = softmax_jacobian_transpose_product()
@@ -263,8 +264,11 @@ def _attention_backward(scope, rtol) -> Evidence:
     ]
     rng = np.random.default_rng(1)
     outputs, references, closed, autodiff, gaps = [], [], [], [], []
-    cases = [(shape, scale, tuple(rng.normal(size=shape) for _ in range(4)))
-             for shape in scope["shapes"] for scale in scope["scales"]]
+    # Queries, keys, values and dy of one shape each; and a case with 5 queries on 11 keys.
+    shapes = [(shape,) * 4 for shape in scope["shapes"]]
+    shapes += [tuple(map(tuple, s)) for s in scope["unequal_q_k_v_dy_shapes"]]
+    cases = [(shape, scale, tuple(rng.normal(size=one) for one in shape))
+             for shape in shapes for scale in scope["scales"]]
     results = jax.device_get(_attention_and_backwards_all([c for _, _, c in cases], tuple(s for _, s, _ in cases)))
     for (_, scale, (q, k, v, _)), (out, by_hand, by_vjp, library) in zip(cases, results, strict=True):
         outputs.append(out)
@@ -275,7 +279,7 @@ def _attention_backward(scope, rtol) -> Evidence:
             gaps.append(float(np.max(np.abs(library - references[-1]))))
     fwd = compare(lambda: np.concatenate(outputs), lambda: np.concatenate(references), [], rtol=rtol)
     bwd = compare(lambda: np.concatenate(closed), lambda: np.concatenate(autodiff), [], rtol=rtol)
-    configurations = len(scope["shapes"]) * len(scope["scales"])
+    configurations = len(shapes) * len(scope["scales"])
     return evidence(
         "autodiff",
         *(
@@ -284,7 +288,8 @@ def _attention_backward(scope, rtol) -> Evidence:
         ),
         compared(
             f"the forward pass equals a NumPy float64 reference in {configurations} "
-            f"configurations (length 1 included; scales {scope['scales']}, None = 1/sqrt(d))",
+            f"configurations (length 1 included, and 5 queries on 11 keys; scales {scope['scales']}, None = "
+            "1/sqrt(d))",
             fwd,
         ),
         compared(f"the closed-form (dQ, dK, dV) equals jax.vjp in {configurations} configurations", bwd),
