@@ -824,6 +824,19 @@ def _maxout_routing(scope, rtol) -> Evidence:
 # --- dead units ---------------------------------------------------------------------------------------------
 
 
+def _dying_problem(examples: int):
+    """The dying-ReLU experiments' regression: 8 Gaussian inputs, a target of mean 3, and the MSE of a ReLU MLP's
+    parameters on it."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(examples, 8)))
+    y = jnp.asarray(rng.normal(size=(examples, 1))) + 3.0
+
+    def loss(params):
+        return jnp.mean((mlp_with_preactivations(params, x, jax.nn.relu)[1] - y) ** 2)
+
+    return x, y, loss
+
+
 @bridge.cache
 def _dying_experiment(
     depths: tuple[int, ...],
@@ -838,12 +851,7 @@ def _dying_experiment(
     """Train ReLU MLPs (8 -> width x depth -> 1, nnx.Linear's initialisation) on a regression with target mean 3:
     ``steps`` SGD steps at each learning rate, then ``gentle_steps`` more at ``gentle_rate``. A unit is dead when
     its pre-activation is <= 0 on every example. The initialisations are vmapped; one compile per depth."""
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(examples, 8)))
-    y = jnp.asarray(rng.normal(size=(examples, 1))) + 3.0
-
-    def loss(params):
-        return jnp.mean((mlp_with_preactivations(params, x, jax.nn.relu)[1] - y) ** 2)
+    x, _, loss = _dying_problem(examples)
 
     def dead(params):
         return [jnp.all(p <= 0, axis=0) for p in mlp_with_preactivations(params, x, jax.nn.relu)[0]]
@@ -861,15 +869,14 @@ def _dying_experiment(
             return q, kept
 
         final, after = jax.lax.fori_loop(0, steps + gentle_steps, step, (params, params))
-        return dead(after), dead(final), loss(after)
+        return dead(after), dead(final)
 
     out = {}
     for depth in depths:
         stacked = init_params_numpy(np.random.default_rng(depth), (8, *[width] * depth, 1), count=seeds)
         for rate in learning_rates:
-            killed, later, trained = jax.device_get(run(stacked, rate))
+            killed, later = jax.device_get(run(stacked, rate))
             out[(depth, rate)] = {
-                "training_loss": [float(v) for v in trained],
                 "dead_fraction": [
                     float(np.mean(np.concatenate([np.asarray(k[i]) for k in killed]))) for i in range(seeds)
                 ],
@@ -899,12 +906,7 @@ DYING = {
 def _long_training(depth: int, width: int, examples: int, rates: tuple[float, ...], seeds: int, steps: int) -> dict:
     """The data and initialisations of ``_dying_experiment``, trained ``steps`` SGD steps at each rate: per rate, the
     final training loss and dead fraction of each initialisation; and the loss of predicting the mean target."""
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(examples, 8)))
-    y = jnp.asarray(rng.normal(size=(examples, 1))) + 3.0
-
-    def loss(params):
-        return jnp.mean((mlp_with_preactivations(params, x, jax.nn.relu)[1] - y) ** 2)
+    x, y, loss = _dying_problem(examples)
 
     @jax.jit
     @functools.partial(jax.vmap, in_axes=(0, None))

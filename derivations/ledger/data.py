@@ -170,23 +170,14 @@ def _standardising_speeds_up(scope, rtol, atol) -> Evidence:
     aliases=["data/standardising-does-not-change-the-least-squares-fit"],
 )
 def _standardising_same_fit(scope, rtol) -> Evidence:
-    x_all, y_all = _features(scope["n_train"] + scope["n_test"], seed=3)
     errors = {name: _ridge_errors(scope, coefficients) for name, coefficients in scope["targets"].items()}
     both, high = errors["signal in both features"], errors["signal in the high-variance feature"]
     changed = min(abs(v["z-scored"] / v["raw"] - 1) for e in errors.values() for v in e.values())
-    train, test = slice(0, scope["n_train"]), slice(scope["n_train"], None)
-    mean, std = x_all[train].mean(0), x_all[train].std(0)  # standardise with the training statistics
-
-    def design(x):
-        return jnp.concatenate([jnp.ones((x.shape[0], 1)), jnp.asarray(x)], axis=1)
-
-    raw_tr, raw_te = design(x_all[train]), design(x_all[test])
-    z_tr, z_te = design((x_all[train] - mean) / std), design((x_all[test] - mean) / std)
-    y_tr = jnp.asarray(y_all[train])
+    designs, y_tr, _ = _train_test_designs(scope)
+    (raw_tr, raw_te), (z_tr, z_te) = designs["raw"], designs["z-scored"]
     same = compare(
         lambda: raw_te @ _lstsq(raw_tr[:, 1:], y_tr), lambda: z_te @ _lstsq(z_tr[:, 1:], y_tr), [], rtol=rtol
     )
-
     return evidence(
         "measurement",
         core(
@@ -217,24 +208,31 @@ def _standardising_same_fit(scope, rtol) -> Evidence:
     )
 
 
-def _ridge_errors(scope, coefficients) -> dict[float, dict[str, float]]:
-    """Held-out MSE of ridge (intercept not penalised) on raw and on z-scored features (training statistics), per
-    penalty, for the target 1 + x @ coefficients."""
+def _train_test_designs(scope, coefficients=(0.7, -4.0)) -> tuple[dict, jax.Array, jax.Array]:
+    """The design matrices [1, x] of the training and the held-out points, raw and z-scored with the training
+    statistics, and the targets 1 + x @ coefficients (+ noise) of both."""
     x_all, y_all = _features(scope["n_train"] + scope["n_test"], seed=3, coefficients=coefficients)
     train, test = slice(0, scope["n_train"]), slice(scope["n_train"], None)
     mean, std = x_all[train].mean(0), x_all[train].std(0)
-    y_tr, y_te = jnp.asarray(y_all[train]), jnp.asarray(y_all[test])
 
     def design(x):
         return jnp.concatenate([jnp.ones((x.shape[0], 1)), jnp.asarray(x)], axis=1)
+
+    designs = {"raw": (design(x_all[train]), design(x_all[test])),
+               "z-scored": (design((x_all[train] - mean) / std), design((x_all[test] - mean) / std))}  # fmt: skip
+    return designs, jnp.asarray(y_all[train]), jnp.asarray(y_all[test])
+
+
+def _ridge_errors(scope, coefficients) -> dict[float, dict[str, float]]:
+    """Held-out MSE of ridge (intercept not penalised) on raw and on z-scored features (training statistics), per
+    penalty, for the target 1 + x @ coefficients."""
+    designs, y_tr, y_te = _train_test_designs(scope, coefficients)
 
     def error(d_tr, d_te, penalty):
         gram = d_tr.T @ d_tr + penalty * jnp.diag(jnp.asarray([0.0, 1.0, 1.0]))
         return float(jnp.mean((d_te @ jnp.linalg.solve(gram, d_tr.T @ y_tr) - y_te) ** 2))
 
-    raw = (design(x_all[train]), design(x_all[test]))
-    z = (design((x_all[train] - mean) / std), design((x_all[test] - mean) / std))
-    return {p: {"raw": error(*raw, p), "z-scored": error(*z, p)} for p in scope["penalties"]}
+    return {p: {name: error(*pair, p) for name, pair in designs.items()} for p in scope["penalties"]}
 
 
 ZSCORE_SCOPE = {
