@@ -2,7 +2,8 @@
 
 Importing the package switches JAX to float64 (every comparison here is a float64 comparison) and turns
 on JAX's persistent compilation cache, so a second run of the checks or the tests does not recompile.
-Set ``WORKBOOK_JAX_CACHE=""`` to turn the cache off, or to a folder to move it.
+SymPy's decisions (``derivations.bridge``: which rewrite proves an identity) are kept beside it, in
+``sympy-decisions/``. Set ``WORKBOOK_JAX_CACHE=""`` to turn both off, or to a folder to move them.
 
 It also asks XLA for quick compiles: the claims run thousands of small programs once each, so on a CPU
 compiling them costs far more than running them. ``--xla_backend_optimization_level=0`` (no LLVM
@@ -28,6 +29,7 @@ jax.config.update("jax_enable_x64", True)
 _cache_dir = os.environ.get(
     "WORKBOOK_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "dl-derivation-workbook", "jax")
 )
+CACHE_DIR = _cache_dir  # JAX's compiled programs, and SymPy's decisions under sympy-decisions/ (derivations.bridge)
 if _cache_dir:
     jax.config.update("jax_compilation_cache_dir", _cache_dir)
     # The workbook's programs are small: most compile in well under JAX's default 1 s threshold.

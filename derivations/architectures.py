@@ -80,6 +80,9 @@ class Layer:
 
     def _strided_axis(self, n: sp.Expr, k: sp.Expr, in_bounds: bool) -> sp.Expr:
         values = {ca.n: n, ca.k: k, ca.s: self.stride, ca.p: 0 if self.valid else (sp.sympify(k) - 1) / 2, ca.d: 1}
+        if in_bounds and all(sp.sympify(v).is_Integer for v in values.values()):
+            # Term by term (conv_arithmetic.evaluate_integer): int() of the Sum took 1.7 s for one 7x7 layer.
+            return sp.Integer(ca.evaluate_integer(ca.taps_in_bounds_expr(), values))
         if in_bounds:
             return ca.taps_in_bounds_expr().xreplace(values)
         return k * ca.output_size_expr().xreplace(values)

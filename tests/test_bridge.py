@@ -69,6 +69,30 @@ def test_numeric_evidence_rejects_a_near_identity():
     assert not proof.proved and not proof.holds
 
 
+@pytest.fixture(autouse=True)
+def no_kept_decisions(monkeypatch):
+    """These tests count SymPy's calls: a decision kept on disk by an earlier run would skip them."""
+    monkeypatch.setattr(bridge, "_decisions", bridge._DecisionCache(None))
+
+
+def test_kept_decisions_are_reused_only_for_the_same_expression(monkeypatch, tmp_path):
+    monkeypatch.setattr(bridge, "_decisions", bridge._DecisionCache(str(tmp_path)))
+    calls, simplify = [], sp.simplify
+    monkeypatch.setattr(bridge.sp, "simplify", lambda e: calls.append(e) or simplify(e))
+    true = sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1
+    assert bridge.vanishes(true) and len(calls) == 1
+    assert bridge.vanishes(true) and len(calls) == 1  # read back, not simplified again
+    rewrites = [(name, lambda e, f=f: calls.append(e) or f(e)) for name, f in bridge._REWRITES]
+    monkeypatch.setattr(bridge, "_REWRITES", rewrites)
+    assert bridge.reduces_to_zero(true) == "simplify" and len(calls) == 1 + 2  # together-expand, then simplify
+    assert bridge.reduces_to_zero(true) == "simplify" and len(calls) == 3
+    # negative controls: another expression, or the same symbol with other assumptions, is decided afresh
+    assert not bridge.vanishes(true + x / 10**6) and len(calls) == 3  # refuted at a point: no simplify
+    y = sp.Symbol("x", positive=True)
+    assert bridge.vanishes(sp.sin(y) ** 2 + sp.cos(y) ** 2 - 1) and len(calls) == 4
+    assert len(list(tmp_path.iterdir())) == 4
+
+
 def test_a_refuted_identity_never_reaches_the_slow_rewrites(monkeypatch):
     def slow(e):
         raise AssertionError("simplify was tried on an identity the numbers refute")
