@@ -21,6 +21,7 @@ from flax import nnx
 
 from derivations import bridge
 from derivations.claims import derivation
+from models import OPTIMISED
 from models.mlp_stacks import TwoLayerMLP, layer_profile, stacked_kernels
 
 fan_in, fan_out = sp.symbols("n_in n_out", positive=True)
@@ -201,7 +202,7 @@ def variance_profiles(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
             for name, (variance, grad_norm) in zip(PROFILES, profiles, strict=True)}
 
 
-@jax.jit
+@functools.partial(jax.jit, compiler_options=OPTIMISED)
 def _profiles(seed: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
     # Every configuration in one compiled program, the seed traced (one compile for every seed).
     x = jax.random.normal(jax.random.key(0), (BATCH, WIDTH), jnp.float64)

@@ -18,6 +18,8 @@ from flax import nnx
 from flax.nnx import rnglib
 from jax import lax
 
+from models import OPTIMISED
+
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """-sum_k y_k log softmax(z)_k over the last axis. ``log_softmax`` subtracts max(z) before the
@@ -120,7 +122,7 @@ def accuracy_curves(kernel: jax.Array, bias: jax.Array, x: jax.Array, y: jax.Arr
     return _accuracy_curves(kernel, bias, x, y, learning_rates, loss=loss, steps=steps)
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "steps"))
+@functools.partial(jax.jit, static_argnames=("loss", "steps"), compiler_options=OPTIMISED)
 def _accuracy_curves(kernel, bias, x, y, learning_rates, *, loss, steps):
     loss_fn = LOSSES[loss]
 

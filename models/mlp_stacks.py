@@ -18,6 +18,8 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.nnx import rnglib
 
+from models import OPTIMISED
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "linear": lambda x: x,
     "relu": jax.nn.relu,
@@ -170,12 +172,15 @@ def layer_profile(
     """Per layer of the stack: the variance of its output (over batch and units) and the norm of the
     gradient reaching it, ||dL/dh_l||, for the loss L = mean over the batch of ``output @ readout``."""
     _activation(activation)
-    return _traced_profile(x, kernels, biases, readout, jnp.asarray(list(ACTIVATIONS).index(activation)),
-                           jnp.asarray(residual), jnp.asarray(normalize))
+    args = (x, kernels, biases, readout, jnp.asarray(list(ACTIVATIONS).index(activation)), jnp.asarray(residual),
+            jnp.asarray(normalize))
+    # Called inside another program, the body is inlined there; called on arrays, it is its own program, which
+    # runs long enough (a deep stack) to be compiled with XLA's optimisations (models.OPTIMISED).
+    traced = any(isinstance(a, jax.core.Tracer) for a in args)
+    return (_traced_profile if traced else _optimised_profile)(*args)
 
 
-@jax.jit
-def _traced_profile(x, kernels, biases, readout, which, residual, normalize):
+def _profile_body(x, kernels, biases, readout, which, residual, normalize):
     # One compiled program per shape serves every activation and variant (the switches are traced).
     def run(taps):
         return _traced_stack(x, kernels, biases, taps, which, residual, normalize, 1e-5)
@@ -184,3 +189,7 @@ def _traced_profile(x, kernels, biases, readout, which, residual, normalize):
     grads = jax.grad(lambda t: jnp.mean(run(t)[0] @ readout))(taps)
     hidden = run(taps)[1]
     return jnp.var(hidden, axis=(1, 2)), jnp.sqrt(jnp.sum(grads**2, axis=(1, 2)))
+
+
+_traced_profile = jax.jit(_profile_body)
+_optimised_profile = jax.jit(_profile_body, compiler_options=OPTIMISED)

@@ -41,6 +41,7 @@ from derivations.bridge import instantiate, prove_identity, to_jax, value, vanis
 from derivations.claims import Evidence, claim, compared, core, evidence, proved, scoped
 from derivations.compare import compare, elementwise_grad, sample_points
 from derivations.harness import EXTREME_ATOL, EXTREMES, xla_cost
+from models import OPTIMISED
 from models.activations import Maxout, OneHiddenReLU, PReLU, RReLU
 from models.mlp import init_params_numpy, mlp_with_preactivations
 
@@ -856,7 +857,7 @@ def _dying_experiment(
     def dead(params):
         return [jnp.all(p <= 0, axis=0) for p in mlp_with_preactivations(params, x, jax.nn.relu)[0]]
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=OPTIMISED)
     @functools.partial(jax.vmap, in_axes=(0, None))
     def run(params, rate):
         # Both phases in one loop body (half the program to compile): the rate drops after ``steps`` steps,
@@ -908,7 +909,7 @@ def _long_training(depth: int, width: int, examples: int, rates: tuple[float, ..
     final training loss and dead fraction of each initialisation; and the loss of predicting the mean target."""
     x, y, loss = _dying_problem(examples)
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=OPTIMISED)
     @functools.partial(jax.vmap, in_axes=(0, None))
     def run(params, rate):
         final = jax.lax.fori_loop(0, steps, lambda i, q: jax.tree.map(lambda w, g: w - rate * g, q,

@@ -49,6 +49,7 @@ from derivations.gradient_flow import (
     x,
     zs,
 )
+from models import OPTIMISED
 from models.mlp_stacks import dense_stack, layer_profile, residual_block, stacked_kernels
 
 
@@ -342,7 +343,7 @@ def _relu_draws(init: str, draws: int, depth: int, width: int) -> np.ndarray:
     return np.asarray(_relu_gradient_norms(xs, kernels, readout))
 
 
-@jax.jit
+@functools.partial(jax.jit, compiler_options=OPTIMISED)
 def _relu_gradient_norms(xs, kernels, readout):
     # The draws vmapped: one program, and one call, for all of them (a loop of calls took 1.6x as long).
     zeros = jnp.zeros(kernels.shape[1:3], kernels.dtype)
