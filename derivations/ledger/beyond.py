@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.spatial.distance
 import sympy as sp
 
 from derivations.activations import softmax
@@ -490,6 +489,7 @@ _gan_values = jax.jit(lambda triples: [gan_value(*triple) for triple in triples]
     scope={**GAN_SCOPE, "shifts_in_widths": [1.0, 3.0, 40.0], "width": 0.05, "vanishing_ratio": 1e-6},
 )
 def _gan_jsd(scope, rtol) -> Evidence:
+    import scipy.spatial.distance  # here: a top-level import costs every process that loads the chapter ~1 s
     identity = value_at_optimal_discriminator()
     proof = prove_identity(identity.lhs, identity.rhs, [p_data, p_gen], sampler=lambda rng, n: rng.uniform(0.01, 1, n))
     values, jsds, equal = [], [], []

@@ -10,7 +10,6 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.signal
 import sympy as sp
 from flax import nnx
 from jax import lax
@@ -1048,6 +1047,7 @@ def _rf_ways(scope) -> Evidence:
     scope={"kernels": [[3, 4], [2, 2], [5, 3]], "input": [9, 11]},
 )
 def _cross_correlation(scope, rtol) -> Evidence:
+    import scipy.signal  # here: a top-level import costs every process that loads the chapter ~1 s
     found, unflipped_equal = [], []
 
     @jax.jit

@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.stats
 import sympy as sp
 from flax import nnx
 
@@ -265,6 +264,7 @@ def _draws(rng, kind: str, n: int) -> np.ndarray:
     "skewness of 1000 values offset by 100 loses digits to the offset (relative 1e-9)",
 )
 def _zscore_moments(scope, rtol, atol) -> Evidence:
+    import scipy.stats  # here: a top-level import costs every process that loads the chapter ~1 s
     steps = zscore_moments()
     mean_target, square_target = value(steps[0]), value(steps[1])
     rng = np.random.default_rng(1)
@@ -321,6 +321,7 @@ def _zscore_moments(scope, rtol, atol) -> Evidence:
     aliases=["data/z-score-does-not-make-data-normal"],
 )
 def _zscore_not_normal(scope, rtol) -> Evidence:
+    import scipy.stats  # here: a top-level import costs every process that loads the chapter ~1 s
     invariant = skewness_is_affine_invariant()
     a, m2, m3 = sorted(invariant.rhs.free_symbols | {sp.Symbol("a", positive=True)}, key=str)
     rng = np.random.default_rng(2)

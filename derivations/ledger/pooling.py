@@ -10,7 +10,6 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.ndimage
 import sympy as sp
 from flax import nnx
 
@@ -532,6 +531,7 @@ def _box_filter(x: jax.Array, r: int) -> jax.Array:
 
 def _transformed(x: jax.Array, kind: str, amount) -> jax.Array:
     """x shifted (pixels, circular), rotated (degrees, bilinear, wrapped) or zoomed about the centre (factor)."""
+    import scipy.ndimage  # here: a top-level import costs every process that loads the chapter ~1 s
     v = np.asarray(x)  # in NumPy: no program per shift
     if kind == "shift":
         return np.roll(v, (0, amount), axis=(1, 2))

@@ -10,7 +10,6 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 import sympy as sp
 
 from derivations.bridge import instantiate, prove_identity, to_jax, value
@@ -295,6 +294,7 @@ def _correlated_average(scope) -> Evidence:
     scope={"sizes": [7, 200, 5000], "accuracies": [0.55, 0.8, 0.99], "positive_rates": [0.1, 0.5]},
 )
 def _precision_recall_f1(scope, rtol) -> Evidence:
+    import scipy.stats  # here: a top-level import costs every process that loads the chapter ~1 s
     tp_, fp_, fn_ = metric_symbols()
     shown_p, shown_r, shown_f1 = f1_from_counts()
     precision_of, recall_of, f1 = (to_jax(eq, [tp_, fp_, fn_]) for eq in (shown_p, shown_r, shown_f1))
@@ -339,6 +339,7 @@ def _precision_recall_f1(scope, rtol) -> Evidence:
     tolerance="three exact counts of the same rational number, compared to relative 1e-12",
 )
 def _auc(scope, rtol) -> Evidence:
+    import scipy.stats  # here: a top-level import costs every process that loads the chapter ~1 s
     rng = np.random.default_rng(8)
     trapezoid, pairs, u, no_ties = [], [], [], []
     for digits, (pos, neg) in itertools.product(scope["roundings"], scope["sizes"]):
