@@ -245,8 +245,9 @@ def reduces_to_zero(difference: sp.Expr, *, quick_only: bool = False) -> str | N
 class _DecisionCache:
     """SymPy's decisions (which rewrite reduces an expression to 0; whether simplify does), kept on disk beside
     JAX's compilation cache (``WORKBOOK_JAX_CACHE``) and shared by the workers: a decision is a pure function of
-    the expression (its ``srepr``, assumptions included), the rewrites tried and SymPy's version, so a second run
-    reads it instead of simplifying again (about 10 s of a run). ``folder`` None: nothing is kept."""
+    the expression (its ``srepr``, assumptions included), the rewrites tried, this module's code and SymPy's
+    version, so a second run reads it instead of simplifying again (about 10 s of a run). ``folder`` None:
+    nothing is kept."""
 
     def __init__(self, folder: str | None):
         self.folder = folder
@@ -254,7 +255,7 @@ class _DecisionCache:
     def _path(self, key: tuple) -> str | None:
         if not self.folder:
             return None
-        digest = hashlib.sha256(repr((sp.__version__, key)).encode()).hexdigest()
+        digest = hashlib.sha256(repr((sp.__version__, _SOURCE, key)).encode()).hexdigest()
         return os.path.join(self.folder, digest)
 
     def get(self, key: tuple) -> str | None:
@@ -279,6 +280,8 @@ class _DecisionCache:
             pass  # a read-only or full disk: the decision is simply not kept
 
 
+# An edit of this module (a rewrite, the refutation) makes every kept decision stale: its text is in each key.
+_SOURCE = hashlib.sha256(open(__file__, "rb").read()).hexdigest()  # noqa: SIM115
 _decisions = _DecisionCache(os.path.join(derivations.CACHE_DIR, "sympy-decisions") if derivations.CACHE_DIR else None)
 
 
