@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import json
 import os
 import random
 from collections.abc import Callable, Iterable, Sequence
@@ -229,19 +230,6 @@ _REWRITES: list[tuple[str, Callable[[sp.Expr], sp.Expr]]] = [
 ]
 
 
-def reduces_to_zero(difference: sp.Expr, *, quick_only: bool = False) -> str | None:
-    """The name of the first rewrite that reduces ``difference`` to 0, or None. ``quick_only``: try only the
-    first (together, then expand), for a difference already known to be nonzero somewhere."""
-    rewrites = _REWRITES[:1] if quick_only else _REWRITES
-    key = ("reduces_to_zero", [name for name, _ in rewrites], sp.srepr(difference))
-    decided = _decisions.get(key)
-    if decided is not None:
-        return decided or None
-    found = next((name for name, rewrite in rewrites if rewrite(difference) == 0), None)
-    _decisions.put(key, found or "")
-    return found
-
-
 class _DecisionCache:
     """SymPy's decisions (which rewrite reduces an expression to 0; whether simplify does), kept on disk beside
     JAX's compilation cache (``WORKBOOK_JAX_CACHE``) and shared by the workers: a decision is a pure function of
@@ -252,37 +240,39 @@ class _DecisionCache:
     def __init__(self, folder: str | None):
         self.folder = folder
 
-    def _path(self, key: tuple) -> str | None:
+    def decide(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """The kept decision for ``key`` (a JSON value), else ``compute()``, kept for the next run."""
         if not self.folder:
-            return None
-        digest = hashlib.sha256(repr((sp.__version__, _SOURCE, key)).encode()).hexdigest()
-        return os.path.join(self.folder, digest)
-
-    def get(self, key: tuple) -> str | None:
-        path = self._path(key)
+            return compute()
+        path = os.path.join(self.folder, hashlib.sha256(repr((sp.__version__, _SOURCE, key)).encode()).hexdigest())
         try:
-            with open(path, encoding="utf-8") as f:  # type: ignore[arg-type]
-                return f.read()
-        except (OSError, TypeError):
-            return None
-
-    def put(self, key: tuple, value: str) -> None:
-        path = self._path(key)
-        if path is None:
-            return
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            pass
+        value = compute()
         try:
-            os.makedirs(self.folder, exist_ok=True)  # type: ignore[arg-type]
+            os.makedirs(self.folder, exist_ok=True)
             temporary = f"{path}.{os.getpid()}"
             with open(temporary, "w", encoding="utf-8") as f:
-                f.write(value)
+                json.dump(value, f)
             os.replace(temporary, path)  # atomic: a worker reading it sees all of it or nothing
         except OSError:
             pass  # a read-only or full disk: the decision is simply not kept
+        return value
 
 
 # An edit of this module (a rewrite, the refutation) makes every kept decision stale: its text is in each key.
 _SOURCE = hashlib.sha256(open(__file__, "rb").read()).hexdigest()  # noqa: SIM115
 _decisions = _DecisionCache(os.path.join(derivations.CACHE_DIR, "sympy-decisions") if derivations.CACHE_DIR else None)
+
+
+def reduces_to_zero(difference: sp.Expr, *, quick_only: bool = False) -> str | None:
+    """The name of the first rewrite that reduces ``difference`` to 0, or None. ``quick_only``: try only the
+    first (together, then expand), for a difference already known to be nonzero somewhere."""
+    rewrites = _REWRITES[:1] if quick_only else _REWRITES
+    return _decisions.decide(("reduces_to_zero", [name for name, _ in rewrites], sp.srepr(difference)),
+                             lambda: next((name for name, rewrite in rewrites if rewrite(difference) == 0), None))
 
 
 # A sampled point where both sides are finite and differ by more than this (relative to max(|rhs|, 1)) is a
@@ -348,13 +338,8 @@ def _rational_draw(symbol: sp.Symbol, rng: random.Random) -> sp.Expr:
 
 def vanishes(expr: sp.Expr) -> bool:
     """``sp.simplify(expr) == 0``, unless a random point refutes it first (:func:`refuted_at_a_point`)."""
-    key = ("vanishes", sp.srepr(expr))
-    decided = _decisions.get(key)
-    if decided is not None:
-        return decided == "1"
-    result = not refuted_at_a_point(expr) and sp.simplify(expr) == 0
-    _decisions.put(key, "1" if result else "0")
-    return result
+    return _decisions.decide(("vanishes", sp.srepr(expr)),
+                             lambda: not refuted_at_a_point(expr) and bool(sp.simplify(expr) == 0))
 
 
 def prove_identity(
