@@ -15,11 +15,20 @@ run: $(STAMP)
 # The report first (every claim once, one worker per core), so the tests and the book only read it.
 test: lint report pytest book browser-check
 
-# The venv is (re)made when it is missing or pyproject.toml changed since it was installed.
+# The venv is (re)made when it is missing or pyproject.toml changed since it was installed. The project is
+# installed by uv (from PyPI, by pip), which resolves the same versions as pip and installs them in parallel:
+# 40 s where pip takes 85-100 s on 2 cores (bytecode compiled, as pip does). `make INSTALLER=pip` uses pip
+# alone (e.g. behind an index that only pip is configured for; uv reads UV_INDEX_URL, not pip.conf).
+INSTALLER ?= uv
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+ifeq ($(INSTALLER),pip)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,book]'
+else
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[test,book]'
+endif
 	touch $(STAMP)
 
 lint: $(STAMP)
