@@ -267,6 +267,13 @@ _SOURCE = hashlib.sha256(open(__file__, "rb").read()).hexdigest()  # noqa: SIM11
 _decisions = _DecisionCache(os.path.join(derivations.CACHE_DIR, "sympy-decisions") if derivations.CACHE_DIR else None)
 
 
+def kept_decision(key: tuple, compute: Callable[[], Any]) -> Any:
+    """A decision kept with SymPy's (a JSON value): read when a run has made it, else ``compute()``. ``key``
+    must hold everything the decision depends on beyond this module and SymPy's version (the expression's
+    ``srepr``, the caller's own code)."""
+    return _decisions.decide(key, compute)
+
+
 def reduces_to_zero(difference: sp.Expr, *, quick_only: bool = False) -> str | None:
     """The name of the first rewrite that reduces ``difference`` to 0, or None. ``quick_only``: try only the
     first (together, then expand), for a difference already known to be nonzero somewhere."""

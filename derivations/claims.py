@@ -32,6 +32,7 @@ claim's own values, so the scope and the tolerance are written once, on the clai
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import re
@@ -310,12 +311,41 @@ def claim(
 
 
 def derivation(func: Callable[[], Any]) -> Callable[[], Any]:
-    """Decorator: list a chapter function that returns SymPy objects among the chapter's derivations."""
+    """Decorator: list a chapter function that returns SymPy objects among the chapter's derivations.
+
+    A derivation takes no arguments and is derived once per process: the claim that checks it and the
+    verification of what its page displays (``derivations.displayed``) see the same objects, and SymPy does
+    not derive them twice. Each call gets its own lists, dicts and mutable matrices."""
+    derived: list[Any] = []
+
+    @functools.wraps(func)
+    def derive() -> Any:
+        if not derived:
+            derived.append(func())
+        return _fresh(derived[0])
+
     if func.__module__ != "__main__":
         title = (func.__doc__ or func.__name__).strip().splitlines()[0]
         chapter = _chapter_of(func.__module__)
-        _DERIVATIONS.setdefault(chapter, []).append(Derivation(chapter, func.__name__, title, func))
-    return func
+        _DERIVATIONS.setdefault(chapter, []).append(Derivation(chapter, func.__name__, title, derive))
+    return derive
+
+
+def _fresh(value: Any) -> Any:
+    """``value`` with its containers (list, tuple, dict, mutable SymPy matrix) copied; SymPy's immutable objects
+    shared."""
+    if isinstance(value, list):
+        return [_fresh(v) for v in value]
+    if isinstance(value, tuple):
+        items = [_fresh(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
+    if getattr(value, "is_Matrix", False):
+        import sympy as sp
+
+        return value if isinstance(value, sp.ImmutableDenseMatrix | sp.MatrixSymbol | sp.MatrixExpr) else value.copy()
+    return value
 
 
 def all_claims() -> list[Claim]:

@@ -19,6 +19,7 @@ Anything else is reported as unchecked, and an unchecked item fails the run like
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 from collections.abc import Iterable
 from typing import Any
@@ -27,12 +28,13 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from derivations.bridge import _rational_draw as _draw
-from derivations.bridge import fingerprint, is_name
+from derivations.bridge import fingerprint, is_name, kept_decision, reduces_to_zero, vanishes
 from derivations.claims import derivations_for
 
 POINTS = 8
 DIGITS = 30
 _ZERO = sp.Float(10) ** -20  # relative size of lhs - rhs counted as 0 at 30 digits
+_SOURCE = hashlib.sha256(open(__file__, "rb").read()).hexdigest()  # noqa: SIM115  (in the kept decisions' keys)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,23 +105,16 @@ def _holds(relation: Relational) -> str | None:
         return None
     if isinstance(relation, sp.Equality) and _small(lhs) and _small(rhs):
         difference = lhs - rhs
-        zero = difference.is_zero_matrix if isinstance(difference, sp.MatrixBase) else None
-        if zero or (not isinstance(difference, sp.MatrixBase) and sp.expand(sp.together(difference)) == 0):
+        if isinstance(difference, sp.MatrixBase):
+            if difference.is_zero_matrix:
+                return "identity proved by SymPy after doit()"
+        # The claims' own decisions (bridge): together-then-expand first; simplify only where no sampled point
+        # refutes the equation (on a wrong formula it can run for minutes). Both are kept on disk, so a second
+        # run reads them.
+        elif reduces_to_zero(difference, quick_only=True) or vanishes(difference):
             return "identity proved by SymPy after doit()"
-        # simplify only where no sampled point refutes the equation: on a wrong formula it can run for minutes.
-        if not isinstance(difference, sp.MatrixBase) and not _refuted(lhs, rhs) and sp.simplify(difference) == 0:
-            return "identity proved by SymPy after doit()"
-    return _numerically(relation, lhs, rhs)
-
-
-def _refuted(lhs: Any, rhs: Any) -> bool:
-    """Whether lhs and rhs, finite at one of the ``POINTS`` random points, differ there by more than 1e-6 of
-    max(|rhs|, 1): at ``DIGITS`` digits no rounding does that."""
-    for point in _points(lhs, rhs) or ():
-        gap, scale = _magnitude(lhs - rhs, point), _magnitude(rhs, point)
-        if gap is not None and scale is not None and gap > sp.Float(10) ** -6 * max(scale, sp.Float(1)):
-            return True
-    return False
+    return kept_decision(("displayed, numerically", _SOURCE, POINTS, DIGITS, sp.srepr(relation)),
+                         lambda: _numerically(relation, lhs, rhs))
 
 
 def _points(lhs: Any, rhs: Any) -> list[dict] | None:
