@@ -28,7 +28,9 @@ from benchmarks.roofline import copies, place, rates
 from models.normalization import (
     STATISTICS_BLOCK_BYTES,
     BatchNorm,
+    _batch_statistics,
     _blocked_sums,
+    _dx_from_sums,
     _takes_blocks,
     last_level_cache_bytes,
     rows_per_block,
@@ -102,8 +104,61 @@ def run() -> list[dict]:
         row["extra"].update(measured)
         results.append(row)
         results.append(_statistics_in_one_pass(x))
+        results.append(_where_the_time_goes(x, dy))
     results.append(_two_sums_in_one_pass(x, dy))
     return results
+
+
+def _where_the_time_goes(x: jax.Array, dy: jax.Array) -> dict:
+    """The closed form's passes, each compiled and timed on its own in the same rounds (companions): the
+    forward's statistics (the kernel's own ``_batch_statistics``), y, the backward's two sums, dx; and the whole
+    forward + backward. The row's two sides set the rates a pass can reach on this machine: a reduction that
+    reads x once (``sum x`` over N, H, W, an XLA reduction) against the copy (x + 1 into a new array: one read,
+    one write). ``extra``: each pass's median, the arrays of x's size it reads and writes (XLA:CPU gives every
+    reduction its own pass over memory: the statistics read x twice where x is in the cache, the backward sums
+    read dy twice) and its bytes moved per second; the sum of the passes' medians against the whole program's
+    (above 1: XLA runs independent passes side by side)."""
+    axes, c = (0, 1, 2), x.shape[-1]
+    gamma, beta = jnp.ones(c, x.dtype), jnp.zeros(c, x.dtype)
+    mean, var = _batch_statistics(x, axes)
+    inv_std = jax.lax.rsqrt(var + 1e-5)
+    shape = (1, 1, 1, c)
+    dbeta = jnp.sum(dy, axes, keepdims=True)
+    sums = (dbeta, (jnp.sum(dy * x, axes, keepdims=True) - mean * dbeta) * inv_std)
+
+    def compiled(f, *args):
+        return jax.jit(f).lower(*args).compile(), args
+
+    passes = {  # name: (compiled call, its arguments, arrays of x's size read, written); a reduction is a pass
+        "statistics": (*compiled(lambda a: _batch_statistics(a, axes), x), 1 if _takes_blocks(x, axes) else 2, 0),
+        "y": (*compiled(lambda a, m, s: (a - m) * (s * gamma.reshape(shape)) + beta.reshape(shape), x, mean,
+                        inv_std), 1, 1),
+        # Two reductions, each its own pass: dy, then dy and x.
+        "backward_sums": (*compiled(lambda a, d: (jnp.sum(d, axes), jnp.sum(d * a, axes)), x, dy), 3, 0),
+        "dx": (*compiled(lambda a, d, m, s, b, g: _dx_from_sums(a, d, m, s, gamma, b, g, axes), x, dy, mean, inv_std,
+                         *sums), 2, 1),
+    }
+    closed, params = forward_backward(BatchNorm(c, rngs=nnx.Rngs(params=0)))
+    whole = jax.jit(closed).lower(x, params, dy).compile()
+    companions = {name: (lambda f=f, a=a: f(*a)) for name, (f, a, _, _) in passes.items()}
+    companions["whole"] = lambda: whole(x, params, dy)
+    row = side_by_side(
+        f"batchnorm_where_the_time_goes_{'x'.join(map(str, x.shape))}",
+        ("sum x over N, H, W (an XLA reduction: one read of x)", lambda a: jnp.sum(a, axes)),
+        ("x + 1 into a new array (the copy: one read, one write)", lambda a: a + 1.0),
+        (x,), runs=15, warmup=3, companions=companions,
+        unit_note="seconds per call, float32 NHWC, median of 15 alternating runs; the closed form's passes "
+        "(companions, extra) timed in the same rounds",
+    )  # fmt: skip
+    extra = row["extra"]
+    extra["array_bytes"] = float(x.nbytes)
+    extra["reduction_read_bytes_per_s"] = x.nbytes / row["baseline_s"]
+    extra["copy_bytes_per_s"] = 2 * x.nbytes / row["candidate_s"]
+    for name, (_, _, reads, writes) in passes.items():
+        extra[f"{name}_arrays_read_written"] = [reads, writes]
+        extra[f"{name}_bytes_per_s"] = (reads + writes) * x.nbytes / extra[f"{name}_s"]
+    extra["passes_sum_over_whole"] = sum(extra[f"{name}_s"] for name in passes) / extra["whole_s"]
+    return row
 
 
 def _statistics_in_one_pass(x: jax.Array) -> dict:

@@ -159,7 +159,6 @@ def _check_batchnorm_args(x: jax.Array, gamma: jax.Array, axes, epsilon: float) 
 def _backward_from_stats(x, mean, inv_std, gamma, dy, axes):
     """The closed form from the forward's statistics, arranged for the fewest passes over memory: one pass
     reads x and dy for the two sums, one reads them again and writes dx (x_hat is never stored)."""
-    n = x.size // mean.size
     compute = mean.dtype  # at least float32, as the statistics
     x, dy = x.astype(compute), dy.astype(compute)
     dbeta = jnp.sum(dy, axis=axes, keepdims=True)
@@ -168,10 +167,17 @@ def _backward_from_stats(x, mean, inv_std, gamma, dy, axes):
     # stored for both (a write and a read of x's size). It cancels where |mean| >> sigma, less than the
     # forward's E[x^2] - E[x]^2 does (nnx.BatchNorm's variance), so it adds no new loss of accuracy.
     dgamma = (jnp.sum(dy * x, axis=axes, keepdims=True) - mean * dbeta) * inv_std
-    g = _keepdims(gamma, x.shape, axes).astype(compute) * inv_std
-    dx = g * (dy - dbeta / n) - (g * inv_std * dgamma / n) * (x - mean)
+    dx = _dx_from_sums(x, dy, mean, inv_std, gamma, dbeta, dgamma, axes)
     feature = _feature_shape(x.shape, axes)
     return dx, dgamma.reshape(feature).astype(gamma.dtype), dbeta.reshape(feature).astype(gamma.dtype)
+
+
+def _dx_from_sums(x, dy, mean, inv_std, gamma, dbeta, dgamma, axes):
+    """The backward's second pass: dx = gamma / sigma (dy - sum dy / N - x_hat sum dy x_hat / N), from the two
+    sums (keepdims, ``dgamma`` = sum dy x_hat), x_hat recomputed from x in the same loop."""
+    n = x.size // mean.size
+    g = _keepdims(gamma, x.shape, axes).astype(mean.dtype) * inv_std
+    return g * (dy - dbeta / n) - (g * inv_std * dgamma / n) * (x - mean)
 
 
 def batchnorm_backward(
