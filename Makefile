@@ -18,7 +18,8 @@ test: lint report pytest book browser-check
 # The venv is (re)made when it is missing or pyproject.toml changed since it was installed. The project is
 # installed by uv (from PyPI, by pip), which resolves the same versions as pip and installs them in parallel:
 # 40 s where pip takes 85-100 s on 2 cores (bytecode compiled, as pip does). `make INSTALLER=pip` uses pip
-# alone (e.g. behind an index that only pip is configured for; uv reads UV_INDEX_URL, not pip.conf).
+# alone (e.g. behind an index that only pip is configured for: uv reads UV_INDEX_URL and UV_CONSTRAINT, not pip.conf
+# or PIP_* variables).
 INSTALLER ?= uv
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +27,7 @@ ifeq ($(INSTALLER),pip)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,book]'
 else
-	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/python -m pip install --quiet 'uv>=0.13,<0.14'
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[test,book]'
 endif
 	touch $(STAMP)

@@ -114,12 +114,14 @@ def _where_the_time_goes(x: jax.Array, dy: jax.Array) -> dict:
     forward's statistics (the kernel's own ``_batch_statistics``), y, the backward's two sums, dx; and the whole
     forward + backward. The row's two sides set the rates a pass can reach on this machine: a reduction that
     reads x once (``sum x`` over N, H, W, an XLA reduction) against the copy (x + 1 into a new array: one read,
-    one write). ``extra``: each pass's median, the arrays of x's size it reads and writes (XLA:CPU gives every
-    reduction its own pass over memory: the statistics read x twice where x is in the cache, the backward sums
-    read dy twice) and its bytes moved per second; the sum of the passes' medians against the whole program's
-    (above 1: XLA runs independent passes side by side)."""
+    one write). ``extra``: each pass's median, the arrays of x's size it reads and writes, and its bytes moved per
+    second; the sum of the passes' medians against the whole program's (above 1: XLA runs independent passes side
+    by side). The counts are XLA:CPU's (its optimised HLO: every reduction its own pass over memory, so the
+    statistics read x twice where x fits in the cache and the backward sums read dy twice); on another backend,
+    which may fuse sibling reductions, they and the rates are None."""
     axes, c = (0, 1, 2), x.shape[-1]
-    gamma, beta = jnp.ones(c, x.dtype), jnp.zeros(c, x.dtype)
+    # gamma and beta are arguments, not constants XLA could fold into the loops.
+    gamma, beta = jnp.full(c, 1.5, x.dtype), jnp.full(c, 0.25, x.dtype)
     mean, var = _batch_statistics(x, axes)
     inv_std = jax.lax.rsqrt(var + 1e-5)
     shape = (1, 1, 1, c)
@@ -131,12 +133,12 @@ def _where_the_time_goes(x: jax.Array, dy: jax.Array) -> dict:
 
     passes = {  # name: (compiled call, its arguments, arrays of x's size read, written); a reduction is a pass
         "statistics": (*compiled(lambda a: _batch_statistics(a, axes), x), 1 if _takes_blocks(x, axes) else 2, 0),
-        "y": (*compiled(lambda a, m, s: (a - m) * (s * gamma.reshape(shape)) + beta.reshape(shape), x, mean,
-                        inv_std), 1, 1),
+        "y": (*compiled(lambda a, m, s, g, b: (a - m) * (s * g.reshape(shape)) + b.reshape(shape), x, mean,
+                        inv_std, gamma, beta), 1, 1),
         # Two reductions, each its own pass: dy, then dy and x.
         "backward_sums": (*compiled(lambda a, d: (jnp.sum(d, axes), jnp.sum(d * a, axes)), x, dy), 3, 0),
-        "dx": (*compiled(lambda a, d, m, s, b, g: _dx_from_sums(a, d, m, s, gamma, b, g, axes), x, dy, mean, inv_std,
-                         *sums), 2, 1),
+        "dx": (*compiled(lambda a, d, m, s, w, b, g: _dx_from_sums(a, d, m, s, w, b, g, axes), x, dy, mean, inv_std,
+                         gamma, *sums), 2, 1),
     }
     closed, params = forward_backward(BatchNorm(c, rngs=nnx.Rngs(params=0)))
     whole = jax.jit(closed).lower(x, params, dy).compile()
@@ -154,9 +156,10 @@ def _where_the_time_goes(x: jax.Array, dy: jax.Array) -> dict:
     extra["array_bytes"] = float(x.nbytes)
     extra["reduction_read_bytes_per_s"] = x.nbytes / row["baseline_s"]
     extra["copy_bytes_per_s"] = 2 * x.nbytes / row["candidate_s"]
+    counted = jax.default_backend() == "cpu"
     for name, (_, _, reads, writes) in passes.items():
-        extra[f"{name}_arrays_read_written"] = [reads, writes]
-        extra[f"{name}_bytes_per_s"] = (reads + writes) * x.nbytes / extra[f"{name}_s"]
+        extra[f"{name}_arrays_read_written"] = [reads, writes] if counted else None
+        extra[f"{name}_bytes_per_s"] = (reads + writes) * x.nbytes / extra[f"{name}_s"] if counted else None
     extra["passes_sum_over_whole"] = sum(extra[f"{name}_s"] for name in passes) / extra["whole_s"]
     return row
 

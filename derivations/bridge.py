@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -270,15 +271,41 @@ _decisions = _DecisionCache(os.path.join(derivations.CACHE_DIR, "sympy-decisions
 def kept_decision(key: tuple, compute: Callable[[], Any]) -> Any:
     """A decision kept with SymPy's (a JSON value): read when a run has made it, else ``compute()``. ``key``
     must hold everything the decision depends on beyond this module and SymPy's version (the expression's
-    ``srepr``, the caller's own code)."""
+    ``srepr`` and :func:`definitions`, the caller's own code)."""
     return _decisions.decide(key, compute)
+
+
+def definitions(*exprs: Any) -> tuple[tuple[str, str], ...]:
+    """(module, digest of its source) for each module outside SymPy that defines a function class in ``exprs``
+    (a ``sp.Function`` subclass with its own ``fdiff`` or ``_eval_evalf``, an ``implemented_function``'s
+    ``_imp_``): how SymPy differentiates and evaluates such a function is in that code, not in ``srepr``, so a
+    kept decision about it is keyed on the code too."""
+    modules = set()
+    for expr in exprs:
+        for applied in getattr(expr, "atoms", lambda *_: ())(sp.Function):
+            for owner in (type(applied), getattr(type(applied), "_imp_", None)):
+                module = getattr(owner, "__module__", None)
+                if module and module.split(".")[0] not in ("sympy", "mpmath", "builtins"):
+                    modules.add(module)
+    return tuple((m, _module_digest(m)) for m in sorted(modules))
+
+
+@functools.cache
+def _module_digest(name: str) -> str:
+    path = getattr(sys.modules.get(name), "__file__", None)
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except (OSError, TypeError):  # no file (an interactive session): the name alone, decided every time below
+        return f"unread:{os.getpid()}:{id(sys.modules.get(name))}"
 
 
 def reduces_to_zero(difference: sp.Expr, *, quick_only: bool = False) -> str | None:
     """The name of the first rewrite that reduces ``difference`` to 0, or None. ``quick_only``: try only the
     first (together, then expand), for a difference already known to be nonzero somewhere."""
     rewrites = _REWRITES[:1] if quick_only else _REWRITES
-    return _decisions.decide(("reduces_to_zero", [name for name, _ in rewrites], sp.srepr(difference)),
+    return _decisions.decide(("reduces_to_zero", [name for name, _ in rewrites], sp.srepr(difference),
+                              definitions(difference)),
                              lambda: next((name for name, rewrite in rewrites if rewrite(difference) == 0), None))
 
 
@@ -300,7 +327,8 @@ def refuted_at_a_point(expr: sp.Expr, points: int = 4) -> bool:
     terms = expr.args if isinstance(expr, sp.Add) else (expr,)
     try:
         return _refuted_compiled(expr, terms, symbols, points)
-    except (NameError, AttributeError, KeyError, SyntaxError):  # a function lambdify's mpmath printer lacks
+    # A function lambdify's mpmath printer lacks (NotImplementedError: Product, Subs, Derivative): subs and N.
+    except (NameError, AttributeError, KeyError, SyntaxError, NotImplementedError):
         pass
     rng = random.Random(0)
     for _ in range(points):
@@ -345,7 +373,7 @@ def _rational_draw(symbol: sp.Symbol, rng: random.Random) -> sp.Expr:
 
 def vanishes(expr: sp.Expr) -> bool:
     """``sp.simplify(expr) == 0``, unless a random point refutes it first (:func:`refuted_at_a_point`)."""
-    return _decisions.decide(("vanishes", sp.srepr(expr)),
+    return _decisions.decide(("vanishes", sp.srepr(expr), definitions(expr)),
                              lambda: not refuted_at_a_point(expr) and bool(sp.simplify(expr) == 0))
 
 

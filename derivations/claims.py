@@ -313,16 +313,17 @@ def claim(
 def derivation(func: Callable[[], Any]) -> Callable[[], Any]:
     """Decorator: list a chapter function that returns SymPy objects among the chapter's derivations.
 
-    A derivation takes no arguments and is derived once per process: the claim that checks it and the
-    verification of what its page displays (``derivations.displayed``) see the same objects, and SymPy does
-    not derive them twice. Each call gets its own lists, dicts and mutable matrices."""
-    derived: list[Any] = []
+    A derivation takes no arguments and is derived once per process (``bridge.cache``, which records again
+    whatever the first call evaluated): the claim that checks it and the verification of what its page displays
+    (``derivations.displayed``) see the same objects, and SymPy does not derive them twice. Each call gets its
+    own lists, dicts and mutable matrices."""
+    from derivations.bridge import cache
+
+    derived = cache(func)
 
     @functools.wraps(func)
     def derive() -> Any:
-        if not derived:
-            derived.append(func())
-        return _fresh(derived[0])
+        return _fresh(derived())
 
     if func.__module__ != "__main__":
         title = (func.__doc__ or func.__name__).strip().splitlines()[0]

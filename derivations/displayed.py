@@ -28,7 +28,7 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from derivations.bridge import _rational_draw as _draw
-from derivations.bridge import fingerprint, is_name, kept_decision, reduces_to_zero, vanishes
+from derivations.bridge import definitions, fingerprint, is_name, kept_decision, reduces_to_zero, vanishes
 from derivations.claims import derivations_for
 
 POINTS = 8
@@ -113,8 +113,10 @@ def _holds(relation: Relational) -> str | None:
         # run reads them.
         elif reduces_to_zero(difference, quick_only=True) or vanishes(difference):
             return "identity proved by SymPy after doit()"
-    return kept_decision(("displayed, numerically", _SOURCE, POINTS, DIGITS, sp.srepr(relation)),
-                         lambda: _numerically(relation, lhs, rhs))
+    # Keyed on both sides after doit() (what is evaluated) and on the code of any function class in them.
+    key = ("displayed, numerically", _SOURCE, POINTS, DIGITS, type(relation).__name__, sp.srepr(lhs), sp.srepr(rhs),
+           definitions(lhs, rhs))
+    return kept_decision(key, lambda: _numerically(relation, lhs, rhs))
 
 
 def _points(lhs: Any, rhs: Any) -> list[dict] | None:
