@@ -168,6 +168,27 @@ def test_a_true_identity_is_verified_and_a_false_one_is_not():
     assert displayed.how_verified(sp.Ge(sp.exp(-t), 1), frozenset()) is None
 
 
+def test_an_identity_lambdify_cannot_print_is_still_checked_at_sampled_points():
+    # mpmath's printer has no Product: the refutation falls back to subs and N, and the 30-digit check decides.
+    n, k = sp.symbols("n k", integer=True, positive=True)
+    product = lambda m, e=k: sp.Product(1 + t**e, (k, 1, m))  # noqa: E731
+    assert displayed.how_verified(sp.Eq(product(n), product(n - 1) * (1 + t**n), evaluate=False), frozenset())
+    assert displayed.how_verified(sp.Eq(product(n), product(n - 1) * (1 + t ** (n + 1)), evaluate=False),
+                                  frozenset()) is None
+
+
+def test_a_kept_decision_follows_what_a_function_class_differentiates_to(monkeypatch, tmp_path):
+    monkeypatch.setattr(bridge, "_decisions", bridge._DecisionCache(str(tmp_path)))
+
+    def opaque(slope):  # two classes of one name (one srepr before doit), as an edited chapter's sp.Function
+        return type("g", (sp.Function,), {"fdiff": lambda self, argindex=1: sp.Integer(slope)})
+
+    shown = [sp.Le(sp.Derivative(opaque(slope)(t), t), 2, evaluate=False) for slope in (1, 3)]
+    assert displayed.how_verified(shown[0], frozenset()) and displayed.how_verified(shown[1], frozenset()) is None
+    assert bridge.definitions(opaque(1)(t)) == ((__name__, bridge._module_digest(__name__)),)
+    assert bridge.definitions(sp.sin(t) + sp.Function("f")(t)) == ()
+
+
 def test_a_definition_is_verified_only_when_a_claim_evaluated_its_formula():
     shown = sp.Eq(sp.Symbol("eta(t)"), w * t**2)
     assert displayed.how_verified(shown, frozenset()) is None
