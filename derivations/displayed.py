@@ -78,6 +78,13 @@ def how_verified(item: Any, evaluated: frozenset[str]) -> str | None:
     """How a displayed item is verified, or None when it is not (see the module docstring)."""
     if not isinstance(item, sp.Basic | sp.MatrixBase):
         return None
+    if isinstance(item, Relational):
+        # A matrix named with another shape than its value's: the name's shape is not typeset, so no page shows
+        # it, and a claim that evaluated the equation through its value would not notice it either.
+        shapes = [side.shape if isinstance(side, sp.MatrixBase | sp.MatrixExpr) else None
+                  for side in (item.lhs, item.rhs)]
+        if None not in shapes and shapes[0] != shapes[1]:
+            return None
     if fingerprint(item) in evaluated:
         return "evaluated by a claim"
     if not isinstance(item, Relational):

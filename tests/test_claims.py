@@ -199,6 +199,12 @@ def test_a_definition_is_verified_only_when_a_claim_evaluated_its_formula():
     assert displayed.how_verified(zero, frozenset({bridge.fingerprint(sp.Integer(0))})) is None
     assert displayed.how_verified(zero, frozenset({bridge.fingerprint(zero)}))
     assert displayed.how_verified(True, frozenset()) is None
+    # A named matrix must have its value's shape (the name's shape is not typeset, so the page cannot show it).
+    n = sp.Symbol("n")
+    value = w * sp.MatrixSymbol("delta", n, 1)
+    seen = frozenset({bridge.fingerprint(value)})
+    assert displayed.how_verified(sp.Eq(sp.MatrixSymbol("dL/db", n, 1), value, evaluate=False), seen)
+    assert displayed.how_verified(sp.Eq(sp.MatrixSymbol("dL/db", n, 2), value, evaluate=False), seen) is None
 
 
 def test_breaking_a_displayed_equation_of_a_chapter_makes_it_unchecked(monkeypatch):
