@@ -28,6 +28,7 @@ from benchmarks.roofline import copies, place, rates
 from models.normalization import (
     STATISTICS_BLOCK_BYTES,
     BatchNorm,
+    _backward_from_stats,
     _batch_statistics,
     _blocked_sums,
     _dx_from_sums,
@@ -125,8 +126,7 @@ def _where_the_time_goes(x: jax.Array, dy: jax.Array) -> dict:
     mean, var = _batch_statistics(x, axes)
     inv_std = jax.lax.rsqrt(var + 1e-5)
     shape = (1, 1, 1, c)
-    dbeta = jnp.sum(dy, axes, keepdims=True)
-    sums = (dbeta, (jnp.sum(dy * x, axes, keepdims=True) - mean * dbeta) * inv_std)
+    sums = [v.reshape(shape) for v in _backward_from_stats(x, mean, inv_std, gamma, dy, axes)[:0:-1]]  # dbeta, dgamma
 
     def compiled(f, *args):
         return jax.jit(f).lower(*args).compile(), args

@@ -296,7 +296,7 @@ def _module_digest(name: str) -> str:
     try:
         with open(path, "rb") as f:
             return hashlib.sha256(f.read()).hexdigest()
-    except (OSError, TypeError):  # no file (an interactive session): the name alone, decided every time below
+    except (OSError, TypeError):  # no file (an interactive session): a key no other process makes, so never reused
         return f"unread:{os.getpid()}:{id(sys.modules.get(name))}"
 
 

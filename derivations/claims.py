@@ -345,7 +345,7 @@ def _fresh(value: Any) -> Any:
     if getattr(value, "is_Matrix", False):
         import sympy as sp
 
-        return value if isinstance(value, sp.ImmutableDenseMatrix | sp.MatrixSymbol | sp.MatrixExpr) else value.copy()
+        return value if isinstance(value, sp.ImmutableDenseMatrix | sp.MatrixExpr) else value.copy()
     return value
 
 
