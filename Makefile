@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-pyproject
 HTML := book/_build/html
 
-.PHONY: run test lint pytest fuzz check report book browser-check screenshots bench clean
+.PHONY: run test lint pytest fuzz portability check report book browser-check screenshots bench clean
 
 run: $(STAMP)
 	$(BIN)/python -m derivations check --reuse
@@ -42,6 +42,11 @@ pytest: $(STAMP)
 
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest -q --ignore=tests/test_claims.py
+
+# Every claim under five CPU configurations (instruction-set ceilings, XLA's default compile): the verdicts and
+# findings must not change, only figures' last bits. 5-10 min on 2 cores; run it before a change to a check lands.
+portability: $(STAMP)
+	$(BIN)/python -m derivations.portability
 
 # Every claim, in parallel workers; the report (book/_build/claims.json) is what the book and the tests read.
 check: $(STAMP)
