@@ -50,12 +50,15 @@ def _gradient(loss: sp.Expr, zs: tuple[sp.Symbol, ...]) -> sp.ImmutableMatrix:
 @derivation
 @bridge.cache
 def query_key_variance() -> list[sp.Eq]:
-    """With independent q_i, k_i of mean 0 and variance 1, each product q_i k_i has variance
-    E[q^2] E[k^2] - (E[q] E[k])^2 = 1, and the d independent terms add up: Var(q . k) = d (S002-50)."""
+    """For independent q_i and k_i, E[(q k)^2] = E[q^2] E[k^2] and E[q k] = E[q] E[k], so the product has
+    variance E[q^2] E[k^2] - (E[q] E[k])^2; at mean 0 and variance 1 that is 1, and the d independent terms add
+    up: Var(q . k) = d (S002-50)."""
     eq2, ek2, eq, ek = sp.symbols("E[q^2] E[k^2] E[q] E[k]")
-    one_term = (eq2 * ek2 - (eq * ek) ** 2).subs({eq2: 1, ek2: 1, eq: 0, ek: 0})
+    product_variance = eq2 * ek2 - (eq * ek) ** 2
+    one_term = product_variance.subs({eq2: 1, ek2: 1, eq: 0, ek: 0})
     return [
-        sp.Eq(sp.Symbol("Var(q_i k_i)"), one_term, evaluate=False),
+        sp.Eq(sp.Symbol("Var(q_i k_i)"), product_variance, evaluate=False),
+        sp.Eq(sp.Symbol("Var(q_i k_i)|_{mean 0, variance 1}"), one_term, evaluate=False),
         sp.Eq(sp.Symbol("Var(q . k)"), d_model * one_term, evaluate=False),
         sp.Eq(sp.Symbol("Var(q . k / sqrt(d))"), d_model * one_term / d_model, evaluate=False),
     ]

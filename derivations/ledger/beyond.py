@@ -85,14 +85,25 @@ def _unit_variance_draws(rng: np.random.Generator, kind: str, shape: tuple[int, 
 )
 def _qk_variance(scope) -> Evidence:
     steps = query_key_variance()
-    one_term = value(steps[0])
+    one_term = value(steps[1])
+    # The product's variance in general, against the joint distribution of two independent discrete variables
+    # with non-zero means, enumerated (E[(q k)^2] - E[q k]^2 over every pair of values, weighted by both chances).
+    eq2, ek2, eq, ek = sp.symbols("E[q^2] E[k^2] E[q] E[k]")  # the moments the displayed formula is written in
+    pairs = [((np.array([-1.0, 0.5, 2.0]), np.array([0.2, 0.5, 0.3])), (np.array([0.0, 1.5]), np.array([0.6, 0.4]))),
+             ((np.array([3.0, 4.0]), np.array([0.5, 0.5])), (np.array([-2.0, 1.0, 5.0]), np.array([0.1, 0.3, 0.6])))]
+    formula, enumerated = [], []
+    for (qv, qp), (kv, kp) in pairs:
+        products, chances = np.multiply.outer(qv, kv), np.multiply.outer(qp, kp)
+        enumerated.append(float(np.sum(chances * products**2) - np.sum(chances * products) ** 2))
+        formula.append(value(steps[0], {eq2: qp @ qv**2, ek2: kp @ kv**2, eq: qp @ qv, ek: kp @ kv}))
+    general = compare(lambda: np.asarray(formula), lambda: np.asarray(enumerated), [])
     rng = np.random.default_rng(0)
     rows, worst = {}, 0.0
     for kind in scope["distributions"]:
         for d in scope["d"]:
             q, k = (_unit_variance_draws(rng, kind, (scope["draws"], d)) for _ in range(2))
             scores = np.einsum("nd,nd->n", q, k)
-            for name, s, step in (("raw", scores, steps[1]), ("scaled", scores / np.sqrt(d), steps[2])):
+            for name, s, step in (("raw", scores, steps[2]), ("scaled", scores / np.sqrt(d), steps[3])):
                 target = value(step, {d_model: d})
                 variance = s.var(ddof=1)
                 se = np.std((s - s.mean()) ** 2, ddof=1) / np.sqrt(scope["draws"])
@@ -106,7 +117,9 @@ def _qk_variance(scope) -> Evidence:
                 }
     return evidence(
         "measurement",
-        core("SymPy: one product q_i k_i has variance E[q^2] E[k^2] - (E[q] E[k])^2 = 1", one_term == 1.0),
+        compared("one product of independent q_i, k_i has variance E[q^2] E[k^2] - (E[q] E[k])^2: the formula "
+                 "against the enumerated joint distribution of two discrete pairs with non-zero means", general),
+        core("SymPy: at mean 0 and variance 1 that is 1", one_term == 1.0),
         core(
             f"the sample variance of q . k is d, and of q . k / sqrt(d) is 1, for d in {scope['d']} and "
             f"{'/'.join(scope['distributions'])} coordinates, within {scope['z']} standard errors",

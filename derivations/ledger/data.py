@@ -275,23 +275,24 @@ def _zscore_moments(scope, rtol, atol) -> Evidence:
         # Measured with the convention it was made with (ddof), the standard deviation is 1.
         std_err = max(std_err, abs(float(z.std(ddof=ddof)) - np.sqrt(square_target)))
     configurations = len(scope["distributions"]) * len(scope["n"]) * len(scope["ddof"])
-    # ... and nothing else: the displayed invariant m3/m2^(3/2), at a = 1/sigma, predicts the z-scores' skewness.
+    # ... and nothing else: the displayed invariant m3/m2^(3/2), at a = 1/sigma, predicts the z-scores' skewness,
+    # and at a = 3 that of 3 x - 2 (at a = 1/sigma alone a^2 m2 = 1, where any power of it would pass).
     invariant = skewness_is_affine_invariant()
     a, m2, m3 = sorted(invariant.rhs.free_symbols | {sp.Symbol("a", positive=True)}, key=str)
     predicted, measured = [], []
     for kind in scope["distributions"]:
         x = _draws(rng, kind, 1000) + scope["offset"]
         c = x - x.mean()
-        predicted.append(
-            value(invariant, {a: 1 / x.std(), m2: np.mean(c**2), m3: abs(np.mean(c**3))}) * np.sign(np.mean(c**3))
-        )
-        measured.append(float(scipy.stats.skew(np.asarray(zscore(np.asarray(x))))))
+        for scale, transformed in ((1 / x.std(), np.asarray(zscore(np.asarray(x)))), (3.0, 3.0 * x - 2.0)):
+            sign = np.sign(np.mean(c**3))
+            predicted.append(value(invariant, {a: scale, m2: np.mean(c**2), m3: abs(np.mean(c**3))}) * sign)
+            measured.append(float(scipy.stats.skew(transformed)))
     shape = compare(lambda: np.asarray(predicted), lambda: np.asarray(measured), [], rtol=rtol)
     return evidence(
         "measurement",
         compared(
-            "the rest of the shape is kept: the displayed skew(a x + b) = m3/m2^(3/2) predicts the z-scores' "
-            "skewness (scipy.stats.skew)",
+            "the rest of the shape is kept: the displayed skew(a x + b) = m3/m2^(3/2) predicts the skewness of "
+            "the z-scores and of 3 x - 2 (scipy.stats.skew)",
             shape,
         ),
         core(

@@ -694,6 +694,15 @@ def _newton(scope, rtol) -> Evidence:
 
     lands_on_saddle = [value(component, start) for component in saddle.rhs]
     mark_evaluated([saddle])  # its components were evaluated one by one above
+
+    def autodiff_newton_on_saddle(v):  # x - H^-1 grad f, with jax.hessian and jax.grad of the saddle's f
+        f = lambda u: saddle_f(u[0], u[1])  # noqa: E731
+        return v - jnp.linalg.solve(jax.hessian(f)(v), jax.grad(f)(v))
+
+    saddle_starts = np.asarray([start_point, (2.0, 0.5), (-3.0, 4.0)])
+    derived_saddle_steps = np.asarray([[value(c, {x1: p[0], x2: p[1]}) for c in saddle.rhs] for p in saddle_starts])
+    saddle_step = compare(lambda: derived_saddle_steps, lambda: jax.vmap(autodiff_newton_on_saddle)(saddle_starts),
+                          [], rtol=rtol)
     return evidence(
         "autodiff",
         core("SymPy: the Newton step on x^T A x/2 - b^T x lands on A^-1 b from any x", all(p.holds for p in lands)),
@@ -716,6 +725,12 @@ def _newton(scope, rtol) -> Evidence:
             newton_after_steps=float(newton_final.max()),
             gd_after_steps=float(gd_final.max()),
             starts_where_newton_diverges=[s for s, v in zip(scope["starts"], newton_final, strict=True) if v > 1],
+        ),
+        compared(
+            f"SymPy's Newton step on the saddle {scope['saddle']} equals x - H^-1 grad f by jax.hessian from "
+            f"{len(saddle_starts)} starts: it lands on the stationary point (0, 0)",
+            saddle_step,
+            role="premise",
         ),
         scoped(
             f"on the saddle {scope['saddle']} (unbounded below) Newton's step decreases f, as a descent "
