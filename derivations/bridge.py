@@ -126,7 +126,11 @@ def _definition(expr: Any) -> Any:
 
 def to_jax(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> Callable[..., jax.Array]:
     """Compile a SymPy expression of ``symbols`` (or the right-hand side of an ``Eq``) into a jit-compiled,
-    differentiable JAX function."""
+    differentiable JAX function. Only the right-hand side is evaluated, so an ``Eq`` whose left-hand side is a
+    formula (``d|c - y|/dc = sign(c - y)``), not a name, is not recorded as evaluated: the page check
+    (derivations/displayed.py) verifies that relation itself."""
+    if isinstance(expr, sp.Equality) and _formula_lhs(expr):
+        expr = expr.rhs
     expr = _definition(expr)
     _record(expr)
     key = (sp.ImmutableMatrix(expr) if isinstance(expr, sp.MatrixBase) else expr, tuple(symbols))
@@ -155,14 +159,18 @@ def is_name(expr: Any) -> bool:
     return isinstance(expr, sp.core.function.AppliedUndef)
 
 
+def _formula_lhs(equation: sp.Equality) -> bool:
+    """Whether an equation's left-hand side is a formula to evaluate, not a name (nor a matrix of names)."""
+    lhs = equation.lhs
+    return not (is_name(lhs) or (isinstance(lhs, sp.MatrixBase) and all(is_name(e) for e in lhs)))
+
+
 def _sides_agree(equation: Any, subs: dict, digits: int = 30) -> None:
     """An ``Eq`` whose left-hand side is itself a formula (``2 P R / (P + R) = F1``, a ``Sum``, a ratio), not a
     name, is recorded as evaluated when a check evaluates its right-hand side; so the left-hand side is
     evaluated too, at the same values, and a ValueError is raised when the two disagree. A left-hand side that
     does not reduce to a number there (a name ``E(...)``, a symbol the values leave free) is a label."""
-    if not isinstance(equation, sp.Equality) or is_name(equation.lhs) or (
-        isinstance(equation.lhs, sp.MatrixBase) and all(is_name(e) for e in equation.lhs)
-    ):
+    if not isinstance(equation, sp.Equality) or not _formula_lhs(equation):
         return
     lhs, rhs = (sp.sympify(side).subs(subs).doit() for side in (equation.lhs, equation.rhs))
     matrices = isinstance(lhs, sp.MatrixBase) and isinstance(rhs, sp.MatrixBase) and lhs.shape == rhs.shape

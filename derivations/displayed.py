@@ -11,7 +11,9 @@ An item of a derivation (a list or tuple is taken item by item) is verified when
   absolute value) and the other side, not a bare number, is an object a claim evaluated: the display of
   a definition. (A claim that passes the equation itself to ``bridge.value``/``to_jax``/``instantiate``
   records the equation, which covers ``Eq(name, number)`` too; ``value`` and ``instantiate`` then evaluate a
-  left-hand side that is a formula rather than a name at the same values, and fail when it disagrees.)
+  left-hand side that is a formula rather than a name at the same values, and fail when it disagrees.
+  ``to_jax`` evaluates the right-hand side only, so it records such an equation's right-hand side alone, and
+  the relation is verified here like any other.)
 
 Anything else is reported as unchecked, and an unchecked item fails the run like a failing claim.
 """

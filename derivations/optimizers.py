@@ -360,7 +360,7 @@ def adamw_rule() -> list[sp.Eq]:
 def momentum_unrolled() -> sp.Eq:
     """optax momentum unrolled three steps: theta_3 - theta_0 weighs g_1 by 1 + mu + mu^2, g_3 by 1."""
     total = sp.collect(sp.expand((THETA0 - symbolic_trajectory("momentum", "optax", 3)[-1]) / eta), gradient_symbols(3))
-    return sp.Eq(sp.Symbol(r"\theta_3") - THETA0, -eta * total, evaluate=False)
+    return sp.Eq(sp.Symbol(r"\theta_3 - \theta_0"), -eta * total, evaluate=False)  # a name: optax's step
 
 
 @bridge.cache

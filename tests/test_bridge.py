@@ -149,3 +149,23 @@ def test_a_name_on_the_left_is_a_label_and_is_not_evaluated():
     assert bridge.value(sp.Eq(sp.Derivative(var, p), 1 / (1 - p) ** 2), {p: 0}) == 1.0
     assert bridge.value(sp.Eq(sp.Function("E")(sp.Max(z, 0) ** 2), sp.Rational(1, 2)), {}) == 0.5
     assert bridge.value(sp.Eq(sp.Symbol("F_1"), 2 * p), {p: 1}) == 2.0
+
+
+def test_to_jax_records_an_equation_only_when_its_left_hand_side_is_a_name():
+    """to_jax evaluates the right-hand side alone: an equation with a formula on the left is left for the page
+    check to verify (a wrong d|c - y|/dc = sign(c + y) evaluated at y = 0 is not marked checked)."""
+    from derivations import displayed
+
+    c, y = sp.symbols("c y", real=True)
+    right = sp.Eq(sp.Derivative(sp.Abs(c - y), c), sp.sign(c - y), evaluate=False)
+    wrong = sp.Eq(sp.Derivative(sp.Abs(c - y), c), sp.sign(c + y), evaluate=False)
+    named = sp.Eq(sp.Symbol("g"), sp.sign(c + y), evaluate=False)
+    bridge.forget_evaluated()
+    for eq in (right, wrong, named):
+        assert float(to_jax(eq, [c, y])(2.0, 0.0)) == 1.0
+    seen = bridge.evaluated()
+    assert bridge.fingerprint(named) in seen and bridge.fingerprint(wrong) not in seen
+    assert bridge.fingerprint(wrong.rhs) in seen
+    assert displayed.how_verified(right, seen) == "identity proved by SymPy after doit()"
+    assert displayed.how_verified(wrong, seen) is None
+    assert displayed.how_verified(named, seen)

@@ -315,6 +315,10 @@ def _precision_recall_f1(scope, rtol) -> Evidence:
         # The displayed left-hand side 2PR/(P+R) is a formula too: at the measured P and R it is the harmonic mean.
         from_counts.append(value(shown_f1.lhs, {shown_p.lhs: precision, shown_r.lhs: recall}))
         direct.append(scipy.stats.hmean([precision, recall]))
+        # ... and the displayed relation itself: its sides agree (30 digits) at these counts and their exact P, R.
+        tp_v, fp_v, fn_v = (int(c[k]) for k in ("TP", "FP", "FN"))
+        value(shown_f1, {shown_p.lhs: sp.Rational(tp_v, tp_v + fp_v), shown_r.lhs: sp.Rational(tp_v, tp_v + fn_v),
+                         tp_: tp_v, fp_: fp_v, fn_: fn_v})
     cmp = compare(lambda: jnp.asarray(from_counts), lambda: jnp.asarray(direct), [], rtol=rtol)
     return evidence(
         "measurement",
