@@ -62,9 +62,15 @@ _CAPTURES: list[set[str]] = []  # the fingerprints recorded inside each active `
 
 
 def _record(*objects: Any) -> None:
+    """Record objects as evaluated. An equation whose left-hand side is a formula, not a name, is recorded by
+    its right-hand side alone: a check evaluates a formula, and a relation between two formulas (``d|c - y|/dc =
+    sign(c - y)``) is verified as a relation by the page check (derivations/displayed.py), whichever points a
+    check evaluated it at."""
     for obj in objects:
         if isinstance(obj, list | tuple):
             _record(*obj)
+        elif isinstance(obj, sp.Equality) and _formula_lhs(obj):
+            _record(obj.rhs)
         elif isinstance(obj, sp.Basic | sp.MatrixBase):
             _note(fingerprint(obj))
 
@@ -117,7 +123,8 @@ def mark_evaluated(objects: Iterable[Any]) -> None:
 
 
 def _definition(expr: Any) -> Any:
-    """An ``Eq(name, formula)`` stands for its formula; the equation itself is recorded as evaluated."""
+    """An ``Eq(name, formula)`` stands for its formula; the equation itself is recorded as evaluated (an
+    ``Eq(formula, formula)``: its right-hand side, see :func:`_record`)."""
     if isinstance(expr, sp.Equality):
         _record(expr)
         return expr.rhs
@@ -129,8 +136,6 @@ def to_jax(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> Callable[..., jax.Arr
     differentiable JAX function. Only the right-hand side is evaluated, so an ``Eq`` whose left-hand side is a
     formula (``d|c - y|/dc = sign(c - y)``), not a name, is not recorded as evaluated: the page check
     (derivations/displayed.py) verifies that relation itself."""
-    if isinstance(expr, sp.Equality) and _formula_lhs(expr):
-        expr = expr.rhs
     expr = _definition(expr)
     _record(expr)
     key = (sp.ImmutableMatrix(expr) if isinstance(expr, sp.MatrixBase) else expr, tuple(symbols))
@@ -160,16 +165,21 @@ def is_name(expr: Any) -> bool:
 
 
 def _formula_lhs(equation: sp.Equality) -> bool:
-    """Whether an equation's left-hand side is a formula to evaluate, not a name (nor a matrix of names)."""
+    """Whether an equation's left-hand side is a formula to evaluate, not a name (nor a matrix of names, nor a
+    sum, product or limit of a name that shares no symbol with the right-hand side: ``sum_i dy/dx_i = 1``)."""
     lhs = equation.lhs
+    if (isinstance(lhs, sp.Sum | sp.Product | sp.Limit) and is_name(lhs.args[0])
+            and not lhs.free_symbols & sp.sympify(equation.rhs).free_symbols):
+        return False
     return not (is_name(lhs) or (isinstance(lhs, sp.MatrixBase) and all(is_name(e) for e in lhs)))
 
 
 def _sides_agree(equation: Any, subs: dict, digits: int = 30) -> None:
     """An ``Eq`` whose left-hand side is itself a formula (``2 P R / (P + R) = F1``, a ``Sum``, a ratio), not a
-    name, is recorded as evaluated when a check evaluates its right-hand side; so the left-hand side is
-    evaluated too, at the same values, and a ValueError is raised when the two disagree. A left-hand side that
-    does not reduce to a number there (a name ``E(...)``, a symbol the values leave free) is a label."""
+    name: where a check evaluates its right-hand side, the left-hand side is evaluated too, at the same values,
+    and a ValueError is raised when the two disagree (the relation itself is verified by the page check, see
+    :func:`_record`). A side that does not reduce to a number there (a name ``E(...)``, a symbol the values
+    leave free) is not compared."""
     if not isinstance(equation, sp.Equality) or not _formula_lhs(equation):
         return
     lhs, rhs = (sp.sympify(side).subs(subs).doit() for side in (equation.lhs, equation.rhs))

@@ -175,10 +175,12 @@ def f1_from_counts() -> list[sp.Eq]:
     tp, fp, fn = metric_symbols()
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     p, r = sp.symbols("P R", positive=True)
+    f1 = sp.Symbol("F_1")
     return [
         sp.Eq(p, precision, evaluate=False),
         sp.Eq(r, recall, evaluate=False),
-        sp.Eq(2 * p * r / (p + r), sp.simplify(2 * precision * recall / (precision + recall)), evaluate=False),
+        sp.Eq(f1, 2 * p * r / (p + r), evaluate=False),
+        sp.Eq(f1, sp.simplify(2 * precision * recall / (precision + recall)), evaluate=False),
     ]
 
 

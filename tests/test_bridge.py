@@ -169,3 +169,27 @@ def test_to_jax_records_an_equation_only_when_its_left_hand_side_is_a_name():
     assert displayed.how_verified(right, seen) == "identity proved by SymPy after doit()"
     assert displayed.how_verified(wrong, seen) is None
     assert displayed.how_verified(named, seen)
+
+
+def test_no_path_marks_a_relation_between_two_formulas_as_checked():
+    """value, instantiate and mark_evaluated record an Eq with a formula on the left by its right side alone, so
+    a wrong relation that agrees at the one point a check tried (relu' = Heaviside at z = 0) stays unverified;
+    a sum of a name that shares no symbol with the right side is a name (a label of a measured quantity)."""
+    from derivations import displayed
+
+    z = sp.Symbol("z", real=True)
+    wrong = sp.Eq(sp.Derivative(sp.Max(0, z) + z**2, z), sp.Heaviside(z), evaluate=False)
+    right = sp.Eq(sp.Derivative(sp.Max(0, z) + z**2, z), sp.Heaviside(z) + 2 * z, evaluate=False)
+    bridge.forget_evaluated()
+    bridge.instantiate(wrong, {z: 0})
+    bridge.value(wrong, {z: 0})
+    bridge.mark_evaluated([wrong])
+    seen = bridge.evaluated()
+    assert bridge.fingerprint(wrong) not in seen and bridge.fingerprint(wrong.rhs) in seen
+    assert displayed.how_verified(wrong, seen) is None
+    assert displayed.how_verified(right, seen) == "identity proved by SymPy after doit()"
+    i, p = sp.Symbol("i", integer=True), sp.Symbol("p")
+    total = sp.Eq(sp.Sum(sp.Symbol(r"\partial y/\partial x_i"), (i, 1, 4)), 1, evaluate=False)
+    bridge.mark_evaluated([total])
+    assert displayed.how_verified(total, bridge.evaluated()) == "evaluated by a claim"
+    assert bridge._formula_lhs(sp.Eq(sp.Sum(p, (i, 0, 2)), 2 * p, evaluate=False))  # p is on both sides: a formula

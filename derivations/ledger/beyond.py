@@ -117,8 +117,9 @@ def _qk_variance(scope) -> Evidence:
                 }
     return evidence(
         "measurement",
-        compared("one product of independent q_i, k_i has variance E[q^2] E[k^2] - (E[q] E[k])^2: the formula "
-                 "against the enumerated joint distribution of two discrete pairs with non-zero means", general),
+        compared("the derivation's step: a product of independent q_i, k_i has variance E[q^2] E[k^2] - "
+                 "(E[q] E[k])^2, against the enumerated joint distribution of two discrete pairs with non-zero means",
+                 general, role="premise"),
         core("SymPy: at mean 0 and variance 1 that is 1", one_term == 1.0),
         core(
             f"the sample variance of q . k is d, and of q . k / sqrt(d) is 1, for d in {scope['d']} and "

@@ -552,10 +552,12 @@ def _outliers(scope, rtol) -> Evidence:
     mean_follows, means = _mean_follows_the_outlier(scope)
     return evidence(
         "autodiff",
-        compared("the displayed d(c - y)^2/dc = 2 (c - y) equals jax.grad of optax.squared_error at the residuals",
-                 compare(lambda r: mse_formula(r, 0.0), lambda r: grad_mse, [residual], rtol=rtol)),
+        # At a label y = 0.7, not 0: at y = 0 a formula in c + y would pass for one in c - y.
+        compared("the displayed d(c - y)^2/dc = 2 (c - y) equals jax.grad of optax.squared_error at the residuals "
+                 "c - y (y = 0.7)",
+                 compare(lambda r: mse_formula(r + 0.7, 0.7), lambda r: grad_mse, [residual], rtol=rtol)),
         compared("the displayed d|c - y|/dc = sign(c - y) equals jax.grad of |r|, size 1 at every residual",
-                 compare(lambda r: mae_formula(r, 0.0), lambda r: grad_mae, [residual], rtol=rtol)),
+                 compare(lambda r: mae_formula(r + 0.7, 0.7), lambda r: grad_mae, [residual], rtol=rtol)),
         core(f"moving one of {n} points from {scope['outliers'][0]} to {scope['outliers'][-1]} moves the L2 fit (mean) "
              "by the move / n", mean_follows, mean_at_largest=float(means[-1])),
         core("and leaves the L1 fit (median) where it was", len({str(m) for m in medians}) == 1,

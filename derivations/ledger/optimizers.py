@@ -637,7 +637,8 @@ NEWTON_SCOPE = {
     "(quadratic convergence), with a line search or damping elsewhere.",
     scope=NEWTON_SCOPE,
     tolerance="the GD step counts are integers compared exactly; Newton's iterate is compared at rtol 1e-10 "
-    "scaled by the quadratic's condition number (the solve's relative error grows with it)",
+    "scaled by the quadratic's condition number (the solve's relative error grows with it); the saddle's Newton "
+    "step, exactly (0, 0), to atol 1e-15",
 )
 def _newton(scope, rtol) -> Evidence:
     proof = opt.newton_step_on_a_quadratic()
@@ -702,7 +703,7 @@ def _newton(scope, rtol) -> Evidence:
     saddle_starts = np.asarray([start_point, (2.0, 0.5), (-3.0, 4.0)])
     derived_saddle_steps = np.asarray([[value(c, {x1: p[0], x2: p[1]}) for c in saddle.rhs] for p in saddle_starts])
     saddle_step = compare(lambda: derived_saddle_steps, lambda: jax.vmap(autodiff_newton_on_saddle)(saddle_starts),
-                          [], rtol=rtol)
+                          [], rtol=rtol, atol=1e-15)  # the exact step is (0, 0): an absolute bound
     return evidence(
         "autodiff",
         core("SymPy: the Newton step on x^T A x/2 - b^T x lands on A^-1 b from any x", all(p.holds for p in lands)),
