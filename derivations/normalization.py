@@ -116,8 +116,10 @@ def _concrete_batch(n: int) -> dict:
 @derivation
 def gamma_beta_restore_the_input() -> sp.Eq:
     """With gamma = sqrt(sigma_B^2 + epsilon) and beta = mu, BatchNorm returns its input (S000-19)."""
-    y = (gamma * (x[i] - mu) / sp.sqrt(variance + eps) + beta).subs({gamma: sp.sqrt(variance + eps), beta: mu})
-    return sp.Eq(y, sp.simplify(y), evaluate=False)
+    # Subs keeps the substitution on the page: substituted at once, the left side would cancel to x_i = x_i.
+    bn = gamma * (x[i] - mu) / sp.sqrt(variance + eps) + beta
+    restored = sp.Subs(bn, (gamma, beta), (sp.sqrt(variance + eps), mu))
+    return sp.Eq(restored, sp.simplify(restored.doit()), evaluate=False)
 
 
 x_i = sp.Symbol("x_i", real=True)
