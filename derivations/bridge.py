@@ -164,14 +164,27 @@ def is_name(expr: Any) -> bool:
     return isinstance(expr, sp.core.function.AppliedUndef)
 
 
+def _named(name: Any) -> Any:
+    """The quantity a name names: ``y`` of ``dy/dw`` and of ``|y|``; None for a function's name ``eta(t)``."""
+    if isinstance(name, sp.Derivative | sp.Abs | sp.Transpose):
+        return _named(name.args[0])
+    return None if isinstance(name, sp.core.function.AppliedUndef) else name
+
+
 def _formula_lhs(equation: sp.Equality) -> bool:
     """Whether an equation's left-hand side is a formula to evaluate, not a name (nor a matrix of names, nor a
-    sum, product or limit of a name that shares no symbol with the right-hand side: ``sum_i dy/dx_i = 1``)."""
-    lhs = equation.lhs
+    sum, product or limit of a name that shares no symbol with the right-hand side: ``sum_i dy/dx_i = 1``). A
+    name that its right-hand side contains (``x_i = x_i``, ``d|x|/dx = sign(x)``) is a formula: that relation says
+    something about the quantity, and is verified as a relation."""
+    lhs, rhs = equation.lhs, sp.sympify(equation.rhs)
     if (isinstance(lhs, sp.Sum | sp.Product | sp.Limit) and is_name(lhs.args[0])
-            and not lhs.free_symbols & sp.sympify(equation.rhs).free_symbols):
+            and not lhs.free_symbols & rhs.free_symbols):
         return False
-    return not (is_name(lhs) or (isinstance(lhs, sp.MatrixBase) and all(is_name(e) for e in lhs)))
+    names = list(lhs) if isinstance(lhs, sp.MatrixBase) else [lhs]
+    if not all(is_name(e) for e in names):
+        return True
+    return any((_named(e) is not None and rhs.has(_named(e)))
+               or (isinstance(e, sp.Derivative) and e.expr in e.variables) for e in names)  # dx/dx: a formula
 
 
 def _sides_agree(equation: Any, subs: dict, digits: int = 30) -> None:

@@ -193,3 +193,18 @@ def test_no_path_marks_a_relation_between_two_formulas_as_checked():
     bridge.mark_evaluated([total])
     assert displayed.how_verified(total, bridge.evaluated()) == "evaluated by a claim"
     assert bridge._formula_lhs(sp.Eq(sp.Sum(p, (i, 0, 2)), 2 * p, evaluate=False))  # p is on both sides: a formula
+
+
+def test_a_name_that_its_right_hand_side_contains_is_a_formula():
+    """x_i = x_i, |x| = x, d|x|/dx = sign(x) or dx/dx = 2 say something about the quantity named: they are
+    relations to verify, not labels; dy/dw = 2 w and eta(t) = t / 10 stay definitions."""
+    x_, y_, w_, t_ = sp.symbols("x y w t", real=True)
+    formulas = [sp.Eq(x_, x_, evaluate=False), sp.Eq(sp.Abs(x_), x_, evaluate=False),
+                sp.Eq(sp.Derivative(sp.Abs(x_), x_), sp.sign(x_), evaluate=False),
+                sp.Eq(sp.Derivative(x_, x_), 2, evaluate=False)]
+    labels = [sp.Eq(sp.Derivative(y_, w_), 2 * w_, evaluate=False),
+              sp.Eq(sp.Function("eta")(t_), t_ / 10, evaluate=False)]
+    assert all(bridge._formula_lhs(e) for e in formulas)
+    assert not any(bridge._formula_lhs(e) for e in labels)
+    with pytest.raises(ValueError, match="does not hold at"):  # evaluated at a point, the wrong one is caught
+        bridge.value(sp.Eq(sp.Derivative(x_, x_), 2, evaluate=False), {x_: 1})
