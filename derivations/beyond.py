@@ -47,13 +47,16 @@ def _gradient(loss: sp.Expr, zs: tuple[sp.Symbol, ...]) -> sp.ImmutableMatrix:
     return sp.ImmutableMatrix([sp.simplify(sp.diff(loss, v)) for v in zs])
 
 
+MOMENTS = sp.symbols("E[q^2] E[k^2] E[q] E[k]")  # of one query and one key coordinate
+
+
 @derivation
 @bridge.cache
 def query_key_variance() -> list[sp.Eq]:
     """For independent q_i and k_i, E[(q k)^2] = E[q^2] E[k^2] and E[q k] = E[q] E[k], so the product has
     variance E[q^2] E[k^2] - (E[q] E[k])^2; at mean 0 and variance 1 that is 1, and the d independent terms add
     up: Var(q . k) = d (S002-50)."""
-    eq2, ek2, eq, ek = sp.symbols("E[q^2] E[k^2] E[q] E[k]")
+    eq2, ek2, eq, ek = MOMENTS
     product_variance = eq2 * ek2 - (eq * ek) ** 2
     one_term = product_variance.subs({eq2: 1, ek2: 1, eq: 0, ek: 0})
     return [

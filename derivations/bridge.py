@@ -183,8 +183,11 @@ def _formula_lhs(equation: sp.Equality) -> bool:
     names = list(lhs) if isinstance(lhs, sp.MatrixBase) else [lhs]
     if not all(is_name(e) for e in names):
         return True
-    return any((_named(e) is not None and rhs.has(_named(e)))
-               or (isinstance(e, sp.Derivative) and e.expr in e.variables) for e in names)  # dx/dx: a formula
+    for name in names:
+        named = _named(name)
+        if (named is not None and rhs.has(named)) or (isinstance(name, sp.Derivative) and name.expr in name.variables):
+            return True  # x_i = x_i, dx/dx = 2: the relation says something about the quantity
+    return False
 
 
 def _sides_agree(equation: Any, subs: dict, digits: int = 30) -> None:

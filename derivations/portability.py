@@ -73,35 +73,35 @@ def outcome(entry: dict[str, Any]) -> dict[str, Any]:
 
 def differences(reference: dict[str, Any], other: dict[str, Any]) -> list[str]:
     """One line per claim (or displayed equation) whose outcome in ``other`` is not its outcome in ``reference``."""
-    lines = []
-    mine = {e["id"]: outcome(e) for e in reference["claims"]}
-    theirs = {e["id"]: outcome(e) for e in other["claims"]}
-    for claim_id in sorted(mine.keys() | theirs.keys()):
-        a, b = mine.get(claim_id), theirs.get(claim_id)
-        if a is None or b is None:
-            lines.append(f"{claim_id}: {'missing' if b is None else 'only here'}")
-            continue
-        if a == b:
-            continue
-        changed = [k for k in ("verdict", "ok", "error") if a[k] != b[k]]
-        parts = [f"{k} {a[k]!r} -> {b[k]!r}" for k in changed]
-        for (prop, role, held), (_, _, now) in zip(a["findings"], b["findings"], strict=False):
-            if held != now:
-                parts.append(f"{role} finding '{prop}' {held} -> {now}")
-        if len(a["findings"]) != len(b["findings"]) or (not parts and a["findings"] != b["findings"]):
-            parts.append(f"findings {a['findings']} -> {b['findings']}")
-        lines.append(f"{claim_id}: " + "; ".join(parts))
     def verified(report: dict[str, Any]) -> dict[tuple, bool]:
         return {(d["chapter"], d["derivation"], d["index"]): d["ok"] for d in report["derivations"]}
 
-    mine_checks, their_checks = verified(reference), verified(other)
-    for key in sorted(mine_checks.keys() | their_checks.keys()):
-        a, b = mine_checks.get(key), their_checks.get(key)
+    claims = [{e["id"]: outcome(e) for e in report["claims"]} for report in (reference, other)]
+    return (_keyed_differences(*claims, str, _outcome_change)
+            + _keyed_differences(verified(reference), verified(other), lambda key: f"displayed {key}",
+                                 lambda a, b: f"verified {a} -> {b}"))
+
+
+def _keyed_differences(mine: dict, theirs: dict, name: Any, change: Any) -> list[str]:
+    """A line for each key on one side only, and ``change(a, b)`` for each key whose values differ."""
+    lines = []
+    for key in sorted(mine.keys() | theirs.keys()):
+        a, b = mine.get(key), theirs.get(key)
         if a is None or b is None:
-            lines.append(f"displayed {key}: {'missing' if b is None else 'only here'}")
+            lines.append(f"{name(key)}: {'missing' if b is None else 'only here'}")
         elif a != b:
-            lines.append(f"displayed {key}: verified {a} -> {b}")
+            lines.append(f"{name(key)}: {change(a, b)}")
     return lines
+
+
+def _outcome_change(a: dict[str, Any], b: dict[str, Any]) -> str:
+    parts = [f"{k} {a[k]!r} -> {b[k]!r}" for k in ("verdict", "ok", "error") if a[k] != b[k]]
+    for (prop, role, held), (_, _, now) in zip(a["findings"], b["findings"], strict=False):
+        if held != now:
+            parts.append(f"{role} finding '{prop}' {held} -> {now}")
+    if len(a["findings"]) != len(b["findings"]) or (not parts and a["findings"] != b["findings"]):
+        parts.append(f"findings {a['findings']} -> {b['findings']}")
+    return "; ".join(parts)
 
 
 def figures_moved(reference: dict[str, Any], other: dict[str, Any]) -> int:

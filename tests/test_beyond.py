@@ -63,7 +63,7 @@ def test_self_attention_module_equals_the_pure_function():
 
 def test_query_key_variance_derivation_and_a_wrong_scale_is_rejected():
     steps = beyond.query_key_variance()
-    e_q2, e_k2, e_q, e_k = sp.symbols("E[q^2] E[k^2] E[q] E[k]")
+    e_q2, e_k2, e_q, e_k = beyond.MOMENTS
     assert steps[0].rhs == e_q2 * e_k2 - (e_q * e_k) ** 2 and steps[1].rhs == 1
     assert steps[2].rhs == beyond.d_model and steps[3].rhs == 1
     rng = np.random.default_rng(2)

@@ -16,6 +16,7 @@ import sympy as sp
 from derivations.activations import softmax
 from derivations.beyond import (
     MC_Z,
+    MOMENTS,
     K,
     _numpy_attention,
     additive_margin_gradient,
@@ -88,7 +89,7 @@ def _qk_variance(scope) -> Evidence:
     one_term = value(steps[1])
     # The product's variance in general, against the joint distribution of two independent discrete variables
     # with non-zero means, enumerated (E[(q k)^2] - E[q k]^2 over every pair of values, weighted by both chances).
-    eq2, ek2, eq, ek = sp.symbols("E[q^2] E[k^2] E[q] E[k]")  # the moments the displayed formula is written in
+    eq2, ek2, eq, ek = MOMENTS  # the moments the displayed formula is written in
     pairs = [((np.array([-1.0, 0.5, 2.0]), np.array([0.2, 0.5, 0.3])), (np.array([0.0, 1.5]), np.array([0.6, 0.4]))),
              ((np.array([3.0, 4.0]), np.array([0.5, 0.5])), (np.array([-2.0, 1.0, 5.0]), np.array([0.1, 0.3, 0.6])))]
     formula, enumerated = [], []

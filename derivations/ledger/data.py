@@ -283,8 +283,8 @@ def _zscore_moments(scope, rtol, atol) -> Evidence:
     for kind in scope["distributions"]:
         x = _draws(rng, kind, 1000) + scope["offset"]
         c = x - x.mean()
+        sign = np.sign(np.mean(c**3))
         for scale, transformed in ((1 / x.std(), np.asarray(zscore(np.asarray(x)))), (3.0, 3.0 * x - 2.0)):
-            sign = np.sign(np.mean(c**3))
             predicted.append(value(invariant, {a: scale, m2: np.mean(c**2), m3: abs(np.mean(c**3))}) * sign)
             measured.append(float(scipy.stats.skew(transformed)))
     shape = compare(lambda: np.asarray(predicted), lambda: np.asarray(measured), [], rtol=rtol)

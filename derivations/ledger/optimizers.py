@@ -685,14 +685,10 @@ def _newton(scope, rtol) -> Evidence:
     newton_final, gd_final = np.abs(np.asarray(newton_path[-1])), np.abs(np.asarray(gd_path[-1]))
     x1, x2 = sp.symbols("x_1 x_2", real=True)
     saddle = opt.newton_on_a_saddle()
-    start = {x1: 0.7, x2: -1.3}
     start_point = (0.7, -1.3)
 
     def saddle_f(a, b):  # the saddle's f = (x_1^2 - x_2^2)/2 (scope["saddle"])
         return (a**2 - b**2) / 2
-
-    lands_on_saddle = [value(component, start) for component in saddle.rhs]
-    mark_evaluated([saddle])  # its components were evaluated one by one above
 
     def autodiff_newton_on_saddle(v):  # x - H^-1 grad f, with jax.hessian and jax.grad of the saddle's f
         f = lambda u: saddle_f(u[0], u[1])  # noqa: E731
@@ -700,6 +696,8 @@ def _newton(scope, rtol) -> Evidence:
 
     saddle_starts = np.asarray([start_point, (2.0, 0.5), (-3.0, 4.0)])
     derived_saddle_steps = np.asarray([[value(c, {x1: p[0], x2: p[1]}) for c in saddle.rhs] for p in saddle_starts])
+    mark_evaluated([saddle])  # its components were evaluated one by one above
+    lands_on_saddle = derived_saddle_steps[0].tolist()
     saddle_step = compare(lambda: derived_saddle_steps, lambda: jax.vmap(autodiff_newton_on_saddle)(saddle_starts),
                           [], rtol=rtol, atol=1e-15)  # the exact step is (0, 0): an absolute bound
     return evidence(
